@@ -1,0 +1,253 @@
+//! The byte layouts and hashes the settlement contract checks, mirrored in Rust.
+//!
+//! - deposit queue rolling hash: `keccak256(prev ‖ recipient ‖ token ‖ amount_u128)`
+//! - forced-request rolling hash: `keccak256(prev ‖ owner ‖ token)`
+//! - batch data, version 1: `version u8 ‖ n u32 BE ‖ n × (recipient ‖ token ‖ amount u128 BE) ‖ rest`
+//! - withdrawal leaf: `keccak256(index_u32 ‖ recipient ‖ token ‖ amount_u128)`, tree where a
+//!   node without a right sibling pairs with zero, depth `ceil(log2 n)`.
+
+use alloy::primitives::{keccak256, Address, B256};
+
+/// Version byte of the batch data layout.
+pub const DATA_VERSION: u8 = 1;
+/// Bytes of one encoded withdrawal.
+pub const WITHDRAWAL_BYTES: usize = 56;
+/// Largest number of withdrawals the contract accepts in one batch.
+pub const MAX_WITHDRAWALS_PER_BATCH: usize = 4096;
+
+/// One withdrawal of a batch, as the contract pays it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// Who receives the tokens on-chain.
+    pub recipient: Address,
+    /// ERC-20 token address.
+    pub token: Address,
+    /// Amount in the token's base units.
+    pub amount_base_units: u128,
+}
+
+/// Rolling hash of the deposit queue after appending one deposit.
+pub fn deposit_hash(prev: B256, recipient: Address, token: Address, amount: u128) -> B256 {
+    let mut buf = [0u8; 32 + 20 + 20 + 16];
+    buf[..32].copy_from_slice(prev.as_slice());
+    buf[32..52].copy_from_slice(recipient.as_slice());
+    buf[52..72].copy_from_slice(token.as_slice());
+    buf[72..].copy_from_slice(&amount.to_be_bytes());
+    keccak256(buf)
+}
+
+/// Rolling hash of the forced-withdrawal queue after appending one request.
+pub fn forced_hash(prev: B256, owner: Address, token: Address) -> B256 {
+    let mut buf = [0u8; 32 + 20 + 20];
+    buf[..32].copy_from_slice(prev.as_slice());
+    buf[32..52].copy_from_slice(owner.as_slice());
+    buf[52..].copy_from_slice(token.as_slice());
+    keccak256(buf)
+}
+
+/// Leaf of a batch's withdrawal tree.
+pub fn withdrawal_leaf(index: u32, w: &Withdrawal) -> B256 {
+    let mut buf = [0u8; 4 + 20 + 20 + 16];
+    buf[..4].copy_from_slice(&index.to_be_bytes());
+    buf[4..24].copy_from_slice(w.recipient.as_slice());
+    buf[24..44].copy_from_slice(w.token.as_slice());
+    buf[44..].copy_from_slice(&w.amount_base_units.to_be_bytes());
+    keccak256(buf)
+}
+
+fn hash_pair(left: B256, right: B256) -> B256 {
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(left.as_slice());
+    buf[32..].copy_from_slice(right.as_slice());
+    keccak256(buf)
+}
+
+/// All levels of the withdrawal tree, leaves first; the last level holds the root.
+fn levels(withdrawals: &[Withdrawal]) -> Vec<Vec<B256>> {
+    let leaves: Vec<B256> = withdrawals
+        .iter()
+        .zip(0u32..)
+        .map(|(w, i)| withdrawal_leaf(i, w))
+        .collect();
+    let mut levels = vec![leaves];
+    while levels.last().map_or(0, Vec::len) > 1 {
+        let below = levels.last().map(Vec::as_slice).unwrap_or_default();
+        let above = below
+            .chunks(2)
+            .map(|pair| hash_pair(pair[0], pair.get(1).copied().unwrap_or(B256::ZERO)))
+            .collect();
+        levels.push(above);
+    }
+    levels
+}
+
+/// Root of the withdrawal tree; zero for an empty list (as the contract records it).
+pub fn withdrawals_root(withdrawals: &[Withdrawal]) -> B256 {
+    if withdrawals.is_empty() {
+        return B256::ZERO;
+    }
+    levels(withdrawals)
+        .last()
+        .and_then(|top| top.first().copied())
+        .unwrap_or(B256::ZERO)
+}
+
+/// Sibling path proving withdrawal `index` against [`withdrawals_root`], or `None` when
+/// `index` is out of range.
+pub fn withdrawal_proof(withdrawals: &[Withdrawal], index: usize) -> Option<Vec<B256>> {
+    if index >= withdrawals.len() {
+        return None;
+    }
+    let levels = levels(withdrawals);
+    let mut position = index;
+    let mut proof = Vec::new();
+    for level in levels.iter().take(levels.len().saturating_sub(1)) {
+        proof.push(level.get(position ^ 1).copied().unwrap_or(B256::ZERO));
+        position >>= 1;
+    }
+    Some(proof)
+}
+
+/// Errors decoding batch data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DataError {
+    /// Shorter than its header or its withdrawal list says.
+    Truncated,
+    /// Unknown version byte.
+    UnsupportedVersion(u8),
+    /// More withdrawals than one batch may carry.
+    TooManyWithdrawals(usize),
+}
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Truncated => write!(f, "batch data truncated"),
+            Self::UnsupportedVersion(v) => write!(f, "unsupported batch data version {v}"),
+            Self::TooManyWithdrawals(n) => write!(f, "{n} withdrawals exceed the per-batch limit"),
+        }
+    }
+}
+
+impl std::error::Error for DataError {}
+
+/// Encodes batch data: the withdrawal section the contract reads, then `rest`.
+pub fn encode_batch_data(withdrawals: &[Withdrawal], rest: &[u8]) -> Result<Vec<u8>, DataError> {
+    if withdrawals.len() > MAX_WITHDRAWALS_PER_BATCH {
+        return Err(DataError::TooManyWithdrawals(withdrawals.len()));
+    }
+    let count = u32::try_from(withdrawals.len())
+        .map_err(|_| DataError::TooManyWithdrawals(withdrawals.len()))?;
+    let mut out = Vec::with_capacity(5 + withdrawals.len() * WITHDRAWAL_BYTES + rest.len());
+    out.push(DATA_VERSION);
+    out.extend_from_slice(&count.to_be_bytes());
+    for w in withdrawals {
+        out.extend_from_slice(w.recipient.as_slice());
+        out.extend_from_slice(w.token.as_slice());
+        out.extend_from_slice(&w.amount_base_units.to_be_bytes());
+    }
+    out.extend_from_slice(rest);
+    Ok(out)
+}
+
+/// Decodes batch data into its withdrawals and the node-defined rest.
+pub fn decode_batch_data(data: &[u8]) -> Result<(Vec<Withdrawal>, &[u8]), DataError> {
+    let version = *data.first().ok_or(DataError::Truncated)?;
+    if version != DATA_VERSION {
+        return Err(DataError::UnsupportedVersion(version));
+    }
+    let count_bytes: [u8; 4] = data
+        .get(1..5)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(DataError::Truncated)?;
+    let count = u32::from_be_bytes(count_bytes) as usize;
+    if count > MAX_WITHDRAWALS_PER_BATCH {
+        return Err(DataError::TooManyWithdrawals(count));
+    }
+    let end = 5 + count * WITHDRAWAL_BYTES;
+    let section = data.get(5..end).ok_or(DataError::Truncated)?;
+    let withdrawals = section
+        .chunks_exact(WITHDRAWAL_BYTES)
+        .map(|c| {
+            let mut amount = [0u8; 16];
+            amount.copy_from_slice(&c[40..56]);
+            Withdrawal {
+                recipient: Address::from_slice(&c[..20]),
+                token: Address::from_slice(&c[20..40]),
+                amount_base_units: u128::from_be_bytes(amount),
+            }
+        })
+        .collect();
+    Ok((withdrawals, data.get(end..).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(i: u8) -> Withdrawal {
+        Withdrawal {
+            recipient: Address::repeat_byte(i + 1),
+            token: Address::repeat_byte(0xee),
+            amount_base_units: u128::from(i) * 1_000 + 1,
+        }
+    }
+
+    fn verify(root: B256, index: usize, leaf: B256, proof: &[B256]) -> bool {
+        let mut node = leaf;
+        let mut position = index;
+        for sibling in proof {
+            node = if position & 1 == 0 {
+                hash_pair(node, *sibling)
+            } else {
+                hash_pair(*sibling, node)
+            };
+            position >>= 1;
+        }
+        node == root
+    }
+
+    #[test]
+    fn data_round_trips() {
+        let ws: Vec<_> = (0..7).map(w).collect();
+        let data = encode_batch_data(&ws, b"rest").unwrap();
+        assert_eq!(data.len(), 5 + 7 * WITHDRAWAL_BYTES + 4);
+        let (back, rest) = decode_batch_data(&data).unwrap();
+        assert_eq!(back, ws);
+        assert_eq!(rest, b"rest");
+    }
+
+    #[test]
+    fn truncated_and_bad_version_are_rejected() {
+        let ws: Vec<_> = (0..2).map(w).collect();
+        let data = encode_batch_data(&ws, &[]).unwrap();
+        assert_eq!(
+            decode_batch_data(&data[..data.len() - 1]),
+            Err(DataError::Truncated)
+        );
+        let mut bad = data.clone();
+        bad[0] = 9;
+        assert_eq!(
+            decode_batch_data(&bad),
+            Err(DataError::UnsupportedVersion(9))
+        );
+        assert_eq!(decode_batch_data(&[]), Err(DataError::Truncated));
+    }
+
+    #[test]
+    fn every_proof_verifies_for_every_size() {
+        for n in 1..=17u8 {
+            let ws: Vec<_> = (0..n).map(w).collect();
+            let root = withdrawals_root(&ws);
+            let depth = (n as usize).next_power_of_two().trailing_zeros() as usize;
+            for (i, item) in ws.iter().enumerate() {
+                let proof = withdrawal_proof(&ws, i).unwrap();
+                assert_eq!(proof.len(), depth, "n={n}");
+                assert!(verify(root, i, withdrawal_leaf(i as u32, item), &proof));
+                assert!(!verify(root, i ^ 1, withdrawal_leaf(i as u32, item), &proof) || n == 1);
+            }
+            assert!(withdrawal_proof(&ws, n as usize).is_none());
+        }
+    }
+}

@@ -1,0 +1,669 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+
+import {IGroth16Verifier} from "./IGroth16Verifier.sol";
+
+/// @title Stablelane settlement contract
+/// @notice Holds the stablecoins behind Stablelane's off-chain ledger. Money enters through
+///         `deposit` (queued with a rolling hash the operator must consume in order), leaves
+///         through the withdrawal list of a committed batch (claimable after a finalization
+///         delay), and, if the operator censors or disappears, through exodus mode: exits by
+///         Groth16 proof against the last committed root and refunds of unconsumed deposits.
+/// @dev Batch data layout (version 1), of which the contract reads only the withdrawal part:
+///        byte 0          version (= 1)
+///        bytes 1..5      withdrawal count n (uint32, big-endian)
+///        next 56*n bytes withdrawals: recipient (20) | token (20) | amount (uint128, 16)
+///        rest            node-defined sections (leaf updates, notes, registrations)
+///      The header commits to `keccak256(data)`, so the rest is bound to the commit too.
+contract Settlement is Ownable2Step, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    // ------------------------------------------------------------------ types
+
+    /// @notice What the operator commits for each batch.
+    struct BatchHeader {
+        /// Must be `lastBatchNumber + 1`.
+        uint64 batchNumber;
+        /// Must equal the current state root.
+        bytes32 prevRoot;
+        /// New state root (a BN254 scalar-field element).
+        bytes32 newRoot;
+        /// Deposits consumed by the ledger after this batch (a prefix length of the queue).
+        uint64 depositsConsumed;
+        /// Rolling hash of the deposit queue at `depositsConsumed`.
+        bytes32 depositsHash;
+        /// Forced-withdrawal requests consumed after this batch (a prefix length).
+        uint64 forcedConsumed;
+        /// Rolling hash of the forced-request queue at `forcedConsumed`.
+        bytes32 forcedHash;
+        /// `keccak256(data)`.
+        bytes32 dataHash;
+    }
+
+    /// @notice A committed batch as the contract keeps it.
+    struct Batch {
+        bytes32 root;
+        bytes32 withdrawalsRoot;
+        uint64 committedAt;
+        uint32 withdrawalCount;
+    }
+
+    /// @notice An entry of the deposit queue.
+    struct DepositEntry {
+        /// Rolling hash after this deposit.
+        bytes32 rollingHash;
+        address token;
+        /// Time after which an unconsumed deposit lets anyone activate exodus.
+        uint64 deadline;
+        /// Amount received; zeroed once refunded.
+        uint128 amount;
+    }
+
+    /// @notice An entry of the forced-withdrawal queue.
+    struct ForcedEntry {
+        bytes32 rollingHash;
+        uint64 deadline;
+    }
+
+    // -------------------------------------------------------------- constants
+
+    /// @notice Order of the BN254 scalar field: roots and proof inputs live below it.
+    uint256 public constant SNARK_SCALAR_FIELD =
+        21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    /// @notice Version byte of the batch data layout this contract reads.
+    uint8 public constant DATA_VERSION = 1;
+    /// @notice Upper bound on the withdrawals of one batch.
+    uint256 public constant MAX_WITHDRAWALS_PER_BATCH = 4096;
+    /// @notice Upper bound on the deposits one batch may consume (bounds commit gas).
+    uint256 public constant MAX_DEPOSITS_PER_BATCH = 4096;
+    /// @notice Bytes of one encoded withdrawal: recipient, token, amount.
+    uint256 internal constant WITHDRAWAL_BYTES = 56;
+    /// @notice Domain tag of the exit context (see `exitContext`).
+    bytes32 public constant EXIT_DOMAIN = keccak256("Stablelane.exit.v1");
+
+    // ------------------------------------------------------------- immutables
+
+    /// @notice Groth16 verifier for exits and attestations.
+    IGroth16Verifier public immutable verifier;
+    /// @notice Seconds between a batch's commit and its withdrawals becoming claimable.
+    uint64 public immutable finalizationDelay;
+    /// @notice Seconds the operator has to consume a deposit before exodus may be activated.
+    uint64 public immutable depositDeadlinePeriod;
+    /// @notice Seconds the operator has to serve a forced withdrawal.
+    uint64 public immutable forcedDeadlinePeriod;
+
+    // ------------------------------------------------------------------ state
+
+    /// @notice Account allowed to commit batches.
+    address public operator;
+    /// @notice Whether exodus mode is active (no more commits; exits and refunds open).
+    bool public exodus;
+
+    /// @notice Tokens accepted for deposit.
+    mapping(address token => bool) public supportedToken;
+    /// @notice Supported tokens in the order they were added.
+    address[] internal _tokens;
+
+    /// @notice Current (last committed) state root.
+    bytes32 public stateRoot;
+    /// @notice Number of the last committed batch (0 = genesis).
+    uint64 public lastBatchNumber;
+    /// @notice Committed batches by number; batch 0 is the genesis state.
+    mapping(uint64 batchNumber => Batch) internal _batches;
+    /// @notice Claimed-withdrawal bitmap per batch: bit `i % 256` of word `i / 256`.
+    mapping(uint64 batchNumber => mapping(uint256 word => uint256 bits)) internal _claimed;
+
+    /// @notice Deposits ever queued.
+    uint64 public depositCount;
+    /// @notice Deposits consumed by committed batches.
+    uint64 public depositsConsumed;
+    /// @notice Deposit queue; index `i` holds the state after deposit `i`.
+    mapping(uint256 index => DepositEntry) internal _deposits;
+
+    /// @notice Forced-withdrawal requests ever queued.
+    uint64 public forcedCount;
+    /// @notice Forced-withdrawal requests consumed by committed batches.
+    uint64 public forcedConsumed;
+    /// @notice Forced-withdrawal queue; index `i` holds the state after request `i`.
+    mapping(uint256 index => ForcedEntry) internal _forced;
+
+    /// @notice Per token: deposited but not yet consumed by a batch (refundable in exodus).
+    mapping(address token => uint256) public pendingDeposits;
+    /// @notice Per token: held for the off-chain ledger (consumed deposits − withdrawals − exits).
+    mapping(address token => uint256) public ledgerSupply;
+    /// @notice Per token: committed withdrawals not yet claimed.
+    mapping(address token => uint256) public unclaimedWithdrawals;
+
+    /// @notice Whether (owner, token) has exited in exodus mode.
+    mapping(address owner => mapping(address token => bool)) public exited;
+
+    // ----------------------------------------------------------------- events
+
+    /// @notice A deposit joined the queue.
+    event Deposited(
+        uint64 indexed index,
+        address indexed recipient,
+        address indexed token,
+        uint128 amount,
+        address depositor,
+        bytes32 rollingHash,
+        uint64 deadline
+    );
+    /// @notice A forced withdrawal was requested.
+    event ForcedWithdrawalRequested(
+        uint64 indexed index, address indexed owner, address indexed token, bytes32 rollingHash, uint64 deadline
+    );
+    /// @notice A batch was committed.
+    event BatchCommitted(
+        uint64 indexed batchNumber,
+        bytes32 newRoot,
+        bytes32 dataHash,
+        uint64 depositsConsumed,
+        uint64 forcedConsumed,
+        uint32 withdrawalCount,
+        bytes32 withdrawalsRoot
+    );
+    /// @notice A committed withdrawal was paid out.
+    event WithdrawalClaimed(
+        uint64 indexed batchNumber, uint32 index, address indexed recipient, address indexed token, uint128 amount
+    );
+    /// @notice Exodus mode was activated.
+    event ExodusActivated(address indexed by, uint64 overdueDeposit, uint64 overdueForced);
+    /// @notice A user exited in exodus mode.
+    event Exited(address indexed owner, address indexed token, uint128 amount);
+    /// @notice An unconsumed deposit was refunded in exodus mode.
+    event DepositRefunded(uint64 indexed index, address indexed recipient, address indexed token, uint128 amount);
+    /// @notice A token was added to the allowlist.
+    event TokenAdded(address indexed token);
+    /// @notice The operator changed.
+    event OperatorChanged(address indexed previous, address indexed current);
+
+    // ----------------------------------------------------------------- errors
+
+    error ZeroAddress();
+    error ZeroAmount();
+    error AmountTooLarge(uint256 amount);
+    error UnsupportedToken(address token);
+    error TokenAlreadySupported(address token);
+    error NotOperator(address caller);
+    error ExodusActive();
+    error ExodusNotActive();
+    error BadBatchNumber(uint64 expected, uint64 given);
+    error PrevRootMismatch(bytes32 expected, bytes32 given);
+    error RootNotInField(bytes32 root);
+    error DepositPrefixOutOfRange(uint64 consumed, uint64 given, uint64 queued);
+    error DepositHashMismatch(bytes32 expected, bytes32 given);
+    error ForcedPrefixOutOfRange(uint64 consumed, uint64 given, uint64 queued);
+    error ForcedHashMismatch(bytes32 expected, bytes32 given);
+    error DataHashMismatch(bytes32 expected, bytes32 given);
+    error MalformedData();
+    error UnsupportedDataVersion(uint8 version);
+    error TooManyWithdrawals(uint256 count);
+    error TooManyDeposits(uint256 count);
+    error LedgerSupplyExceeded(address token, uint256 requested, uint256 available);
+    error UnknownBatch(uint64 batchNumber);
+    error NotFinalized(uint64 claimableAt);
+    error IndexOutOfRange(uint256 index, uint256 count);
+    error AlreadyClaimed(uint64 batchNumber, uint32 index);
+    error InvalidMerkleProof();
+    error InvalidProof();
+    error NothingOverdue();
+    error AlreadyExited(address owner, address token);
+    error DepositAlreadyConsumed(uint64 index);
+    error DepositAlreadyRefunded(uint64 index);
+    error DepositMismatch(uint64 index);
+    error NoTokensReceived();
+
+    // ------------------------------------------------------------ constructor
+
+    /// @param initialOwner governance account (token allowlist, operator changes)
+    /// @param initialOperator account allowed to commit batches
+    /// @param verifier_ Groth16 verifier generated from the circuit's verifying key
+    /// @param genesisRoot root of the empty state tree (batch 0)
+    /// @param tokens initial token allowlist
+    /// @param finalizationDelay_ seconds before a committed withdrawal can be claimed
+    /// @param depositDeadlinePeriod_ seconds the operator has to consume a deposit
+    /// @param forcedDeadlinePeriod_ seconds the operator has to serve a forced withdrawal
+    constructor(
+        address initialOwner,
+        address initialOperator,
+        IGroth16Verifier verifier_,
+        bytes32 genesisRoot,
+        address[] memory tokens,
+        uint64 finalizationDelay_,
+        uint64 depositDeadlinePeriod_,
+        uint64 forcedDeadlinePeriod_
+    ) Ownable(initialOwner) {
+        if (initialOperator == address(0) || address(verifier_) == address(0)) revert ZeroAddress();
+        if (uint256(genesisRoot) >= SNARK_SCALAR_FIELD) revert RootNotInField(genesisRoot);
+        verifier = verifier_;
+        finalizationDelay = finalizationDelay_;
+        depositDeadlinePeriod = depositDeadlinePeriod_;
+        forcedDeadlinePeriod = forcedDeadlinePeriod_;
+        operator = initialOperator;
+        emit OperatorChanged(address(0), initialOperator);
+        stateRoot = genesisRoot;
+        _batches[0] = Batch({root: genesisRoot, withdrawalsRoot: bytes32(0), committedAt: uint64(block.timestamp), withdrawalCount: 0});
+        for (uint256 i = 0; i < tokens.length; ++i) {
+            _addToken(tokens[i]);
+        }
+    }
+
+    // -------------------------------------------------------------- modifiers
+
+    modifier notExodus() {
+        if (exodus) revert ExodusActive();
+        _;
+    }
+
+    modifier onlyExodus() {
+        if (!exodus) revert ExodusNotActive();
+        _;
+    }
+
+    // ------------------------------------------------------------- governance
+
+    /// @notice Adds `token` to the deposit allowlist.
+    function addToken(address token) external onlyOwner {
+        _addToken(token);
+    }
+
+    /// @notice Replaces the operator.
+    function setOperator(address newOperator) external onlyOwner {
+        if (newOperator == address(0)) revert ZeroAddress();
+        emit OperatorChanged(operator, newOperator);
+        operator = newOperator;
+    }
+
+    function _addToken(address token) internal {
+        if (token == address(0)) revert ZeroAddress();
+        if (supportedToken[token]) revert TokenAlreadySupported(token);
+        supportedToken[token] = true;
+        _tokens.push(token);
+        emit TokenAdded(token);
+    }
+
+    // --------------------------------------------------------------- deposits
+
+    /// @notice Deposits `amount` of `token` for `recipient` on the off-chain ledger.
+    /// @dev The caller must have approved the contract. The credited amount is what the
+    ///      contract actually received.
+    function deposit(address token, uint256 amount, address recipient) external nonReentrant notExodus {
+        _deposit(token, amount, recipient);
+    }
+
+    /// @notice `deposit` with an EIP-2612 permit instead of a prior approval.
+    /// @dev A permit that fails (for example one already used by a front-runner) is ignored;
+    ///      the transfer then needs an existing allowance.
+    function depositWithPermit(
+        address token,
+        uint256 amount,
+        address recipient,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant notExodus {
+        if (!supportedToken[token]) revert UnsupportedToken(token);
+        try IERC20Permit(token).permit(msg.sender, address(this), amount, deadline, v, r, s) {} catch {}
+        _deposit(token, amount, recipient);
+    }
+
+    function _deposit(address token, uint256 amount, address recipient) internal {
+        if (!supportedToken[token]) revert UnsupportedToken(token);
+        if (recipient == address(0)) revert ZeroAddress();
+        if (amount == 0) revert ZeroAmount();
+        if (amount > type(uint128).max) revert AmountTooLarge(amount);
+
+        uint256 balanceBefore = IERC20(token).balanceOf(address(this));
+        IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = IERC20(token).balanceOf(address(this)) - balanceBefore;
+        if (received == 0) revert NoTokensReceived();
+        if (received > type(uint128).max) revert AmountTooLarge(received);
+
+        uint64 index = depositCount;
+        bytes32 prev = index == 0 ? bytes32(0) : _deposits[index - 1].rollingHash;
+        bytes32 rolling = depositHash(prev, recipient, token, uint128(received));
+        uint64 deadline = uint64(block.timestamp) + depositDeadlinePeriod;
+        _deposits[index] =
+            DepositEntry({rollingHash: rolling, token: token, deadline: deadline, amount: uint128(received)});
+        depositCount = index + 1;
+        pendingDeposits[token] += received;
+        emit Deposited(index, recipient, token, uint128(received), msg.sender, rolling, deadline);
+    }
+
+    // ------------------------------------------------------ forced withdrawals
+
+    /// @notice Asks the operator to withdraw the caller's whole balance of `token` in a batch
+    ///         before the deadline; if it does not, anyone may activate exodus.
+    function requestForcedWithdrawal(address token) external notExodus {
+        if (!supportedToken[token]) revert UnsupportedToken(token);
+        uint64 index = forcedCount;
+        bytes32 prev = index == 0 ? bytes32(0) : _forced[index - 1].rollingHash;
+        bytes32 rolling = forcedHash(prev, msg.sender, token);
+        uint64 deadline = uint64(block.timestamp) + forcedDeadlinePeriod;
+        _forced[index] = ForcedEntry({rollingHash: rolling, deadline: deadline});
+        forcedCount = index + 1;
+        emit ForcedWithdrawalRequested(index, msg.sender, token, rolling, deadline);
+    }
+
+    // ---------------------------------------------------------------- batches
+
+    /// @notice Commits a batch: checks it against the queues and the current root, records
+    ///         the new root and the batch's withdrawals.
+    function commitBatch(BatchHeader calldata header, bytes calldata data) external nonReentrant notExodus {
+        if (msg.sender != operator) revert NotOperator(msg.sender);
+        uint64 expected = lastBatchNumber + 1;
+        if (header.batchNumber != expected) revert BadBatchNumber(expected, header.batchNumber);
+        if (header.prevRoot != stateRoot) revert PrevRootMismatch(stateRoot, header.prevRoot);
+        if (uint256(header.newRoot) >= SNARK_SCALAR_FIELD) revert RootNotInField(header.newRoot);
+        bytes32 dataHash = keccak256(data);
+        if (header.dataHash != dataHash) revert DataHashMismatch(dataHash, header.dataHash);
+
+        _consumeDeposits(header.depositsConsumed, header.depositsHash);
+        _consumeForced(header.forcedConsumed, header.forcedHash);
+        (bytes32 withdrawalsRoot, uint32 withdrawalCount) = _recordWithdrawals(data);
+
+        lastBatchNumber = expected;
+        stateRoot = header.newRoot;
+        _batches[expected] = Batch({
+            root: header.newRoot,
+            withdrawalsRoot: withdrawalsRoot,
+            committedAt: uint64(block.timestamp),
+            withdrawalCount: withdrawalCount
+        });
+        emit BatchCommitted(
+            expected,
+            header.newRoot,
+            dataHash,
+            header.depositsConsumed,
+            header.forcedConsumed,
+            withdrawalCount,
+            withdrawalsRoot
+        );
+    }
+
+    function _consumeDeposits(uint64 target, bytes32 expectedHash) internal {
+        uint64 from = depositsConsumed;
+        if (target < from || target > depositCount) revert DepositPrefixOutOfRange(from, target, depositCount);
+        if (target - from > MAX_DEPOSITS_PER_BATCH) revert TooManyDeposits(target - from);
+        bytes32 actual = target == 0 ? bytes32(0) : _deposits[target - 1].rollingHash;
+        if (actual != expectedHash) revert DepositHashMismatch(actual, expectedHash);
+        for (uint256 i = from; i < target; ++i) {
+            DepositEntry storage entry = _deposits[i];
+            uint256 amount = entry.amount;
+            address token = entry.token;
+            pendingDeposits[token] -= amount;
+            ledgerSupply[token] += amount;
+        }
+        depositsConsumed = target;
+    }
+
+    function _consumeForced(uint64 target, bytes32 expectedHash) internal {
+        uint64 from = forcedConsumed;
+        if (target < from || target > forcedCount) revert ForcedPrefixOutOfRange(from, target, forcedCount);
+        bytes32 actual = target == 0 ? bytes32(0) : _forced[target - 1].rollingHash;
+        if (actual != expectedHash) revert ForcedHashMismatch(actual, expectedHash);
+        forcedConsumed = target;
+    }
+
+    /// @dev Parses the withdrawal section of `data`, moves the amounts from the ledger's
+    ///      supply to the unclaimed pool and returns the withdrawals' Merkle root.
+    function _recordWithdrawals(bytes calldata data) internal returns (bytes32 root, uint32 count) {
+        if (data.length < 5) revert MalformedData();
+        uint8 version = uint8(data[0]);
+        if (version != DATA_VERSION) revert UnsupportedDataVersion(version);
+        count = uint32(bytes4(data[1:5]));
+        if (count > MAX_WITHDRAWALS_PER_BATCH) revert TooManyWithdrawals(count);
+        if (data.length < 5 + uint256(count) * WITHDRAWAL_BYTES) revert MalformedData();
+        if (count == 0) return (bytes32(0), 0);
+
+        bytes32[] memory leaves = new bytes32[](count);
+        uint256 offset = 5;
+        for (uint256 i = 0; i < count; ++i) {
+            address recipient = address(bytes20(data[offset:offset + 20]));
+            address token = address(bytes20(data[offset + 20:offset + 40]));
+            uint128 amount = uint128(bytes16(data[offset + 40:offset + 56]));
+            offset += WITHDRAWAL_BYTES;
+            if (recipient == address(0)) revert ZeroAddress();
+            if (amount == 0) revert ZeroAmount();
+            uint256 available = ledgerSupply[token];
+            if (amount > available) revert LedgerSupplyExceeded(token, amount, available);
+            ledgerSupply[token] = available - amount;
+            unclaimedWithdrawals[token] += amount;
+            leaves[i] = withdrawalLeaf(uint32(i), recipient, token, amount);
+        }
+        root = _merkleRoot(leaves);
+    }
+
+    /// @dev Root of a keccak Merkle tree over `leaves`: at every level a node without a right
+    ///      sibling is paired with `bytes32(0)`; depth is ceil(log2(n)). Overwrites `leaves`.
+    function _merkleRoot(bytes32[] memory leaves) internal pure returns (bytes32) {
+        uint256 n = leaves.length;
+        while (n > 1) {
+            uint256 half = (n + 1) / 2;
+            for (uint256 i = 0; i < half; ++i) {
+                bytes32 left = leaves[2 * i];
+                bytes32 right = 2 * i + 1 < n ? leaves[2 * i + 1] : bytes32(0);
+                leaves[i] = _hashPair(left, right);
+            }
+            n = half;
+        }
+        return leaves[0];
+    }
+
+    function _hashPair(bytes32 left, bytes32 right) internal pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            mstore(0x00, left)
+            mstore(0x20, right)
+            h := keccak256(0x00, 0x40)
+        }
+    }
+
+    // ------------------------------------------------------------ withdrawals
+
+    /// @notice Pays out withdrawal `index` of batch `batchNumber` to its recipient once the
+    ///         finalization delay has passed. Anyone may call it; the money goes to `recipient`.
+    /// @param proof sibling hashes from the leaf up to the batch's withdrawals root
+    function claimWithdrawal(
+        uint64 batchNumber,
+        uint32 index,
+        address recipient,
+        address token,
+        uint128 amount,
+        bytes32[] calldata proof
+    ) external nonReentrant {
+        _checkClaim(batchNumber, index, withdrawalLeaf(index, recipient, token, amount), proof);
+        _claimed[batchNumber][index >> 8] |= uint256(1) << (index & 0xff);
+        unclaimedWithdrawals[token] -= amount;
+        emit WithdrawalClaimed(batchNumber, index, recipient, token, amount);
+        IERC20(token).safeTransfer(recipient, amount);
+    }
+
+    /// @dev Reverts unless withdrawal `index` of `batchNumber` is final, unclaimed, and
+    ///      `leaf` is proven against the batch's withdrawals root.
+    function _checkClaim(uint64 batchNumber, uint32 index, bytes32 leaf, bytes32[] calldata proof)
+        internal
+        view
+    {
+        if (batchNumber == 0 || batchNumber > lastBatchNumber) revert UnknownBatch(batchNumber);
+        Batch storage committed = _batches[batchNumber];
+        if (index >= committed.withdrawalCount) revert IndexOutOfRange(index, committed.withdrawalCount);
+        uint64 claimableAt = committed.committedAt + finalizationDelay;
+        if (block.timestamp < claimableAt) revert NotFinalized(claimableAt);
+        if (_claimed[batchNumber][index >> 8] & (uint256(1) << (index & 0xff)) != 0) {
+            revert AlreadyClaimed(batchNumber, index);
+        }
+        // The tree over `withdrawalCount` leaves has exactly this depth.
+        if (proof.length != _depth(committed.withdrawalCount)) revert InvalidMerkleProof();
+        bytes32 node = leaf;
+        uint256 position = index;
+        for (uint256 i = 0; i < proof.length; ++i) {
+            node = (position & 1) == 0 ? _hashPair(node, proof[i]) : _hashPair(proof[i], node);
+            position >>= 1;
+        }
+        if (node != committed.withdrawalsRoot) revert InvalidMerkleProof();
+    }
+
+    function _depth(uint256 count) internal pure returns (uint256 depth) {
+        uint256 width = 1;
+        while (width < count) {
+            width <<= 1;
+            ++depth;
+        }
+    }
+
+    // ----------------------------------------------------------------- exodus
+
+    /// @notice Switches the contract to exodus mode when the oldest unconsumed deposit or
+    ///         forced-withdrawal request is past its deadline. Anyone may call it.
+    function activateExodus() external notExodus {
+        bool depositOverdue =
+            depositsConsumed < depositCount && _deposits[depositsConsumed].deadline < block.timestamp;
+        bool forcedOverdue = forcedConsumed < forcedCount && _forced[forcedConsumed].deadline < block.timestamp;
+        if (!depositOverdue && !forcedOverdue) revert NothingOverdue();
+        exodus = true;
+        emit ExodusActivated(
+            msg.sender, depositOverdue ? depositsConsumed : type(uint64).max, forcedOverdue ? forcedConsumed : type(uint64).max
+        );
+    }
+
+    /// @notice In exodus mode, pays the caller `amount` of `token`, proven by a Groth16
+    ///         proof that the caller's slot holds at least `amount` in the last committed root.
+    ///         Each (owner, token) slot exits once.
+    function exit(address token, uint128 amount, uint256[8] calldata proof) external nonReentrant onlyExodus {
+        if (amount == 0) revert ZeroAmount();
+        if (exited[msg.sender][token]) revert AlreadyExited(msg.sender, token);
+        uint256[5] memory input = [
+            uint256(stateRoot),
+            uint256(uint160(msg.sender)),
+            uint256(uint160(token)),
+            uint256(amount),
+            exitContext(msg.sender)
+        ];
+        if (!verifier.verifyProof(proof, input)) revert InvalidProof();
+        uint256 available = ledgerSupply[token];
+        if (amount > available) revert LedgerSupplyExceeded(token, amount, available);
+
+        exited[msg.sender][token] = true;
+        ledgerSupply[token] = available - amount;
+        emit Exited(msg.sender, token, amount);
+        IERC20(token).safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice In exodus mode, returns an unconsumed deposit to its recipient. Anyone may
+    ///         call it; `recipient` is checked against the queue's rolling hash.
+    function refundDeposit(uint64 index, address recipient) external nonReentrant onlyExodus {
+        if (index >= depositCount) revert IndexOutOfRange(index, depositCount);
+        if (index < depositsConsumed) revert DepositAlreadyConsumed(index);
+        DepositEntry storage entry = _deposits[index];
+        uint128 amount = entry.amount;
+        if (amount == 0) revert DepositAlreadyRefunded(index);
+        address token = entry.token;
+        bytes32 prev = index == 0 ? bytes32(0) : _deposits[index - 1].rollingHash;
+        if (depositHash(prev, recipient, token, amount) != entry.rollingHash) revert DepositMismatch(index);
+
+        entry.amount = 0;
+        pendingDeposits[token] -= amount;
+        emit DepositRefunded(index, recipient, token, amount);
+        IERC20(token).safeTransfer(recipient, amount);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice Verifies a private balance attestation: "`owner` holds at least `threshold`
+    ///         of `token` in the root committed by batch `batchNumber`", bound to `context`.
+    function verifyAttestation(
+        uint64 batchNumber,
+        address owner,
+        address token,
+        uint128 threshold,
+        uint256 context,
+        uint256[8] calldata proof
+    ) external view returns (bool) {
+        if (batchNumber > lastBatchNumber) revert UnknownBatch(batchNumber);
+        uint256[5] memory input = [
+            uint256(_batches[batchNumber].root),
+            uint256(uint160(owner)),
+            uint256(uint160(token)),
+            uint256(threshold),
+            context
+        ];
+        return verifier.verifyProof(proof, input);
+    }
+
+    /// @notice The proof context an exit of `owner` must be bound to.
+    function exitContext(address owner) public view returns (uint256) {
+        return uint256(keccak256(abi.encode(EXIT_DOMAIN, block.chainid, address(this), owner))) % SNARK_SCALAR_FIELD;
+    }
+
+    /// @notice Rolling hash of the deposit queue after appending a deposit.
+    function depositHash(bytes32 prev, address recipient, address token, uint128 amount)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encodePacked(prev, recipient, token, amount));
+    }
+
+    /// @notice Rolling hash of the forced-request queue after appending a request.
+    function forcedHash(bytes32 prev, address owner, address token) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked(prev, owner, token));
+    }
+
+    /// @notice Leaf of a batch's withdrawal Merkle tree.
+    function withdrawalLeaf(uint32 index, address recipient, address token, uint128 amount)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encodePacked(index, recipient, token, amount));
+    }
+
+    /// @notice A committed batch (0 = genesis).
+    function batch(uint64 batchNumber) external view returns (Batch memory) {
+        if (batchNumber > lastBatchNumber) revert UnknownBatch(batchNumber);
+        return _batches[batchNumber];
+    }
+
+    /// @notice A deposit queue entry.
+    function depositEntry(uint64 index) external view returns (DepositEntry memory) {
+        if (index >= depositCount) revert IndexOutOfRange(index, depositCount);
+        return _deposits[index];
+    }
+
+    /// @notice A forced-request queue entry.
+    function forcedEntry(uint64 index) external view returns (ForcedEntry memory) {
+        if (index >= forcedCount) revert IndexOutOfRange(index, forcedCount);
+        return _forced[index];
+    }
+
+    /// @notice Rolling deposit hash at prefix length `count` (0 for the empty prefix).
+    function depositHashAt(uint64 count) external view returns (bytes32) {
+        if (count > depositCount) revert IndexOutOfRange(count, depositCount);
+        return count == 0 ? bytes32(0) : _deposits[count - 1].rollingHash;
+    }
+
+    /// @notice Rolling forced-request hash at prefix length `count`.
+    function forcedHashAt(uint64 count) external view returns (bytes32) {
+        if (count > forcedCount) revert IndexOutOfRange(count, forcedCount);
+        return count == 0 ? bytes32(0) : _forced[count - 1].rollingHash;
+    }
+
+    /// @notice Whether withdrawal `index` of batch `batchNumber` has been claimed.
+    function isClaimed(uint64 batchNumber, uint32 index) external view returns (bool) {
+        return _claimed[batchNumber][index >> 8] & (uint256(1) << (index & 0xff)) != 0;
+    }
+
+    /// @notice The token allowlist.
+    function tokens() external view returns (address[] memory) {
+        return _tokens;
+    }
+}
