@@ -1,0 +1,296 @@
+//! The EIP-712 messages of the protocol and their JSON shapes.
+//!
+//! Domain: `{ name: "Stablelane", version: "1", chainId, verifyingContract: <settlement> }`.
+//! Types (stable once shipped; see `docs/rpc.md`):
+//!
+//! ```text
+//! Transfer(address from,address to,address token,uint128 amount,uint128 fee,uint64 nonce,uint64 validUntil)
+//! Withdrawal(address from,address recipient,address token,uint128 amount,uint128 fee,uint64 nonce,uint64 validUntil)
+//! Authentication(address owner,string purpose,uint64 expiry)
+//! Receipt(bytes32 txHash,uint64 sequence,address owner,address token,uint32 slot,uint128 balance,uint64 nonce,bytes32 leaf)
+//! ViewingKey(address owner,string statement)
+//! ```
+//!
+//! Any wallet that implements `eth_signTypedData_v4` can sign these; the JSON types here
+//! carry amounts as decimal strings and are converted to the `sol!` structs for hashing.
+
+use alloy::{
+    primitives::{Address, Signature, B256},
+    sol_types::{eip712_domain, Eip712Domain, SolStruct},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Amount, Nonce, SequenceNumber, SlotIndex, TxHash};
+
+/// `name` of the EIP-712 domain.
+pub const DOMAIN_NAME: &str = "Stablelane";
+/// `version` of the EIP-712 domain.
+pub const DOMAIN_VERSION: &str = "1";
+/// The fixed statement a wallet signs to derive its viewing key.
+pub const VIEWING_KEY_STATEMENT: &str =
+    "Stablelane viewing key: sign only on a Stablelane wallet. This does not move funds.";
+
+/// The `sol!` definitions that fix the EIP-712 type strings.
+pub mod sol {
+    #![allow(missing_docs)]
+    alloy::sol! {
+        struct Transfer {
+            address from;
+            address to;
+            address token;
+            uint128 amount;
+            uint128 fee;
+            uint64 nonce;
+            uint64 validUntil;
+        }
+
+        struct Withdrawal {
+            address from;
+            address recipient;
+            address token;
+            uint128 amount;
+            uint128 fee;
+            uint64 nonce;
+            uint64 validUntil;
+        }
+
+        struct Authentication {
+            address owner;
+            string purpose;
+            uint64 expiry;
+        }
+
+        struct Receipt {
+            bytes32 txHash;
+            uint64 sequence;
+            address owner;
+            address token;
+            uint32 slot;
+            uint128 balance;
+            uint64 nonce;
+            bytes32 leaf;
+        }
+
+        struct ViewingKey {
+            address owner;
+            string statement;
+        }
+    }
+}
+
+/// The EIP-712 domain of a deployment.
+pub fn domain(chain_id: u64, settlement: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: DOMAIN_NAME,
+        version: DOMAIN_VERSION,
+        chain_id: chain_id,
+        verifying_contract: settlement,
+    }
+}
+
+/// A message that wallets sign with EIP-712.
+pub trait Message {
+    /// The `sol!` struct that defines its type hash.
+    type Sol: SolStruct;
+    /// The `sol!` form of the message.
+    fn to_sol(&self) -> Self::Sol;
+    /// The account that must have signed it.
+    fn signer(&self) -> Address;
+    /// The EIP-712 signing hash in `domain`.
+    fn signing_hash(&self, domain: &Eip712Domain) -> B256 {
+        self.to_sol().eip712_signing_hash(domain)
+    }
+}
+
+/// A payment from one slot to another slot of the same token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Transfer {
+    /// Payer; must be the signer.
+    pub from: Address,
+    /// Payee.
+    pub to: Address,
+    /// ERC-20 token of the slot.
+    pub token: Address,
+    /// Amount paid to `to`, in base units.
+    pub amount: Amount,
+    /// Fee paid to the operator, in base units.
+    pub fee: Amount,
+    /// Must equal the payer slot's current nonce.
+    pub nonce: Nonce,
+    /// Unix time (seconds) after which the node refuses the message.
+    pub valid_until: u64,
+}
+
+impl Message for Transfer {
+    type Sol = sol::Transfer;
+
+    fn to_sol(&self) -> sol::Transfer {
+        sol::Transfer {
+            from: self.from,
+            to: self.to,
+            token: self.token,
+            amount: self.amount.base_units(),
+            fee: self.fee.base_units(),
+            nonce: self.nonce.get(),
+            validUntil: self.valid_until,
+        }
+    }
+
+    fn signer(&self) -> Address {
+        self.from
+    }
+}
+
+/// A withdrawal from the ledger to an on-chain recipient, paid out through a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Withdrawal {
+    /// Owner of the debited slot; must be the signer.
+    pub from: Address,
+    /// Who can claim the tokens on-chain.
+    pub recipient: Address,
+    /// ERC-20 token.
+    pub token: Address,
+    /// Amount withdrawn, in base units.
+    pub amount: Amount,
+    /// Fee paid to the operator, in base units.
+    pub fee: Amount,
+    /// Must equal the slot's current nonce.
+    pub nonce: Nonce,
+    /// Unix time (seconds) after which the node refuses the message.
+    pub valid_until: u64,
+}
+
+impl Message for Withdrawal {
+    type Sol = sol::Withdrawal;
+
+    fn to_sol(&self) -> sol::Withdrawal {
+        sol::Withdrawal {
+            from: self.from,
+            recipient: self.recipient,
+            token: self.token,
+            amount: self.amount.base_units(),
+            fee: self.fee.base_units(),
+            nonce: self.nonce.get(),
+            validUntil: self.valid_until,
+        }
+    }
+
+    fn signer(&self) -> Address {
+        self.from
+    }
+}
+
+/// Proof of ownership for owner-only reads and proof requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Authentication {
+    /// The authenticated account; must be the signer.
+    pub owner: Address,
+    /// What the signature is for (e.g. `"lane_getAccount"`); the node checks it.
+    pub purpose: String,
+    /// Unix time (seconds) after which the signature is refused.
+    pub expiry: u64,
+}
+
+impl Message for Authentication {
+    type Sol = sol::Authentication;
+
+    fn to_sol(&self) -> sol::Authentication {
+        sol::Authentication {
+            owner: self.owner,
+            purpose: self.purpose.clone(),
+            expiry: self.expiry,
+        }
+    }
+
+    fn signer(&self) -> Address {
+        self.owner
+    }
+}
+
+/// What the operator signs for every accepted transaction: evidence of acceptance and of
+/// the sender's resulting leaf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Receipt {
+    /// The accepted transaction.
+    pub tx_hash: TxHash,
+    /// Its position in the node's journal.
+    pub sequence: SequenceNumber,
+    /// The sender.
+    pub owner: Address,
+    /// The token of the sender's slot.
+    pub token: Address,
+    /// The sender's slot index.
+    pub slot: SlotIndex,
+    /// The sender's balance after the transaction.
+    pub balance: Amount,
+    /// The sender slot's nonce after the transaction.
+    pub nonce: Nonce,
+    /// The sender's leaf hash after the transaction (a BN254 field element, big-endian).
+    pub leaf: B256,
+}
+
+impl Receipt {
+    /// The `sol!` form.
+    pub fn to_sol(&self) -> sol::Receipt {
+        sol::Receipt {
+            txHash: self.tx_hash.0,
+            sequence: self.sequence.get(),
+            owner: self.owner,
+            token: self.token,
+            slot: self.slot.get(),
+            balance: self.balance.base_units(),
+            nonce: self.nonce.get(),
+            leaf: self.leaf,
+        }
+    }
+
+    /// The EIP-712 signing hash in `domain`.
+    pub fn signing_hash(&self, domain: &Eip712Domain) -> B256 {
+        self.to_sol().eip712_signing_hash(domain)
+    }
+}
+
+/// The message a wallet signs once to derive its viewing key.
+pub fn viewing_key_message(owner: Address) -> sol::ViewingKey {
+    sol::ViewingKey {
+        owner,
+        statement: VIEWING_KEY_STATEMENT.to_string(),
+    }
+}
+
+/// A message with its signature, as sent over JSON-RPC:
+/// `{ "message": { … }, "signature": "0x<r><s><v>" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signed<M> {
+    /// The signed message.
+    pub message: M,
+    /// 65-byte secp256k1 signature (`v` 27/28 or 0/1), as 0x-prefixed hex.
+    #[serde(with = "signature_hex")]
+    pub signature: Signature,
+}
+
+/// Serde for a signature as the 0x-prefixed hex of its 65 bytes, as wallets print it.
+pub mod signature_hex {
+    use alloy::primitives::{hex, Signature};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes `r ‖ s ‖ v` (v = 27/28) as hex.
+    pub fn serialize<S: Serializer>(
+        signature: &Signature,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode_prefixed(signature.as_bytes()))
+    }
+
+    /// Parses 65 bytes of hex (with or without 0x).
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Signature, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        let bytes = hex::decode(text.as_ref()).map_err(serde::de::Error::custom)?;
+        Signature::from_raw(&bytes).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,246 @@
+//! Signing messages with a wallet key and recovering their signers.
+
+use alloy::{
+    primitives::{keccak256, Address, Signature, B256, U256},
+    signers::{local::PrivateKeySigner, SignerSync},
+    sol_types::{Eip712Domain, SolStruct},
+};
+
+use crate::{
+    messages::{viewing_key_message, Message, Receipt, Signed},
+    TxHash,
+};
+
+/// Half the secp256k1 group order: signatures with a larger `s` are malleated copies.
+const SECP256K1_HALF_ORDER: U256 = U256::from_be_slice(&[
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+]);
+
+/// Why a signature is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// Not a valid secp256k1 signature of this message (or a high-`s` malleated one).
+    #[error("invalid signature")]
+    Invalid,
+    /// Valid, but by another account than the message's signer field.
+    #[error("signed by {recovered}, expected {expected}")]
+    WrongSigner {
+        /// The account the message names.
+        expected: Address,
+        /// The account that signed.
+        recovered: Address,
+    },
+    /// The local key could not sign.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// Signs `message` in `domain` with `key`.
+pub fn sign<M: Message>(
+    key: &PrivateKeySigner,
+    message: M,
+    domain: &Eip712Domain,
+) -> Result<Signed<M>, SignatureError> {
+    let hash = message.signing_hash(domain);
+    let signature = key
+        .sign_hash_sync(&hash)
+        .map_err(|e| SignatureError::Signing(e.to_string()))?;
+    Ok(Signed { message, signature })
+}
+
+/// Recovers the account that signed `hash`, refusing high-`s` signatures.
+pub fn recover(signature: &Signature, hash: &B256) -> Result<Address, SignatureError> {
+    if signature.s() > SECP256K1_HALF_ORDER {
+        return Err(SignatureError::Invalid);
+    }
+    signature
+        .recover_address_from_prehash(hash)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+impl<M: Message> Signed<M> {
+    /// Checks that the message's signer signed it in `domain`; returns its transaction hash
+    /// (the EIP-712 signing hash, independent of the signature's encoding).
+    pub fn verify(&self, domain: &Eip712Domain) -> Result<TxHash, SignatureError> {
+        let hash = self.message.signing_hash(domain);
+        let recovered = recover(&self.signature, &hash)?;
+        let expected = self.message.signer();
+        if recovered != expected {
+            return Err(SignatureError::WrongSigner {
+                expected,
+                recovered,
+            });
+        }
+        Ok(TxHash(hash))
+    }
+}
+
+/// The operator's signature over a receipt.
+pub fn sign_receipt(
+    operator: &PrivateKeySigner,
+    receipt: &Receipt,
+    domain: &Eip712Domain,
+) -> Result<Signature, SignatureError> {
+    operator
+        .sign_hash_sync(&receipt.signing_hash(domain))
+        .map_err(|e| SignatureError::Signing(e.to_string()))
+}
+
+/// Checks that `operator` signed `receipt` in `domain`.
+pub fn verify_receipt(
+    operator: Address,
+    receipt: &Receipt,
+    signature: &Signature,
+    domain: &Eip712Domain,
+) -> Result<(), SignatureError> {
+    let recovered = recover(signature, &receipt.signing_hash(domain))?;
+    if recovered == operator {
+        Ok(())
+    } else {
+        Err(SignatureError::WrongSigner {
+            expected: operator,
+            recovered,
+        })
+    }
+}
+
+/// The wallet's viewing key: keccak256 of its (deterministic, RFC 6979) signature over the
+/// fixed viewing-key message. A wallet re-derives it from its private key at any time.
+pub fn derive_viewing_key(
+    key: &PrivateKeySigner,
+    domain: &Eip712Domain,
+) -> Result<B256, SignatureError> {
+    let hash = viewing_key_message(key.address()).eip712_signing_hash(domain);
+    let signature = key
+        .sign_hash_sync(&hash)
+        .map_err(|e| SignatureError::Signing(e.to_string()))?;
+    Ok(viewing_key_from_signature(&signature))
+}
+
+/// The viewing key of a viewing-key signature (what the node computes on registration).
+pub fn viewing_key_from_signature(signature: &Signature) -> B256 {
+    keccak256(signature.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::address;
+
+    use super::*;
+    use crate::{
+        messages::{domain, Transfer},
+        Amount, Nonce,
+    };
+
+    fn transfer(from: Address) -> Transfer {
+        Transfer {
+            from,
+            to: address!("0x00000000000000000000000000000000000000b0"),
+            token: address!("0x00000000000000000000000000000000000000c0"),
+            amount: Amount(1_250_000),
+            fee: Amount(10),
+            nonce: Nonce(0),
+            valid_until: 1_900_000_000,
+        }
+    }
+
+    #[test]
+    fn signed_transfer_verifies_and_round_trips_json() {
+        let key = PrivateKeySigner::random();
+        let domain = domain(31337, Address::repeat_byte(0x11));
+        let signed = sign(&key, transfer(key.address()), &domain).unwrap();
+        let hash = signed.verify(&domain).unwrap();
+        assert_eq!(hash.0, signed.message.signing_hash(&domain));
+
+        let json = serde_json::to_value(&signed).unwrap();
+        assert_eq!(json["message"]["amount"], "1250000");
+        assert_eq!(json["message"]["validUntil"], 1_900_000_000u64);
+        assert!(json["signature"].as_str().unwrap().starts_with("0x"));
+        let back: Signed<Transfer> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, signed);
+    }
+
+    #[test]
+    fn wrong_domain_signer_or_message_fails() {
+        let key = PrivateKeySigner::random();
+        let other = PrivateKeySigner::random();
+        let domain_a = domain(31337, Address::repeat_byte(0x11));
+        let signed = sign(&key, transfer(key.address()), &domain_a).unwrap();
+
+        // Another chain or another contract: recovers someone else.
+        for wrong in [
+            domain(1, Address::repeat_byte(0x11)),
+            domain(31337, Address::repeat_byte(0x12)),
+        ] {
+            assert!(matches!(
+                signed.verify(&wrong),
+                Err(SignatureError::WrongSigner { .. })
+            ));
+        }
+        // Signed by a key that is not `from`.
+        let forged = sign(&other, transfer(key.address()), &domain_a).unwrap();
+        assert_eq!(
+            forged.verify(&domain_a),
+            Err(SignatureError::WrongSigner {
+                expected: key.address(),
+                recovered: other.address()
+            })
+        );
+        // A changed amount no longer matches the signature.
+        let mut tampered = signed.clone();
+        tampered.message.amount = Amount(1_250_001);
+        assert!(tampered.verify(&domain_a).is_err());
+    }
+
+    #[test]
+    fn high_s_copies_are_refused() {
+        let key = PrivateKeySigner::random();
+        let domain = domain(31337, Address::repeat_byte(0x11));
+        let signed = sign(&key, transfer(key.address()), &domain).unwrap();
+        let order = SECP256K1_HALF_ORDER * U256::from(2) + U256::from(1);
+        let s = signed.signature.s();
+        let malleated = Signature::new(signed.signature.r(), order - s, !signed.signature.v());
+        let copy = Signed {
+            message: signed.message.clone(),
+            signature: malleated,
+        };
+        assert_eq!(copy.verify(&domain), Err(SignatureError::Invalid));
+    }
+
+    #[test]
+    fn viewing_key_is_deterministic() {
+        let key = PrivateKeySigner::random();
+        let domain = domain(31337, Address::repeat_byte(0x11));
+        assert_eq!(
+            derive_viewing_key(&key, &domain).unwrap(),
+            derive_viewing_key(&key, &domain).unwrap()
+        );
+        assert_ne!(
+            derive_viewing_key(&key, &domain).unwrap(),
+            derive_viewing_key(&PrivateKeySigner::random(), &domain).unwrap()
+        );
+    }
+
+    #[test]
+    fn receipts_verify_against_the_operator() {
+        let operator = PrivateKeySigner::random();
+        let domain = domain(31337, Address::repeat_byte(0x11));
+        let receipt = Receipt {
+            tx_hash: TxHash(B256::repeat_byte(3)),
+            sequence: crate::SequenceNumber(9),
+            owner: Address::repeat_byte(4),
+            token: Address::repeat_byte(5),
+            slot: crate::SlotIndex(2),
+            balance: Amount(77),
+            nonce: Nonce(1),
+            leaf: B256::repeat_byte(6),
+        };
+        let sig = sign_receipt(&operator, &receipt, &domain).unwrap();
+        verify_receipt(operator.address(), &receipt, &sig, &domain).unwrap();
+        let mut changed = receipt.clone();
+        changed.balance = Amount(78);
+        assert!(verify_receipt(operator.address(), &changed, &sig, &domain).is_err());
+    }
+}

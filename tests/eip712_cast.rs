@@ -1,0 +1,119 @@
+//! Interoperability: transfers signed by an EIP-712 implementation that is not ours —
+//! foundry's `cast wallet sign --data`, as installed from npm — verify with our library,
+//! and signatures for another domain do not.
+
+use std::process::Command;
+
+use alloy::{
+    primitives::{address, Address},
+    signers::local::PrivateKeySigner,
+};
+use eyre::{ensure, Result};
+use serde_json::json;
+use stablelane::{domain, Amount, Nonce, SignatureError, Signed, Transfer};
+
+/// anvil's first dev key: public knowledge, test use only.
+const KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const SETTLEMENT: Address = address!("0x3Aa5ebB10DC797CAC828524e59A333d0A371443c");
+
+fn typed_data(transfer: &Transfer, chain_id: u64, contract: Address) -> serde_json::Value {
+    json!({
+        "types": {
+            "EIP712Domain": [
+                { "name": "name", "type": "string" },
+                { "name": "version", "type": "string" },
+                { "name": "chainId", "type": "uint256" },
+                { "name": "verifyingContract", "type": "address" }
+            ],
+            "Transfer": [
+                { "name": "from", "type": "address" },
+                { "name": "to", "type": "address" },
+                { "name": "token", "type": "address" },
+                { "name": "amount", "type": "uint128" },
+                { "name": "fee", "type": "uint128" },
+                { "name": "nonce", "type": "uint64" },
+                { "name": "validUntil", "type": "uint64" }
+            ]
+        },
+        "primaryType": "Transfer",
+        "domain": {
+            "name": "Stablelane",
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": contract
+        },
+        "message": {
+            "from": transfer.from,
+            "to": transfer.to,
+            "token": transfer.token,
+            "amount": transfer.amount.to_string(),
+            "fee": transfer.fee.to_string(),
+            "nonce": transfer.nonce.get(),
+            "validUntil": transfer.valid_until
+        }
+    })
+}
+
+fn cast_sign(data: &serde_json::Value) -> Result<String> {
+    let cast = stablelane_devnet::tools::cast_binary()?;
+    let output = Command::new(cast)
+        .args(["wallet", "sign", "--data", "--private-key", KEY])
+        .arg(data.to_string())
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "cast failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?.trim().to_string())
+}
+
+fn transfer(from: Address) -> Transfer {
+    Transfer {
+        from,
+        to: address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8"),
+        token: address!("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"),
+        amount: Amount(1_250_000),
+        fee: Amount(1_000),
+        nonce: Nonce(3),
+        valid_until: 1_900_000_000,
+    }
+}
+
+#[test]
+fn cast_signed_transfer_verifies() -> Result<()> {
+    let key: PrivateKeySigner = KEY.parse()?;
+    let message = transfer(key.address());
+    let signature = cast_sign(&typed_data(&message, 31337, SETTLEMENT))?;
+
+    // The wire shape a wallet sends: the message plus cast's hex signature.
+    let signed: Signed<Transfer> = serde_json::from_value(json!({
+        "message": message,
+        "signature": signature,
+    }))?;
+    let hash = signed.verify(&domain(31337, SETTLEMENT))?;
+
+    // Same hash and signature as our own signer produces (RFC 6979 is deterministic).
+    let ours = stablelane::sign(&key, message, &domain(31337, SETTLEMENT))?;
+    assert_eq!(ours.signature, signed.signature);
+    assert_eq!(ours.verify(&domain(31337, SETTLEMENT))?, hash);
+    Ok(())
+}
+
+#[test]
+fn cast_signature_for_another_domain_is_refused() -> Result<()> {
+    let key: PrivateKeySigner = KEY.parse()?;
+    let message = transfer(key.address());
+    for (chain_id, contract) in [(1, SETTLEMENT), (31337, Address::repeat_byte(0x42))] {
+        let signature = cast_sign(&typed_data(&message, chain_id, contract))?;
+        let signed: Signed<Transfer> = serde_json::from_value(json!({
+            "message": message,
+            "signature": signature,
+        }))?;
+        assert!(matches!(
+            signed.verify(&domain(31337, SETTLEMENT)),
+            Err(SignatureError::WrongSigner { .. })
+        ));
+    }
+    Ok(())
+}
