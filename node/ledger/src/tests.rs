@@ -1,0 +1,443 @@
+use alloy::primitives::{Address, B256};
+use proptest::prelude::*;
+use stablelane::{Amount, Nonce, SlotIndex, Transfer, Withdrawal};
+
+use super::*;
+
+const NOW: u64 = 1_000_000;
+
+fn addr(i: u8) -> Address {
+    Address::repeat_byte(i + 1)
+}
+
+fn token(i: u8) -> Address {
+    Address::repeat_byte(0xa0 + i)
+}
+
+fn operator() -> Address {
+    Address::repeat_byte(0xee)
+}
+
+fn ledger() -> Ledger {
+    Ledger::new(LedgerConfig {
+        tokens: [(token(0), Amount(1)), (token(1), Amount(0))]
+            .into_iter()
+            .collect(),
+        fee_recipient: operator(),
+        operator_secret: B256::repeat_byte(0x5e),
+        slots_max: 1_000,
+    })
+}
+
+fn deposit(l: &mut Ledger, who: Address, tok: Address, amount: u128) -> Effects {
+    let d = Deposit {
+        queue_index: l.deposits_consumed(),
+        recipient: who,
+        token: tok,
+        amount: Amount(amount),
+    };
+    l.apply_deposit(&d).expect("deposit")
+}
+
+fn transfer(from: Address, to: Address, amount: u128, fee: u128, nonce: u64) -> Transfer {
+    Transfer {
+        from,
+        to,
+        token: token(0),
+        amount: Amount(amount),
+        fee: Amount(fee),
+        nonce: Nonce(nonce),
+        valid_until: NOW + 60,
+    }
+}
+
+#[test]
+fn deposits_create_slots_in_order_and_credit() {
+    let mut l = ledger();
+    let e = deposit(&mut l, addr(0), token(0), 100);
+    assert_eq!(e.created, vec![SlotIndex(0)]);
+    let e = deposit(&mut l, addr(1), token(0), 50);
+    assert_eq!(e.created, vec![SlotIndex(1)]);
+    let e = deposit(&mut l, addr(0), token(0), 1);
+    assert!(e.created.is_empty());
+    assert_eq!(e.changed, vec![SlotIndex(0)]);
+    assert_eq!(l.balance(addr(0), token(0)), Amount(101));
+    assert_eq!(l.deposits_consumed(), 3);
+    assert_eq!(l.supply(token(0)).unwrap().deposited, Amount(151));
+    l.check_supply().unwrap();
+}
+
+#[test]
+fn deposits_are_consumed_once_and_in_order() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 100);
+    let replay = Deposit {
+        queue_index: 0,
+        recipient: addr(0),
+        token: token(0),
+        amount: Amount(100),
+    };
+    assert_eq!(
+        l.apply_deposit(&replay),
+        Err(Rejection::DepositOutOfOrder { expected: 1 })
+    );
+    let skip = Deposit {
+        queue_index: 2,
+        ..replay.clone()
+    };
+    assert_eq!(
+        l.apply_deposit(&skip),
+        Err(Rejection::DepositOutOfOrder { expected: 1 })
+    );
+    assert_eq!(l.balance(addr(0), token(0)), Amount(100));
+}
+
+#[test]
+fn transfer_moves_money_pays_fee_and_bumps_nonce() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 100);
+    let e = l
+        .apply_transfer(&transfer(addr(0), addr(1), 60, 2, 0), NOW)
+        .unwrap();
+    assert_eq!(e.changed, vec![SlotIndex(0), SlotIndex(1), SlotIndex(2)]);
+    assert_eq!(e.created, vec![SlotIndex(1), SlotIndex(2)]);
+    assert_eq!(l.balance(addr(0), token(0)), Amount(38));
+    assert_eq!(l.balance(addr(1), token(0)), Amount(60));
+    assert_eq!(l.balance(operator(), token(0)), Amount(2));
+    assert_eq!(l.nonce(addr(0), token(0)), Nonce(1));
+    assert_eq!(l.nonce(addr(1), token(0)), Nonce(0));
+    l.check_supply().unwrap();
+}
+
+#[test]
+fn each_rejection_reason_changes_nothing() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 100);
+    let before = l.clone();
+    let cases: Vec<(Transfer, Rejection)> = vec![
+        (
+            Transfer {
+                token: Address::repeat_byte(0x77),
+                ..transfer(addr(0), addr(1), 1, 1, 0)
+            },
+            Rejection::UnsupportedToken,
+        ),
+        (transfer(addr(0), addr(1), 0, 1, 0), Rejection::ZeroAmount),
+        (
+            transfer(addr(0), addr(1), u128::MAX, 1, 0),
+            Rejection::AmountOverflow,
+        ),
+        (
+            Transfer {
+                valid_until: NOW,
+                ..transfer(addr(0), addr(1), 1, 1, 0)
+            },
+            Rejection::Expired,
+        ),
+        (transfer(addr(0), addr(1), 1, 1, 1), Rejection::NonceTooHigh),
+        (transfer(addr(0), addr(1), 1, 0, 0), Rejection::FeeTooLow),
+        (
+            transfer(addr(0), addr(1), 100, 1, 0),
+            Rejection::InsufficientBalance,
+        ),
+        (
+            transfer(addr(3), addr(1), 1, 1, 0),
+            Rejection::InsufficientBalance,
+        ),
+    ];
+    for (t, expected) in cases {
+        assert_eq!(l.apply_transfer(&t, NOW), Err(expected), "{t:?}");
+        assert_eq!(l, before);
+    }
+    l.apply_transfer(&transfer(addr(0), addr(1), 1, 1, 0), NOW)
+        .unwrap();
+    assert_eq!(
+        l.apply_transfer(&transfer(addr(0), addr(1), 1, 1, 0), NOW),
+        Err(Rejection::NonceTooLow)
+    );
+}
+
+#[test]
+fn balance_overflow_is_refused() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(1), u128::MAX - 5);
+    let overflow = Deposit {
+        queue_index: 1,
+        recipient: addr(0),
+        token: token(1),
+        amount: Amount(10),
+    };
+    assert_eq!(l.apply_deposit(&overflow), Err(Rejection::AmountOverflow));
+}
+
+#[test]
+fn withdrawal_debits_and_pays_out() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 100);
+    let w = Withdrawal {
+        from: addr(0),
+        recipient: addr(5),
+        token: token(0),
+        amount: Amount(70),
+        fee: Amount(1),
+        nonce: Nonce(0),
+        valid_until: NOW + 1,
+    };
+    let e = l.apply_withdrawal(&w, NOW).unwrap();
+    assert_eq!(
+        e.pay_out,
+        Some(PayOut {
+            recipient: addr(5),
+            token: token(0),
+            amount: Amount(70)
+        })
+    );
+    assert_eq!(l.balance(addr(0), token(0)), Amount(29));
+    assert_eq!(l.supply(token(0)).unwrap().withdrawn, Amount(70));
+    l.check_supply().unwrap();
+    let zero = Withdrawal {
+        recipient: Address::ZERO,
+        nonce: Nonce(1),
+        ..w
+    };
+    assert_eq!(
+        l.apply_withdrawal(&zero, NOW),
+        Err(Rejection::ZeroRecipient)
+    );
+}
+
+#[test]
+fn forced_withdrawal_takes_the_whole_balance() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 100);
+    let e = l
+        .apply_forced_withdrawal(&ForcedWithdrawal {
+            queue_index: 0,
+            owner: addr(0),
+            token: token(0),
+        })
+        .unwrap();
+    assert_eq!(e.pay_out.map(|p| p.amount), Some(Amount(100)));
+    assert_eq!(l.balance(addr(0), token(0)), Amount::ZERO);
+    // A request for an empty or missing slot is consumed with nothing to pay.
+    let e = l
+        .apply_forced_withdrawal(&ForcedWithdrawal {
+            queue_index: 1,
+            owner: addr(4),
+            token: token(0),
+        })
+        .unwrap();
+    assert_eq!(e.pay_out, None);
+    assert_eq!(l.forced_consumed(), 2);
+    assert_eq!(
+        l.apply_forced_withdrawal(&ForcedWithdrawal {
+            queue_index: 1,
+            owner: addr(4),
+            token: token(0),
+        }),
+        Err(Rejection::ForcedOutOfOrder { expected: 2 })
+    );
+    l.check_supply().unwrap();
+}
+
+#[test]
+fn viewing_key_registration_resalts_owned_slots() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 5);
+    deposit(&mut l, addr(0), token(1), 5);
+    let before = l.slot(SlotIndex(0)).unwrap().salt;
+    let key = B256::repeat_byte(0x42);
+    let e = l.register_viewing_key(addr(0), key).unwrap();
+    assert_eq!(e.changed, vec![SlotIndex(0), SlotIndex(1)]);
+    let after = l.slot(SlotIndex(0)).unwrap().salt;
+    assert_ne!(before, after);
+    assert_eq!(after, derive_salt(&key, addr(0), token(0)));
+    assert_eq!(
+        l.register_viewing_key(addr(0), key).unwrap(),
+        Effects::default()
+    );
+    assert_eq!(
+        l.register_viewing_key(addr(0), B256::repeat_byte(1)),
+        Err(Rejection::ViewingKeyAlreadyRegistered)
+    );
+    // Slots created after registration are salted from the viewing key too.
+    let key2 = B256::repeat_byte(0x43);
+    l.register_viewing_key(addr(2), key2).unwrap();
+    let e = deposit(&mut l, addr(2), token(0), 1);
+    let salt = l.slot(e.created[0]).unwrap().salt;
+    assert_eq!(salt, derive_salt(&key2, addr(2), token(0)));
+}
+
+#[test]
+fn slot_limit_is_enforced() {
+    let mut l = Ledger::new(LedgerConfig {
+        slots_max: 2,
+        ..ledger().config().clone()
+    });
+    deposit(&mut l, addr(0), token(0), 10);
+    // Transfer would need the payee's and the operator's slot: 3 > 2.
+    let before = l.clone();
+    assert_eq!(
+        l.apply_transfer(&transfer(addr(0), addr(1), 1, 1, 0), NOW),
+        Err(Rejection::SlotLimitReached)
+    );
+    assert_eq!(l, before);
+    deposit(&mut l, addr(1), token(0), 10);
+    let d = Deposit {
+        queue_index: 2,
+        recipient: addr(2),
+        token: token(0),
+        amount: Amount(1),
+    };
+    assert_eq!(l.apply_deposit(&d), Err(Rejection::SlotLimitReached));
+}
+
+// ------------------------------------------------------------------ property tests
+
+#[derive(Debug, Clone)]
+enum Op {
+    Deposit {
+        to: u8,
+        tok: u8,
+        amount: u128,
+        index_skew: i8,
+    },
+    Transfer {
+        from: u8,
+        to: u8,
+        tok: u8,
+        amount: u128,
+        fee: u128,
+        nonce_skew: i8,
+        expired: bool,
+    },
+    Withdraw {
+        from: u8,
+        tok: u8,
+        amount: u128,
+        fee: u128,
+        nonce_skew: i8,
+    },
+    Forced {
+        owner: u8,
+        tok: u8,
+        index_skew: i8,
+    },
+    Register {
+        owner: u8,
+        key: u8,
+    },
+}
+
+fn skew() -> impl Strategy<Value = i8> {
+    prop_oneof![8 => Just(0i8), 1 => Just(-1i8), 1 => Just(1i8)]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..5u8, 0..3u8, 0..1_000u128, skew()).prop_map(|(to, tok, amount, index_skew)| Op::Deposit { to, tok, amount, index_skew }),
+        6 => (0..5u8, 0..5u8, 0..3u8, 0..400u128, 0..3u128, skew(), proptest::bool::weighted(0.05))
+            .prop_map(|(from, to, tok, amount, fee, nonce_skew, expired)| Op::Transfer { from, to, tok, amount, fee, nonce_skew, expired }),
+        2 => (0..5u8, 0..3u8, 0..400u128, 0..3u128, skew()).prop_map(|(from, tok, amount, fee, nonce_skew)| Op::Withdraw { from, tok, amount, fee, nonce_skew }),
+        1 => (0..6u8, 0..3u8, skew()).prop_map(|(owner, tok, index_skew)| Op::Forced { owner, tok, index_skew }),
+        1 => (0..6u8, 0..2u8).prop_map(|(owner, key)| Op::Register { owner, key }),
+    ]
+}
+
+fn skewed(base: u64, skew: i8) -> u64 {
+    base.saturating_add_signed(i64::from(skew))
+}
+
+/// Owner 5 is the fee recipient; token 2 is unsupported.
+fn owner(i: u8) -> Address {
+    if i == 5 {
+        operator()
+    } else {
+        addr(i)
+    }
+}
+
+fn total_balances(l: &Ledger, tok: Address) -> u128 {
+    (0..l.slot_count())
+        .filter_map(|i| l.slot(SlotIndex(i)))
+        .filter(|s| s.token == tok)
+        .map(|s| s.balance.base_units())
+        .sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Any sequence of valid and invalid operations conserves supply, never loses or
+    /// invents money, moves nonces by exactly one per applied signed debit, and leaves the
+    /// ledger untouched when it refuses.
+    #[test]
+    fn random_operations_conserve_supply(ops in proptest::collection::vec(op(), 1_000..3_000)) {
+        let mut l = ledger();
+        let mut paid_out = [0u128; 3];
+        let mut applied = [0usize; 5];
+        for op in &ops {
+            let before = l.clone();
+            let (result, debit_sender) = match *op {
+                Op::Deposit { to, tok, amount, index_skew } => {
+                    let d = Deposit { queue_index: skewed(l.deposits_consumed(), index_skew), recipient: owner(to), token: token(tok), amount: Amount(amount) };
+                    (l.apply_deposit(&d), None)
+                }
+                Op::Transfer { from, to, tok, amount, fee, nonce_skew, expired } => {
+                    let t = Transfer {
+                        from: owner(from), to: owner(to), token: token(tok),
+                        amount: Amount(amount), fee: Amount(fee),
+                        nonce: Nonce(skewed(l.nonce(owner(from), token(tok)).get(), nonce_skew)),
+                        valid_until: if expired { NOW - 1 } else { NOW + 10 },
+                    };
+                    (l.apply_transfer(&t, NOW), Some((t.from, t.token)))
+                }
+                Op::Withdraw { from, tok, amount, fee, nonce_skew } => {
+                    let w = Withdrawal {
+                        from: owner(from), recipient: addr(9), token: token(tok),
+                        amount: Amount(amount), fee: Amount(fee),
+                        nonce: Nonce(skewed(l.nonce(owner(from), token(tok)).get(), nonce_skew)),
+                        valid_until: NOW + 10,
+                    };
+                    (l.apply_withdrawal(&w, NOW), Some((w.from, w.token)))
+                }
+                Op::Forced { owner: o, tok, index_skew } => {
+                    let f = ForcedWithdrawal { queue_index: skewed(l.forced_consumed(), index_skew), owner: owner(o), token: token(tok) };
+                    (l.apply_forced_withdrawal(&f), None)
+                }
+                Op::Register { owner: o, key } => (l.register_viewing_key(owner(o), B256::repeat_byte(key + 1)), None),
+            };
+            match result {
+                Err(_) => prop_assert_eq!(&l, &before, "a refused {:?} changed the ledger", op),
+                Ok(effects) => {
+                    let kind = match op { Op::Deposit { .. } => 0, Op::Transfer { .. } => 1, Op::Withdraw { .. } => 2, Op::Forced { .. } => 3, Op::Register { .. } => 4 };
+                    applied[kind] += 1;
+                    if let Some((from, tok)) = debit_sender {
+                        prop_assert_eq!(l.nonce(from, tok).get(), before.nonce(from, tok).get() + 1);
+                    }
+                    if let Some(p) = effects.pay_out {
+                        prop_assert!(!p.amount.is_zero());
+                        let t = (0..3u8).position(|i| token(i) == p.token).unwrap_or(2);
+                        paid_out[t] += p.amount.base_units();
+                    }
+                    for slot in &effects.created {
+                        prop_assert!(before.slot(*slot).is_none() && l.slot(*slot).is_some());
+                    }
+                }
+            }
+            prop_assert!(l.check_supply().is_ok());
+        }
+        for (i, paid) in paid_out.iter().enumerate() {
+            let tok = token(i as u8);
+            match l.supply(tok) {
+                Some(s) => {
+                    prop_assert_eq!(s.withdrawn.base_units(), *paid);
+                    prop_assert_eq!(total_balances(&l, tok), s.deposited.base_units() - paid);
+                }
+                None => prop_assert_eq!(total_balances(&l, tok), 0),
+            }
+        }
+        // The generator must exercise real money movement, not only refusals.
+        prop_assert!(applied[0] > 0 && applied[1] > 0 && applied[2] > 0, "applied per kind: {:?}", applied);
+    }
+}
