@@ -7,12 +7,16 @@
 //! typed client join it with the RPC server.
 
 pub mod amount;
+pub mod error_codes;
 pub mod ids;
 pub mod messages;
 pub mod signing;
 
 pub use amount::{Amount, AmountError};
+pub use error_codes::ErrorCode;
 pub use ids::{BatchNumber, Nonce, SequenceNumber, SlotIndex, TxHash};
-pub use messages::{domain, Authentication, Message, Receipt, Signed, Transfer, Withdrawal};
+pub use messages::{
+    domain, Authentication, Message, Receipt, Signed, Transfer, TypedDomain, Withdrawal,
+};
 pub use signing::{sign, SignatureError};
 pub use stablelane_contracts as contracts;

@@ -262,11 +262,44 @@ pub fn viewing_key_message(owner: Address) -> sol::ViewingKey {
     }
 }
 
+/// The EIP-712 domain as a wallet's typed data states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TypedDomain {
+    /// Must be `"Stablelane"`.
+    pub name: String,
+    /// Must be `"1"`.
+    pub version: String,
+    /// Chain id the wallet signed for.
+    pub chain_id: u64,
+    /// Settlement contract the wallet signed for.
+    pub verifying_contract: Address,
+}
+
+impl TypedDomain {
+    /// The domain of a deployment.
+    pub fn new(chain_id: u64, settlement: Address) -> Self {
+        Self {
+            name: DOMAIN_NAME.to_string(),
+            version: DOMAIN_VERSION.to_string(),
+            chain_id,
+            verifying_contract: settlement,
+        }
+    }
+}
+
 /// A message with its signature, as sent over JSON-RPC:
-/// `{ "message": { … }, "signature": "0x<r><s><v>" }`.
+/// `{ "domain": { … }, "message": { … }, "signature": "0x<r><s><v>" }`.
+///
+/// `domain` is optional; when present (as in the typed data a wallet signed) the node
+/// checks it first and reports a wrong chain id or contract as such rather than as a
+/// signature by someone else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Signed<M> {
+    /// The domain the wallet says it signed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<TypedDomain>,
     /// The signed message.
     pub message: M,
     /// 65-byte secp256k1 signature (`v` 27/28 or 0/1), as 0x-prefixed hex.

@@ -7,7 +7,7 @@ use alloy::{
 };
 
 use crate::{
-    messages::{viewing_key_message, Message, Receipt, Signed},
+    messages::{viewing_key_message, Message, Receipt, Signed, TypedDomain},
     TxHash,
 };
 
@@ -32,6 +32,30 @@ pub enum SignatureError {
         /// The account that signed.
         recovered: Address,
     },
+    /// The stated domain has another chain id.
+    #[error("signed for chain id {got}, this node serves {expected}")]
+    WrongChainId {
+        /// This deployment's chain id.
+        expected: u64,
+        /// The stated one.
+        got: u64,
+    },
+    /// The stated domain has another verifying contract.
+    #[error("signed for contract {got}, this node settles to {expected}")]
+    WrongVerifyingContract {
+        /// This deployment's settlement contract.
+        expected: Address,
+        /// The stated one.
+        got: Address,
+    },
+    /// The stated domain has another name or version.
+    #[error("signed for domain {name:?} version {version:?}, expected \"Stablelane\" \"1\"")]
+    WrongDomain {
+        /// Stated name.
+        name: String,
+        /// Stated version.
+        version: String,
+    },
     /// The local key could not sign.
     #[error("signing failed: {0}")]
     Signing(String),
@@ -47,7 +71,46 @@ pub fn sign<M: Message>(
     let signature = key
         .sign_hash_sync(&hash)
         .map_err(|e| SignatureError::Signing(e.to_string()))?;
-    Ok(Signed { message, signature })
+    Ok(Signed {
+        domain: typed_domain(domain),
+        message,
+        signature,
+    })
+}
+
+fn typed_domain(domain: &Eip712Domain) -> Option<TypedDomain> {
+    Some(TypedDomain {
+        name: domain.name.as_deref()?.to_string(),
+        version: domain.version.as_deref()?.to_string(),
+        chain_id: u64::try_from(domain.chain_id?).ok()?,
+        verifying_contract: domain.verifying_contract?,
+    })
+}
+
+/// Checks a stated domain against this deployment's.
+pub fn check_domain(stated: &TypedDomain, expected: &Eip712Domain) -> Result<(), SignatureError> {
+    let Some(ours) = typed_domain(expected) else {
+        return Err(SignatureError::Signing("incomplete local domain".into()));
+    };
+    if stated.name != ours.name || stated.version != ours.version {
+        return Err(SignatureError::WrongDomain {
+            name: stated.name.clone(),
+            version: stated.version.clone(),
+        });
+    }
+    if stated.chain_id != ours.chain_id {
+        return Err(SignatureError::WrongChainId {
+            expected: ours.chain_id,
+            got: stated.chain_id,
+        });
+    }
+    if stated.verifying_contract != ours.verifying_contract {
+        return Err(SignatureError::WrongVerifyingContract {
+            expected: ours.verifying_contract,
+            got: stated.verifying_contract,
+        });
+    }
+    Ok(())
 }
 
 /// Recovers the account that signed `hash`, refusing high-`s` signatures.
@@ -64,6 +127,9 @@ impl<M: Message> Signed<M> {
     /// Checks that the message's signer signed it in `domain`; returns its transaction hash
     /// (the EIP-712 signing hash, independent of the signature's encoding).
     pub fn verify(&self, domain: &Eip712Domain) -> Result<TxHash, SignatureError> {
+        if let Some(stated) = &self.domain {
+            check_domain(stated, domain)?;
+        }
         let hash = self.message.signing_hash(domain);
         let recovered = recover(&self.signature, &hash)?;
         let expected = self.message.signer();
@@ -167,9 +233,10 @@ mod tests {
         let key = PrivateKeySigner::random();
         let other = PrivateKeySigner::random();
         let domain_a = domain(31337, Address::repeat_byte(0x11));
-        let signed = sign(&key, transfer(key.address()), &domain_a).unwrap();
+        let mut signed = sign(&key, transfer(key.address()), &domain_a).unwrap();
 
-        // Another chain or another contract: recovers someone else.
+        // Another chain or another contract, with no stated domain: recovers someone else.
+        signed.domain = None;
         for wrong in [
             domain(1, Address::repeat_byte(0x11)),
             domain(31337, Address::repeat_byte(0x12)),
@@ -195,6 +262,38 @@ mod tests {
     }
 
     #[test]
+    fn stated_domain_mismatches_are_reported_as_such() {
+        let key = PrivateKeySigner::random();
+        let ours = domain(31337, Address::repeat_byte(0x11));
+        let signed = sign(&key, transfer(key.address()), &ours).unwrap();
+        assert!(signed.domain.is_some());
+        let mut other_chain = signed.clone();
+        other_chain.domain = Some(TypedDomain::new(1, Address::repeat_byte(0x11)));
+        assert!(matches!(
+            other_chain.verify(&ours),
+            Err(SignatureError::WrongChainId {
+                expected: 31337,
+                got: 1
+            })
+        ));
+        let mut other_contract = signed.clone();
+        other_contract.domain = Some(TypedDomain::new(31337, Address::repeat_byte(0x12)));
+        assert!(matches!(
+            other_contract.verify(&ours),
+            Err(SignatureError::WrongVerifyingContract { .. })
+        ));
+        let mut other_name = signed.clone();
+        other_name.domain = Some(TypedDomain {
+            name: "Other".into(),
+            ..TypedDomain::new(31337, Address::repeat_byte(0x11))
+        });
+        assert!(matches!(
+            other_name.verify(&ours),
+            Err(SignatureError::WrongDomain { .. })
+        ));
+    }
+
+    #[test]
     fn high_s_copies_are_refused() {
         let key = PrivateKeySigner::random();
         let domain = domain(31337, Address::repeat_byte(0x11));
@@ -203,6 +302,7 @@ mod tests {
         let s = signed.signature.s();
         let malleated = Signature::new(signed.signature.r(), order - s, !signed.signature.v());
         let copy = Signed {
+            domain: None,
             message: signed.message.clone(),
             signature: malleated,
         };

@@ -85,9 +85,16 @@ fn cast_signed_transfer_verifies() -> Result<()> {
     let key: PrivateKeySigner = KEY.parse()?;
     let message = transfer(key.address());
     let signature = cast_sign(&typed_data(&message, 31337, SETTLEMENT))?;
+    assert!(
+        signature.starts_with("0x") && signature.len() == 132,
+        "{signature}"
+    );
 
-    // The wire shape a wallet sends: the message plus cast's hex signature.
+    // The wire shape a wallet sends: the typed data's domain and message plus cast's hex
+    // signature.
+    let data = typed_data(&message, 31337, SETTLEMENT);
     let signed: Signed<Transfer> = serde_json::from_value(json!({
+        "domain": data["domain"],
         "message": message,
         "signature": signature,
     }))?;
@@ -105,15 +112,35 @@ fn cast_signature_for_another_domain_is_refused() -> Result<()> {
     let key: PrivateKeySigner = KEY.parse()?;
     let message = transfer(key.address());
     for (chain_id, contract) in [(1, SETTLEMENT), (31337, Address::repeat_byte(0x42))] {
-        let signature = cast_sign(&typed_data(&message, chain_id, contract))?;
-        let signed: Signed<Transfer> = serde_json::from_value(json!({
+        let data = typed_data(&message, chain_id, contract);
+        let signature = cast_sign(&data)?;
+        // Without the domain, the signature recovers some other account.
+        let bare: Signed<Transfer> = serde_json::from_value(json!({
             "message": message,
             "signature": signature,
         }))?;
         assert!(matches!(
-            signed.verify(&domain(31337, SETTLEMENT)),
+            bare.verify(&domain(31337, SETTLEMENT)),
             Err(SignatureError::WrongSigner { .. })
         ));
+        // With the typed data's domain stated, the mismatch is named.
+        let stated: Signed<Transfer> = serde_json::from_value(json!({
+            "domain": data["domain"],
+            "message": message,
+            "signature": signature,
+        }))?;
+        let err = stated.verify(&domain(31337, SETTLEMENT)).unwrap_err();
+        if chain_id == 1 {
+            assert!(matches!(
+                err,
+                SignatureError::WrongChainId {
+                    expected: 31337,
+                    got: 1
+                }
+            ));
+        } else {
+            assert!(matches!(err, SignatureError::WrongVerifyingContract { .. }));
+        }
     }
     Ok(())
 }

@@ -1,0 +1,125 @@
+//! The stable table of JSON-RPC error codes (documented in `docs/rpc.md`).
+//!
+//! Standard JSON-RPC 2.0 codes for protocol failures, and application codes from 1000 up,
+//! one per reason, never reused or renumbered once shipped. The node maps its internal
+//! errors (ledger rejections, signature errors, limits) to these in one place.
+
+/// An error code a Stablelane node answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i32)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Malformed JSON.
+    ParseError = -32700,
+    /// Not a valid JSON-RPC request (including oversized requests and batches).
+    InvalidRequest = -32600,
+    /// Unknown method.
+    MethodNotFound = -32601,
+    /// Parameters of the wrong shape or type.
+    InvalidParams = -32602,
+    /// Internal error of the node.
+    InternalError = -32603,
+
+    /// The signature is not a valid secp256k1 signature of the message (or is high-`s`).
+    InvalidSignature = 1001,
+    /// The signature is valid but by another account than `from`/`owner`.
+    SignerMismatch = 1002,
+    /// The message was signed for another chain id.
+    WrongChainId = 1003,
+    /// The message was signed for another verifying contract.
+    WrongVerifyingContract = 1004,
+    /// The message was signed for another domain name or version.
+    WrongDomain = 1005,
+    /// The nonce was already used (a replay of another message).
+    NonceTooLow = 1010,
+    /// The nonce is ahead of the account's nonce.
+    NonceTooHigh = 1011,
+    /// `validUntil`/`expiry` is not in the future.
+    Expired = 1012,
+    /// Amount is zero.
+    ZeroAmount = 1013,
+    /// An amount or fee does not fit in 128 bits, or amount + fee overflows.
+    AmountOverflow = 1014,
+    /// The token is not supported.
+    UnsupportedToken = 1015,
+    /// Balance below amount + fee.
+    InsufficientBalance = 1016,
+    /// Fee below the quote of `lane_estimateFee`.
+    FeeTooLow = 1017,
+    /// A credited balance would overflow 128 bits.
+    BalanceOverflow = 1018,
+    /// Withdrawal to the zero address.
+    ZeroRecipient = 1019,
+    /// The ledger holds as many accounts as it may.
+    SlotLimitReached = 1020,
+    /// The account's nonce cannot grow any more.
+    NonceExhausted = 1021,
+    /// The node's intake queue is full: retry later.
+    Busy = 1030,
+    /// Too many requests from this client: retry later.
+    RateLimited = 1031,
+    /// The request exceeds the size limit.
+    RequestTooLarge = 1032,
+    /// Owner authentication missing or invalid.
+    Unauthorized = 1040,
+    /// Unknown transaction, batch or account.
+    NotFound = 1050,
+}
+
+impl ErrorCode {
+    /// The numeric code.
+    pub const fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// Every code, in table order.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::ParseError,
+        Self::InvalidRequest,
+        Self::MethodNotFound,
+        Self::InvalidParams,
+        Self::InternalError,
+        Self::InvalidSignature,
+        Self::SignerMismatch,
+        Self::WrongChainId,
+        Self::WrongVerifyingContract,
+        Self::WrongDomain,
+        Self::NonceTooLow,
+        Self::NonceTooHigh,
+        Self::Expired,
+        Self::ZeroAmount,
+        Self::AmountOverflow,
+        Self::UnsupportedToken,
+        Self::InsufficientBalance,
+        Self::FeeTooLow,
+        Self::BalanceOverflow,
+        Self::ZeroRecipient,
+        Self::SlotLimitReached,
+        Self::NonceExhausted,
+        Self::Busy,
+        Self::RateLimited,
+        Self::RequestTooLarge,
+        Self::Unauthorized,
+        Self::NotFound,
+    ];
+
+    /// The code for a numeric value, if it is one of ours.
+    pub fn from_code(code: i32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.code() == code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.code()), "duplicate {code:?}");
+            assert_eq!(ErrorCode::from_code(code.code()), Some(*code));
+        }
+        assert_eq!(ErrorCode::from_code(0), None);
+    }
+}
