@@ -12,8 +12,5 @@ pragma solidity ^0.8.24;
 ///      only on programming errors.
 interface IGroth16Verifier {
     /// @notice Whether `proof` is a valid proof for `input`.
-    function verifyProof(uint256[8] calldata proof, uint256[5] calldata input)
-        external
-        view
-        returns (bool);
+    function verifyProof(uint256[8] calldata proof, uint256[5] calldata input) external view returns (bool);
 }

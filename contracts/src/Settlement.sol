@@ -79,10 +79,13 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
     /// @notice Version byte of the batch data layout this contract reads.
     uint8 public constant DATA_VERSION = 1;
-    /// @notice Upper bound on the withdrawals of one batch.
-    uint256 public constant MAX_WITHDRAWALS_PER_BATCH = 4096;
-    /// @notice Upper bound on the deposits one batch may consume (bounds commit gas).
-    uint256 public constant MAX_DEPOSITS_PER_BATCH = 4096;
+    /// @notice Upper bound on the withdrawals of one batch (about 4.5k gas each: a batch at
+    ///         both limits stays well under the 16,777,216 per-transaction gas cap of EIP-7825).
+    uint256 public constant MAX_WITHDRAWALS_PER_BATCH = 1024;
+    /// @notice Upper bound on the deposits one batch may consume (about 5.2k gas each).
+    uint256 public constant MAX_DEPOSITS_PER_BATCH = 1024;
+    /// @notice Longest finalization delay or deadline period the constructor accepts.
+    uint64 public constant MAX_PERIOD = 365 days;
     /// @notice Bytes of one encoded withdrawal: recipient, token, amount.
     uint256 internal constant WITHDRAWAL_BYTES = 56;
     /// @notice Domain tag of the exit context (see `exitContext`).
@@ -220,6 +223,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     error DepositAlreadyRefunded(uint64 index);
     error DepositMismatch(uint64 index);
     error NoTokensReceived();
+    error PeriodTooLong(uint64 period);
 
     // ------------------------------------------------------------ constructor
 
@@ -227,7 +231,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @param initialOperator account allowed to commit batches
     /// @param verifier_ Groth16 verifier generated from the circuit's verifying key
     /// @param genesisRoot root of the empty state tree (batch 0)
-    /// @param tokens initial token allowlist
+    /// @param initialTokens initial token allowlist
     /// @param finalizationDelay_ seconds before a committed withdrawal can be claimed
     /// @param depositDeadlinePeriod_ seconds the operator has to consume a deposit
     /// @param forcedDeadlinePeriod_ seconds the operator has to serve a forced withdrawal
@@ -236,13 +240,18 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         address initialOperator,
         IGroth16Verifier verifier_,
         bytes32 genesisRoot,
-        address[] memory tokens,
+        address[] memory initialTokens,
         uint64 finalizationDelay_,
         uint64 depositDeadlinePeriod_,
         uint64 forcedDeadlinePeriod_
     ) Ownable(initialOwner) {
-        if (initialOperator == address(0) || address(verifier_) == address(0)) revert ZeroAddress();
+        if (initialOperator == address(0) || address(verifier_) == address(0)) {
+            revert ZeroAddress();
+        }
         if (uint256(genesisRoot) >= SNARK_SCALAR_FIELD) revert RootNotInField(genesisRoot);
+        if (finalizationDelay_ > MAX_PERIOD) revert PeriodTooLong(finalizationDelay_);
+        if (depositDeadlinePeriod_ > MAX_PERIOD) revert PeriodTooLong(depositDeadlinePeriod_);
+        if (forcedDeadlinePeriod_ > MAX_PERIOD) revert PeriodTooLong(forcedDeadlinePeriod_);
         verifier = verifier_;
         finalizationDelay = finalizationDelay_;
         depositDeadlinePeriod = depositDeadlinePeriod_;
@@ -250,9 +259,11 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         operator = initialOperator;
         emit OperatorChanged(address(0), initialOperator);
         stateRoot = genesisRoot;
-        _batches[0] = Batch({root: genesisRoot, withdrawalsRoot: bytes32(0), committedAt: uint64(block.timestamp), withdrawalCount: 0});
-        for (uint256 i = 0; i < tokens.length; ++i) {
-            _addToken(tokens[i]);
+        _batches[0] = Batch({
+            root: genesisRoot, withdrawalsRoot: bytes32(0), committedAt: uint64(block.timestamp), withdrawalCount: 0
+        });
+        for (uint256 i = 0; i < initialTokens.length; ++i) {
+            _addToken(initialTokens[i]);
         }
     }
 
@@ -327,16 +338,20 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         uint256 received = IERC20(token).balanceOf(address(this)) - balanceBefore;
         if (received == 0) revert NoTokensReceived();
         if (received > type(uint128).max) revert AmountTooLarge(received);
+        // casting to 'uint128' is safe because `received` was checked against uint128 max above
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint128 credited = uint128(received);
 
         uint64 index = depositCount;
         bytes32 prev = index == 0 ? bytes32(0) : _deposits[index - 1].rollingHash;
-        bytes32 rolling = depositHash(prev, recipient, token, uint128(received));
+        bytes32 rolling = depositHash(prev, recipient, token, credited);
+        // casting to 'uint64' is safe: timestamps fit in 64 bits for billions of years
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint64 deadline = uint64(block.timestamp) + depositDeadlinePeriod;
-        _deposits[index] =
-            DepositEntry({rollingHash: rolling, token: token, deadline: deadline, amount: uint128(received)});
+        _deposits[index] = DepositEntry({rollingHash: rolling, token: token, deadline: deadline, amount: credited});
         depositCount = index + 1;
         pendingDeposits[token] += received;
-        emit Deposited(index, recipient, token, uint128(received), msg.sender, rolling, deadline);
+        emit Deposited(index, recipient, token, credited, msg.sender, rolling, deadline);
     }
 
     // ------------------------------------------------------ forced withdrawals
@@ -438,6 +453,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
             if (amount > available) revert LedgerSupplyExceeded(token, amount, available);
             ledgerSupply[token] = available - amount;
             unclaimedWithdrawals[token] += amount;
+            // casting to 'uint32' is safe because `count` is a uint32
+            // forge-lint: disable-next-line(unsafe-typecast)
             leaves[i] = withdrawalLeaf(uint32(i), recipient, token, amount);
         }
         root = _merkleRoot(leaves);
@@ -489,14 +506,13 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
     /// @dev Reverts unless withdrawal `index` of `batchNumber` is final, unclaimed, and
     ///      `leaf` is proven against the batch's withdrawals root.
-    function _checkClaim(uint64 batchNumber, uint32 index, bytes32 leaf, bytes32[] calldata proof)
-        internal
-        view
-    {
+    function _checkClaim(uint64 batchNumber, uint32 index, bytes32 leaf, bytes32[] calldata proof) internal view {
         if (batchNumber == 0 || batchNumber > lastBatchNumber) revert UnknownBatch(batchNumber);
         Batch storage committed = _batches[batchNumber];
         if (index >= committed.withdrawalCount) revert IndexOutOfRange(index, committed.withdrawalCount);
         uint64 claimableAt = committed.committedAt + finalizationDelay;
+        // Delays are hours to days: a few seconds of proposer leeway on timestamps do not matter.
+        // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp < claimableAt) revert NotFinalized(claimableAt);
         if (_claimed[batchNumber][index >> 8] & (uint256(1) << (index & 0xff)) != 0) {
             revert AlreadyClaimed(batchNumber, index);
@@ -525,13 +541,17 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @notice Switches the contract to exodus mode when the oldest unconsumed deposit or
     ///         forced-withdrawal request is past its deadline. Anyone may call it.
     function activateExodus() external notExodus {
-        bool depositOverdue =
-            depositsConsumed < depositCount && _deposits[depositsConsumed].deadline < block.timestamp;
+        // Deadlines are hours to days: a few seconds of proposer leeway on timestamps do not matter.
+        // forge-lint: disable-next-line(block-timestamp)
+        bool depositOverdue = depositsConsumed < depositCount && _deposits[depositsConsumed].deadline < block.timestamp;
+        // forge-lint: disable-next-line(block-timestamp)
         bool forcedOverdue = forcedConsumed < forcedCount && _forced[forcedConsumed].deadline < block.timestamp;
         if (!depositOverdue && !forcedOverdue) revert NothingOverdue();
         exodus = true;
         emit ExodusActivated(
-            msg.sender, depositOverdue ? depositsConsumed : type(uint64).max, forcedOverdue ? forcedConsumed : type(uint64).max
+            msg.sender,
+            depositOverdue ? depositsConsumed : type(uint64).max,
+            forcedOverdue ? forcedConsumed : type(uint64).max
         );
     }
 
@@ -605,11 +625,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     }
 
     /// @notice Rolling hash of the deposit queue after appending a deposit.
-    function depositHash(bytes32 prev, address recipient, address token, uint128 amount)
-        public
-        pure
-        returns (bytes32)
-    {
+    function depositHash(bytes32 prev, address recipient, address token, uint128 amount) public pure returns (bytes32) {
         return keccak256(abi.encodePacked(prev, recipient, token, amount));
     }
 

@@ -13,7 +13,7 @@ pub const DATA_VERSION: u8 = 1;
 /// Bytes of one encoded withdrawal.
 pub const WITHDRAWAL_BYTES: usize = 56;
 /// Largest number of withdrawals the contract accepts in one batch.
-pub const MAX_WITHDRAWALS_PER_BATCH: usize = 4096;
+pub const MAX_WITHDRAWALS_PER_BATCH: usize = 1024;
 
 /// One withdrawal of a batch, as the contract pays it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Settlement} from "../src/Settlement.sol";
+import {IGroth16Verifier} from "../src/IGroth16Verifier.sol";
+import {SettlementFixture} from "./utils/SettlementFixture.sol";
+import {Withdrawal} from "./utils/BatchData.sol";
+
+/// @notice Constructor, governance (token allowlist, operator, Ownable2Step) and the pure
+///         and view helpers of the settlement contract.
+contract SettlementAdminTest is SettlementFixture {
+    // ----------------------------------------------------------- constructor
+
+    function test_constructor_setsInitialState() public view {
+        assertEq(settlement.owner(), owner, "owner");
+        assertEq(settlement.pendingOwner(), address(0), "pendingOwner");
+        assertEq(settlement.operator(), operator, "operator");
+        assertEq(address(settlement.verifier()), address(verifier), "verifier");
+        assertEq(settlement.finalizationDelay(), FINALIZATION_DELAY, "finalizationDelay");
+        assertEq(settlement.depositDeadlinePeriod(), DEPOSIT_DEADLINE, "depositDeadlinePeriod");
+        assertEq(settlement.forcedDeadlinePeriod(), FORCED_DEADLINE, "forcedDeadlinePeriod");
+        assertEq(settlement.stateRoot(), GENESIS_ROOT, "stateRoot");
+        assertEq(settlement.lastBatchNumber(), 0, "lastBatchNumber");
+        assertFalse(settlement.exodus(), "exodus");
+        assertEq(settlement.depositCount(), 0, "depositCount");
+        assertEq(settlement.depositsConsumed(), 0, "depositsConsumed");
+        assertEq(settlement.forcedCount(), 0, "forcedCount");
+        assertEq(settlement.forcedConsumed(), 0, "forcedConsumed");
+        assertTrue(settlement.supportedToken(address(usdc)), "usdc supported");
+        assertTrue(settlement.supportedToken(address(dai)), "dai supported");
+        assertFalse(settlement.supportedToken(stranger), "random address unsupported");
+
+        address[] memory list = settlement.tokens();
+        assertEq(list.length, 2, "tokens length");
+        assertEq(list[0], address(usdc), "tokens[0]");
+        assertEq(list[1], address(dai), "tokens[1]");
+
+        Settlement.Batch memory genesis = settlement.batch(0);
+        assertEq(genesis.root, GENESIS_ROOT, "genesis root");
+        assertEq(genesis.withdrawalsRoot, bytes32(0), "genesis withdrawalsRoot");
+        assertEq(genesis.committedAt, START_TIME, "genesis committedAt");
+        assertEq(genesis.withdrawalCount, 0, "genesis withdrawalCount");
+    }
+
+    function test_constructor_emitsOperatorAndTokenEvents() public {
+        address[] memory tokens = new address[](2);
+        tokens[0] = address(usdc);
+        tokens[1] = address(dai);
+        // The deployment address is not known in advance: check topics and data only.
+        vm.expectEmit(true, true, false, true);
+        emit Settlement.OperatorChanged(address(0), operator);
+        vm.expectEmit(true, false, false, true);
+        emit Settlement.TokenAdded(address(usdc));
+        vm.expectEmit(true, false, false, true);
+        emit Settlement.TokenAdded(address(dai));
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3);
+    }
+
+    function test_constructor_acceptsLargestFieldElementAsGenesis() public {
+        Settlement s = new Settlement(owner, operator, verifier, bytes32(R - 1), new address[](0), 1, 2, 3);
+        assertEq(s.stateRoot(), bytes32(R - 1), "genesis r-1");
+        assertEq(s.tokens().length, 0, "no tokens");
+    }
+
+    function test_constructor_revertsOnZeroOperator() public {
+        vm.expectRevert(Settlement.ZeroAddress.selector);
+        new Settlement(owner, address(0), verifier, GENESIS_ROOT, new address[](0), 1, 2, 3);
+    }
+
+    function test_constructor_revertsOnZeroVerifier() public {
+        vm.expectRevert(Settlement.ZeroAddress.selector);
+        new Settlement(owner, operator, IGroth16Verifier(address(0)), GENESIS_ROOT, new address[](0), 1, 2, 3);
+    }
+
+    function test_constructor_revertsOnZeroOwner() public {
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableInvalidOwner.selector, address(0)));
+        new Settlement(address(0), operator, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3);
+    }
+
+    function test_constructor_revertsOnGenesisRootOutsideField() public {
+        vm.expectRevert(abi.encodeWithSelector(Settlement.RootNotInField.selector, bytes32(R)));
+        new Settlement(owner, operator, verifier, bytes32(R), new address[](0), 1, 2, 3);
+    }
+
+    function test_constructor_acceptsLongestPeriods() public {
+        uint64 max = 365 days;
+        Settlement s = new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), max, max, max);
+        assertEq(s.finalizationDelay(), max, "finalization");
+        assertEq(s.forcedDeadlinePeriod(), max, "forced");
+    }
+
+    function test_constructor_revertsOnTooLongPeriods() public {
+        uint64 tooLong = 365 days + 1;
+        vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, tooLong));
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), tooLong, 2, 3);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, tooLong));
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), 1, tooLong, 3);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, type(uint64).max));
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), 1, 2, type(uint64).max);
+    }
+
+    function test_constructor_revertsOnZeroToken() public {
+        address[] memory tokens = new address[](1);
+        vm.expectRevert(Settlement.ZeroAddress.selector);
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3);
+    }
+
+    function test_constructor_revertsOnDuplicateToken() public {
+        address[] memory tokens = new address[](2);
+        tokens[0] = address(usdc);
+        tokens[1] = address(usdc);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TokenAlreadySupported.selector, address(usdc)));
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3);
+    }
+
+    // ------------------------------------------------------------- addToken
+
+    function test_addToken_addsAndEmits() public {
+        address token = makeAddr("newToken");
+        vm.expectEmit(true, false, false, true, address(settlement));
+        emit Settlement.TokenAdded(token);
+        vm.prank(owner);
+        settlement.addToken(token);
+        assertTrue(settlement.supportedToken(token), "supported");
+        address[] memory list = settlement.tokens();
+        assertEq(list.length, 3, "tokens length");
+        assertEq(list[2], token, "appended last");
+    }
+
+    function test_addToken_revertsForNonOwner() public {
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, operator));
+        vm.prank(operator);
+        settlement.addToken(makeAddr("newToken"));
+    }
+
+    function test_addToken_revertsOnZeroAddress() public {
+        vm.expectRevert(Settlement.ZeroAddress.selector);
+        vm.prank(owner);
+        settlement.addToken(address(0));
+    }
+
+    function test_addToken_revertsWhenAlreadySupported() public {
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TokenAlreadySupported.selector, address(dai)));
+        vm.prank(owner);
+        settlement.addToken(address(dai));
+    }
+
+    // ----------------------------------------------------------- setOperator
+
+    function test_setOperator_replacesOperator() public {
+        vm.expectEmit(true, true, false, true, address(settlement));
+        emit Settlement.OperatorChanged(operator, bob);
+        vm.prank(owner);
+        settlement.setOperator(bob);
+        assertEq(settlement.operator(), bob, "operator");
+
+        // The old operator can no longer commit; the new one can.
+        bytes memory data = hex"0100000000";
+        Settlement.BatchHeader memory header = _header(bytes32(uint256(7)), 0, 0, data);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.NotOperator.selector, operator));
+        vm.prank(operator);
+        settlement.commitBatch(header, data);
+        vm.prank(bob);
+        settlement.commitBatch(header, data);
+        assertEq(settlement.lastBatchNumber(), 1, "committed by new operator");
+    }
+
+    function test_setOperator_revertsForNonOwner() public {
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, operator));
+        vm.prank(operator);
+        settlement.setOperator(operator);
+    }
+
+    function test_setOperator_revertsOnZeroAddress() public {
+        vm.expectRevert(Settlement.ZeroAddress.selector);
+        vm.prank(owner);
+        settlement.setOperator(address(0));
+    }
+
+    // ------------------------------------------------------------ ownership
+
+    function test_ownership_isTransferredInTwoSteps() public {
+        vm.prank(owner);
+        settlement.transferOwnership(bob);
+        assertEq(settlement.owner(), owner, "owner unchanged until accepted");
+        assertEq(settlement.pendingOwner(), bob, "pendingOwner");
+
+        // Only the pending owner may accept.
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, carol));
+        vm.prank(carol);
+        settlement.acceptOwnership();
+
+        vm.prank(bob);
+        settlement.acceptOwnership();
+        assertEq(settlement.owner(), bob, "new owner");
+        assertEq(settlement.pendingOwner(), address(0), "pending cleared");
+
+        // The previous owner lost its powers, the new one has them.
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, owner));
+        vm.prank(owner);
+        settlement.setOperator(carol);
+        vm.prank(bob);
+        settlement.setOperator(carol);
+        assertEq(settlement.operator(), carol, "operator set by new owner");
+    }
+
+    function test_transferOwnership_revertsForNonOwner() public {
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, bob));
+        vm.prank(bob);
+        settlement.transferOwnership(bob);
+    }
+
+    function test_renounceOwnership_revertsForNonOwner() public {
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, operator));
+        vm.prank(operator);
+        settlement.renounceOwnership();
+    }
+
+    function test_renounceOwnership_freezesGovernance() public {
+        vm.prank(owner);
+        settlement.renounceOwnership();
+        assertEq(settlement.owner(), address(0), "no owner");
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, owner));
+        vm.prank(owner);
+        settlement.addToken(makeAddr("newToken"));
+    }
+
+    // ------------------------------------------------------- pure helpers
+
+    function test_constants() public view {
+        assertEq(settlement.SNARK_SCALAR_FIELD(), R, "field order");
+        assertEq(settlement.DATA_VERSION(), 1, "data version");
+        assertEq(settlement.MAX_WITHDRAWALS_PER_BATCH(), 1024, "max withdrawals");
+        assertEq(settlement.MAX_DEPOSITS_PER_BATCH(), 1024, "max deposits");
+        assertEq(settlement.MAX_PERIOD(), 365 days, "max period");
+        // `cast keccak "Stablelane.exit.v1"`
+        assertEq(
+            settlement.EXIT_DOMAIN(), 0x68299b4f3e7e574a7907015dcb4e96f50d7422e15c221c59b782fe54d90e81ad, "exit domain"
+        );
+    }
+
+    /// @dev Vectors computed outside Solidity with `cast keccak` over the packed bytes, so
+    ///      the contract, this suite and the Rust bindings are pinned to one byte layout.
+    function test_hashLayouts_matchExternalVectors() public view {
+        address r = address(0x1111111111111111111111111111111111111111);
+        address t = address(0x2222222222222222222222222222222222222222);
+        address o = address(0x3333333333333333333333333333333333333333);
+        assertEq(
+            settlement.depositHash(bytes32(0), r, t, 1_000_000),
+            0x432dee3a3a5a00833891ab7ee53f6852576c5e1b55fe9658f09318a88f864618,
+            "depositHash"
+        );
+        assertEq(
+            settlement.forcedHash(bytes32(0), o, t),
+            0xe8611b69938acaae90712890a9ecdbe4429de406974235cf64b4b9e407e8e0dd,
+            "forcedHash"
+        );
+        assertEq(
+            settlement.withdrawalLeaf(7, r, t, 1_000_000),
+            0xfa067900169a6eafaf33b10ccd6cdbbb5d5ff697af33e56c310a6d829df7eeca,
+            "withdrawalLeaf"
+        );
+    }
+
+    function testFuzz_hashHelpers_matchIndependentEncoding(
+        bytes32 prev,
+        address a,
+        address b,
+        uint128 amount,
+        uint32 index
+    ) public view {
+        assertEq(settlement.depositHash(prev, a, b, amount), _depositHash(prev, a, b, amount), "depositHash");
+        assertEq(settlement.forcedHash(prev, a, b), _forcedHash(prev, a, b), "forcedHash");
+        assertEq(
+            settlement.withdrawalLeaf(index, a, b, amount),
+            keccak256(bytes.concat(bytes4(index), bytes20(a), bytes20(b), bytes16(amount))),
+            "withdrawalLeaf"
+        );
+    }
+
+    function test_exitContext_bindsChainContractAndOwner() public {
+        uint256 ctxAlice = settlement.exitContext(alice);
+        assertEq(ctxAlice, _exitContext(alice), "independent computation");
+        assertLt(ctxAlice, R, "in field");
+        assertNotEq(ctxAlice, settlement.exitContext(bob), "differs per owner");
+
+        Settlement other = _deploy(verifier);
+        assertNotEq(ctxAlice, other.exitContext(alice), "differs per contract");
+
+        vm.chainId(31337 + 1);
+        assertNotEq(ctxAlice, settlement.exitContext(alice), "differs per chain");
+        assertEq(settlement.exitContext(alice), _exitContext(alice), "independent computation, other chain");
+    }
+
+    // ----------------------------------------------------------- view reverts
+
+    function test_batch_revertsForUncommittedBatch() public {
+        vm.expectRevert(abi.encodeWithSelector(Settlement.UnknownBatch.selector, uint64(1)));
+        settlement.batch(1);
+    }
+
+    function test_queueViews_revertOutOfRange() public {
+        vm.expectRevert(abi.encodeWithSelector(Settlement.IndexOutOfRange.selector, uint256(0), uint256(0)));
+        settlement.depositEntry(0);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.IndexOutOfRange.selector, uint256(0), uint256(0)));
+        settlement.forcedEntry(0);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.IndexOutOfRange.selector, uint256(1), uint256(0)));
+        settlement.depositHashAt(1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.IndexOutOfRange.selector, uint256(1), uint256(0)));
+        settlement.forcedHashAt(1);
+        assertEq(settlement.depositHashAt(0), bytes32(0), "empty deposit prefix");
+        assertEq(settlement.forcedHashAt(0), bytes32(0), "empty forced prefix");
+
+        _deposit(alice, usdc, 5, alice);
+        _requestForced(bob, address(dai));
+        assertEq(settlement.depositHashAt(1), depositHashes[1], "deposit prefix 1");
+        assertEq(settlement.forcedHashAt(1), forcedHashes[1], "forced prefix 1");
+        vm.expectRevert(abi.encodeWithSelector(Settlement.IndexOutOfRange.selector, uint256(1), uint256(1)));
+        settlement.depositEntry(1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.IndexOutOfRange.selector, uint256(1), uint256(1)));
+        settlement.forcedEntry(1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.IndexOutOfRange.selector, uint256(2), uint256(1)));
+        settlement.depositHashAt(2);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.IndexOutOfRange.selector, uint256(2), uint256(1)));
+        settlement.forcedHashAt(2);
+    }
+
+    function test_isClaimed_falseForUnknownBatches() public view {
+        assertFalse(settlement.isClaimed(0, 0), "genesis");
+        assertFalse(settlement.isClaimed(99, 12345), "future batch");
+    }
+
+    function test_batch_returnsCommittedBatches() public {
+        _deposit(alice, usdc, 1000, alice);
+        Withdrawal[] memory ws = _one(bob, address(usdc), 400);
+        vm.warp(START_TIME + 55);
+        _commit(bytes32(uint256(11)), ws);
+        Settlement.Batch memory b = settlement.batch(1);
+        assertEq(b.root, bytes32(uint256(11)), "root");
+        assertEq(b.committedAt, START_TIME + 55, "committedAt");
+        assertEq(b.withdrawalCount, 1, "count");
+        assertEq(b.withdrawalsRoot, settlement.withdrawalLeaf(0, bob, address(usdc), 400), "single-leaf root");
+        assertEq(settlement.batch(0).root, GENESIS_ROOT, "genesis kept");
+    }
+}

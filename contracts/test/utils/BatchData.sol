@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @notice One withdrawal of a batch, as the settlement contract pays it out.
+struct Withdrawal {
+    address recipient;
+    address token;
+    uint128 amount;
+}
+
+/// @title Batch data and withdrawal trees, built independently of the contract
+/// @notice Mirrors the layout documented in `Settlement.sol` and `bindings/src/batch_data.rs`:
+///         data = version u8 ‖ n u32 BE ‖ n × (recipient ‖ token ‖ amount u128 BE) ‖ rest;
+///         leaf = keccak256(index u32 ‖ recipient ‖ token ‖ amount u128); every level of the
+///         tree pairs a node without a right sibling with bytes32(0). Unlike the contract
+///         (which folds one array in place), this keeps every level and is written with
+///         `bytes.concat`, so the two implementations only agree if the layout does.
+library BatchData {
+    uint8 internal constant VERSION = 1;
+    uint256 internal constant WITHDRAWAL_BYTES = 56;
+    /// @notice Bytes of rest data per changed leaf in the gas model: slot index (4) ‖ leaf
+    ///         hash (32) ‖ encrypted (balance, nonce) note (32).
+    uint256 internal constant LEAF_UPDATE_BYTES = 68;
+
+    function leaf(uint32 index, Withdrawal memory w) internal pure returns (bytes32) {
+        return keccak256(bytes.concat(bytes4(index), bytes20(w.recipient), bytes20(w.token), bytes16(w.amount)));
+    }
+
+    function hashPair(bytes32 left, bytes32 right) internal pure returns (bytes32) {
+        return keccak256(bytes.concat(left, right));
+    }
+
+    /// @notice Every level of the tree, leaves first; the last level has the root alone.
+    function levels(Withdrawal[] memory ws) internal pure returns (bytes32[][] memory out) {
+        uint256 n = ws.length;
+        require(n > 0, "BatchData: empty tree");
+        uint256 depth = 0;
+        while ((uint256(1) << depth) < n) ++depth;
+        out = new bytes32[][](depth + 1);
+        out[0] = new bytes32[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            out[0][i] = leaf(uint32(i), ws[i]);
+        }
+        for (uint256 level = 1; level <= depth; ++level) {
+            bytes32[] memory below = out[level - 1];
+            bytes32[] memory above = new bytes32[]((below.length + 1) / 2);
+            for (uint256 i = 0; i < above.length; ++i) {
+                bytes32 right = 2 * i + 1 < below.length ? below[2 * i + 1] : bytes32(0);
+                above[i] = hashPair(below[2 * i], right);
+            }
+            out[level] = above;
+        }
+        require(out[depth].length == 1, "BatchData: tree did not close");
+    }
+
+    /// @notice The withdrawals root the contract records (zero for no withdrawals).
+    function root(Withdrawal[] memory ws) internal pure returns (bytes32) {
+        if (ws.length == 0) return bytes32(0);
+        bytes32[][] memory lv = levels(ws);
+        return lv[lv.length - 1][0];
+    }
+
+    /// @notice Sibling path of withdrawal `index`, leaf level first.
+    function proof(Withdrawal[] memory ws, uint256 index) internal pure returns (bytes32[] memory path) {
+        require(index < ws.length, "BatchData: index out of range");
+        bytes32[][] memory lv = levels(ws);
+        path = new bytes32[](lv.length - 1);
+        uint256 position = index;
+        for (uint256 level = 0; level + 1 < lv.length; ++level) {
+            uint256 sibling = position ^ 1;
+            path[level] = sibling < lv[level].length ? lv[level][sibling] : bytes32(0);
+            position >>= 1;
+        }
+    }
+
+    /// @notice Batch data: version, withdrawal section, then `rest`.
+    function encode(Withdrawal[] memory ws, bytes memory rest) internal pure returns (bytes memory data) {
+        return encodeRaw(VERSION, uint32(ws.length), ws, rest);
+    }
+
+    /// @notice Batch data with a chosen version byte and count field (for malformed data).
+    ///         Writes into one allocation: the 1,000-leaf gas cases would be quadratic with
+    ///         repeated `bytes.concat`.
+    function encodeRaw(uint8 version, uint32 count, Withdrawal[] memory ws, bytes memory rest)
+        internal
+        pure
+        returns (bytes memory data)
+    {
+        data = new bytes(5 + ws.length * WITHDRAWAL_BYTES + rest.length);
+        data[0] = bytes1(version);
+        bytes4 countBytes = bytes4(count);
+        for (uint256 i = 0; i < 4; ++i) {
+            data[1 + i] = countBytes[i];
+        }
+        uint256 offset = 5;
+        for (uint256 i = 0; i < ws.length; ++i) {
+            bytes memory entry = bytes.concat(bytes20(ws[i].recipient), bytes20(ws[i].token), bytes16(ws[i].amount));
+            _copy(entry, data, offset);
+            offset += WITHDRAWAL_BYTES;
+        }
+        _copy(rest, data, offset);
+    }
+
+    /// @notice Opaque node-defined rest data for `count` changed leaves (gas model): per
+    ///         leaf a 4-byte slot index, a 32-byte leaf hash and a 32-byte encrypted note,
+    ///         the last two pseudo-random (high-entropy, like real hashes and ciphertexts).
+    function leafUpdates(uint256 count, bytes32 seed) internal pure returns (bytes memory rest) {
+        rest = new bytes(count * LEAF_UPDATE_BYTES);
+        for (uint256 i = 0; i < count; ++i) {
+            bytes32 leafHash = keccak256(abi.encode(seed, i));
+            bytes32 note = keccak256(abi.encode(leafHash));
+            uint256 slot = uint32(uint256(keccak256(abi.encode(note))));
+            // Written in order, so each 32-byte store's overhang is overwritten by the next.
+            assembly ("memory-safe") {
+                let p := add(add(rest, 0x20), mul(i, 68))
+                mstore(p, shl(224, slot))
+                mstore(add(p, 4), leafHash)
+                mstore(add(p, 36), note)
+            }
+        }
+    }
+
+    function _copy(bytes memory src, bytes memory dst, uint256 offset) private pure {
+        require(offset + src.length <= dst.length, "BatchData: copy out of bounds");
+        for (uint256 i = 0; i < src.length; ++i) {
+            dst[offset + i] = src[i];
+        }
+    }
+}
