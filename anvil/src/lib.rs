@@ -1,6 +1,6 @@
 //! Stablelane's local devnet.
 //!
-//! Starts a real anvil (from the pinned npm package `@foundry-rs/anvil`), deploys the
+//! Starts a real anvil (from the pinned npm package `@foundry-rs/anvil-linux-amd64`), deploys the
 //! settlement contracts from the committed artifacts with alloy, mints test stablecoins to
 //! the dev accounts and describes the result as [`DevnetDescription`] (the JSON written to
 //! `anvil/devnet.json`). End-to-end tests use the same code with one anvil each on a free

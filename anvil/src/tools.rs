@@ -1,8 +1,8 @@
 //! Locating the foundry binaries installed from npm.
 //!
-//! `npm ci` in the repository root installs `@foundry-rs/anvil` (and forge, cast), whose
-//! platform package carries the native binary. We run that binary directly rather than the
-//! Node wrapper in `node_modules/.bin`, so that stopping it stops anvil itself.
+//! `npm ci` in the repository root installs foundry's platform packages
+//! (`@foundry-rs/anvil-linux-amd64`, forge, cast), which carry the native binaries; we run
+//! them directly, so stopping the process stops anvil itself.
 
 use std::path::{Path, PathBuf};
 
