@@ -11,7 +11,7 @@
 pub enum ErrorCode {
     /// Malformed JSON.
     ParseError = -32700,
-    /// Not a valid JSON-RPC request (including oversized requests and batches).
+    /// Not a valid JSON-RPC request.
     InvalidRequest = -32600,
     /// Unknown method.
     MethodNotFound = -32601,
@@ -19,6 +19,10 @@ pub enum ErrorCode {
     InvalidParams = -32602,
     /// Internal error of the node.
     InternalError = -32603,
+    /// The request body exceeds the size limit (jsonrpsee's code; HTTP status 413).
+    OversizedRequest = -32007,
+    /// A batch has more calls than allowed (jsonrpsee's code).
+    BatchTooLarge = -32010,
 
     /// The signature is not a valid secp256k1 signature of the message (or is high-`s`).
     InvalidSignature = 1001,
@@ -56,10 +60,8 @@ pub enum ErrorCode {
     NonceExhausted = 1021,
     /// The node's intake queue is full: retry later.
     Busy = 1030,
-    /// Too many requests from this client: retry later.
+    /// Too many requests from this client: retry later (reserved: no rate limit yet).
     RateLimited = 1031,
-    /// The request exceeds the size limit.
-    RequestTooLarge = 1032,
     /// Owner authentication missing or invalid.
     Unauthorized = 1040,
     /// Unknown transaction, batch or account.
@@ -79,6 +81,8 @@ impl ErrorCode {
         Self::MethodNotFound,
         Self::InvalidParams,
         Self::InternalError,
+        Self::OversizedRequest,
+        Self::BatchTooLarge,
         Self::InvalidSignature,
         Self::SignerMismatch,
         Self::WrongChainId,
@@ -98,7 +102,6 @@ impl ErrorCode {
         Self::NonceExhausted,
         Self::Busy,
         Self::RateLimited,
-        Self::RequestTooLarge,
         Self::Unauthorized,
         Self::NotFound,
     ];

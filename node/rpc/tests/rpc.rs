@@ -1,0 +1,478 @@
+//! The RPC server over real HTTP (and WebSocket) against a sequencer over a journal in a
+//! temporary directory: acceptance and idempotency, one documented code per refusal with
+//! nothing stored, size limits, owner authentication, and the admin bearer token.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy::{
+    primitives::{Address, B256},
+    signers::local::PrivateKeySigner,
+    sol_types::Eip712Domain,
+};
+use eyre::{eyre, Result};
+use serde_json::{json, Value};
+use stablelane::{
+    domain, sign, signing::verify_receipt, Amount, Authentication, Nonce, Transfer, TypedDomain,
+};
+use stablelane_ledger::{Deposit, LedgerConfig};
+use stablelane_rpc::{AdminToken, Limits, RpcConfig, RpcServer, TokenInfo};
+use stablelane_sequencer::{Sequencer, SequencerConfig, SignedReceipt};
+use stablelane_storage::JournalConfig;
+
+const TOKEN: Address = Address::repeat_byte(0xaa);
+const OTHER_TOKEN: Address = Address::repeat_byte(0xab);
+const SETTLEMENT: Address = Address::repeat_byte(0x11);
+const CHAIN_ID: u64 = 31337;
+const FEE: u128 = 10;
+const ADMIN_TOKEN: &str = "test-admin-token";
+
+struct Node {
+    _dir: tempfile::TempDir,
+    sequencer: Sequencer,
+    server: RpcServer,
+    operator: Address,
+    alice: PrivateKeySigner,
+    bob: PrivateKeySigner,
+    domain: Eip712Domain,
+    http: reqwest::Client,
+}
+
+impl Node {
+    async fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let domain = domain(CHAIN_ID, SETTLEMENT);
+        let operator = PrivateKeySigner::random();
+        let config = SequencerConfig {
+            journal_dir: dir.path().to_path_buf(),
+            journal: JournalConfig::default(),
+            intake_queue_max: 1024,
+            group_max: 256,
+            ledger: LedgerConfig {
+                tokens: [(TOKEN, Amount(FEE))].into_iter().collect(),
+                fee_recipient: Address::repeat_byte(0xee),
+                operator_secret: B256::repeat_byte(7),
+                slots_max: 10_000,
+            },
+            domain: domain.clone(),
+        };
+        let sequencer = Sequencer::open(config, operator.clone())?;
+        let alice = PrivateKeySigner::random();
+        let bob = PrivateKeySigner::random();
+        sequencer
+            .submit_deposit(Deposit {
+                queue_index: 0,
+                recipient: alice.address(),
+                token: TOKEN,
+                amount: Amount(1_000),
+            })
+            .await?;
+        let local = "127.0.0.1:0".parse()?;
+        let server = RpcServer::start(
+            RpcConfig {
+                listen: local,
+                admin_listen: local,
+                admin_token: AdminToken::new(ADMIN_TOKEN),
+                operator: operator.address(),
+                tokens: vec![TokenInfo {
+                    address: TOKEN,
+                    symbol: "USDC".into(),
+                    decimals: 6,
+                }],
+                limits: Limits::default(),
+                admin_limits: Limits::default(),
+            },
+            sequencer.clone(),
+        )
+        .await?;
+        Ok(Self {
+            _dir: dir,
+            sequencer,
+            server,
+            operator: operator.address(),
+            alice,
+            bob,
+            domain,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.server.local_addr())
+    }
+
+    async fn post_raw(&self, body: impl Into<reqwest::Body>) -> Result<(u16, Value)> {
+        let response = self
+            .http
+            .post(self.url())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        Ok(self.post_raw(body.to_string()).await?.1)
+    }
+
+    fn transfer(&self, amount: u128, fee: u128, nonce: u64) -> Transfer {
+        Transfer {
+            from: self.alice.address(),
+            to: self.bob.address(),
+            token: TOKEN,
+            amount: Amount(amount),
+            fee: Amount(fee),
+            nonce: Nonce(nonce),
+            valid_until: now_s() + 3600,
+        }
+    }
+
+    fn signed(&self, transfer: Transfer) -> Result<Value> {
+        Ok(serde_json::to_value(sign(
+            &self.alice,
+            transfer,
+            &self.domain,
+        )?)?)
+    }
+
+    fn alice_state(&self) -> (Amount, Nonce, u64) {
+        self.sequencer.read(|s| {
+            (
+                s.ledger().balance(self.alice.address(), TOKEN),
+                s.ledger().nonce(self.alice.address(), TOKEN),
+                s.last_seq().get(),
+            )
+        })
+    }
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn error_code(response: &Value) -> Option<i64> {
+    response["error"]["code"].as_i64()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_transfer_is_signed_and_idempotent() -> Result<()> {
+    let node = Node::start().await?;
+    let signed = node.signed(node.transfer(100, FEE, 0))?;
+
+    let first = node.call("lane_sendTransfer", json!([signed])).await?;
+    let receipt: SignedReceipt = serde_json::from_value(first["result"].clone())?;
+    verify_receipt(
+        node.operator,
+        &receipt.receipt,
+        &receipt.signature,
+        &node.domain,
+    )?;
+    assert_eq!(receipt.receipt.balance, Amount(890));
+    assert_eq!(receipt.receipt.nonce, Nonce(1));
+    let after_first = node.alice_state();
+
+    let second = node.call("lane_sendTransfer", json!([signed])).await?;
+    assert_eq!(second["result"], first["result"], "identical receipt");
+    assert_eq!(node.alice_state(), after_first, "nothing debited twice");
+
+    let tx = node
+        .call("lane_getTransaction", json!([receipt.receipt.tx_hash]))
+        .await?;
+    assert_eq!(tx["result"]["status"], "accepted");
+    assert_eq!(tx["result"]["receipt"], first["result"]);
+    let missing = node
+        .call("lane_getTransaction", json!([B256::repeat_byte(9)]))
+        .await?;
+    assert_eq!(error_code(&missing), Some(1050));
+
+    let account = node
+        .call("lane_getAccount", json!([node.alice.address(), TOKEN]))
+        .await?;
+    assert_eq!(account["result"]["balance"], "890");
+    assert_eq!(account["result"]["nonce"], 1);
+    assert!(account["result"].get("salt").is_none());
+    node.server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chain_info_fee_and_chain_id() -> Result<()> {
+    let node = Node::start().await?;
+    let info = node.call("lane_chainInfo", json!([])).await?;
+    assert_eq!(info["result"]["chainId"], CHAIN_ID);
+    assert_eq!(
+        info["result"]["operator"],
+        json!(node.operator),
+        "operator address"
+    );
+    assert_eq!(info["result"]["tokens"][0]["symbol"], "USDC");
+    assert_eq!(info["result"]["tokens"][0]["minimumFee"], "10");
+
+    let fee = node.call("lane_estimateFee", json!([TOKEN])).await?;
+    assert_eq!(fee["result"]["fee"], "10");
+    let unknown = node.call("lane_estimateFee", json!([OTHER_TOKEN])).await?;
+    assert_eq!(error_code(&unknown), Some(1015));
+
+    let chain_id = node.call("eth_chainId", json!([])).await?;
+    assert_eq!(chain_id["result"], "0x7a69");
+    node.server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_refusal_has_its_code_and_stores_nothing() -> Result<()> {
+    let node = Node::start().await?;
+    // Use nonce 0 so that a replay can be tested.
+    let accepted = node.signed(node.transfer(100, FEE, 0))?;
+    let ok = node.call("lane_sendTransfer", json!([accepted])).await?;
+    assert!(ok.get("result").is_some(), "{ok}");
+
+    let mut cases: Vec<(&str, String, i64)> = Vec::new();
+    let envelope = |method: &str, params: Value| {
+        json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string()
+    };
+    let send = |tx: Value| envelope("lane_sendTransfer", json!([tx]));
+
+    cases.push((
+        "malformed JSON",
+        "{\"jsonrpc\": \"2.0\", \"id\":".into(),
+        -32700,
+    ));
+    cases.push((
+        "unknown method",
+        envelope("lane_noSuchMethod", json!([])),
+        -32601,
+    ));
+    cases.push((
+        "wrong params",
+        envelope("lane_sendTransfer", json!([42])),
+        -32602,
+    ));
+    cases.push((
+        "wrong params count",
+        envelope("lane_estimateFee", json!([TOKEN, TOKEN])),
+        -32602,
+    ));
+
+    let mut bad_bytes = node.signed(node.transfer(5, FEE, 1))?;
+    bad_bytes["signature"] = json!("0x1234");
+    cases.push(("bad signature bytes", send(bad_bytes), 1001));
+
+    let by_bob = serde_json::to_value(sign(&node.bob, node.transfer(5, FEE, 1), &node.domain)?)?;
+    cases.push(("signer is not from", send(by_bob), 1002));
+
+    let other_chain = domain(1, SETTLEMENT);
+    let mut wrong_chain =
+        serde_json::to_value(sign(&node.alice, node.transfer(5, FEE, 1), &other_chain)?)?;
+    wrong_chain["domain"] = serde_json::to_value(TypedDomain::new(1, SETTLEMENT))?;
+    cases.push(("wrong chain id", send(wrong_chain), 1003));
+
+    let other_contract = Address::repeat_byte(0x12);
+    let mut wrong_contract = serde_json::to_value(sign(
+        &node.alice,
+        node.transfer(5, FEE, 1),
+        &domain(CHAIN_ID, other_contract),
+    )?)?;
+    wrong_contract["domain"] = serde_json::to_value(TypedDomain::new(CHAIN_ID, other_contract))?;
+    cases.push(("wrong verifying contract", send(wrong_contract), 1004));
+
+    cases.push((
+        "replayed nonce",
+        send(node.signed(node.transfer(7, FEE, 0))?),
+        1010,
+    ));
+    cases.push((
+        "future nonce",
+        send(node.signed(node.transfer(7, FEE, 5))?),
+        1011,
+    ));
+    let mut expired = node.transfer(7, FEE, 1);
+    expired.valid_until = 1;
+    cases.push(("expired", send(node.signed(expired)?), 1012));
+    cases.push((
+        "zero amount",
+        send(node.signed(node.transfer(0, FEE, 1))?),
+        1013,
+    ));
+    let too_big = (u128::MAX).to_string() + "0";
+    let mut amount_overflow = node.signed(node.transfer(7, FEE, 1))?;
+    amount_overflow["message"]["amount"] = json!(too_big);
+    cases.push(("amount overflows u128", send(amount_overflow), 1014));
+    let mut fee_overflow = node.signed(node.transfer(7, FEE, 1))?;
+    fee_overflow["message"]["fee"] = json!("340282366920938463463374607431768211456");
+    cases.push(("fee overflows u128", send(fee_overflow), 1014));
+    cases.push((
+        "amount + fee overflows u128",
+        send(node.signed(node.transfer(u128::MAX, FEE, 1))?),
+        1014,
+    ));
+    let mut unknown_token = node.transfer(7, FEE, 1);
+    unknown_token.token = OTHER_TOKEN;
+    cases.push(("unknown token", send(node.signed(unknown_token)?), 1015));
+    cases.push((
+        "insufficient balance",
+        send(node.signed(node.transfer(10_000, FEE, 1))?),
+        1016,
+    ));
+    cases.push((
+        "fee below quote",
+        send(node.signed(node.transfer(7, FEE - 1, 1))?),
+        1017,
+    ));
+
+    let before = node.alice_state();
+    for (name, body, code) in cases {
+        let (_, response) = node.post_raw(body).await?;
+        assert_eq!(error_code(&response), Some(code), "{name}: {response}");
+        let message = response["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{name}: no message");
+        assert_eq!(node.alice_state(), before, "{name}: stored something");
+        let alive = node.call("eth_chainId", json!([])).await?;
+        assert_eq!(alive["result"], "0x7a69", "{name}: server stopped serving");
+    }
+
+    // Oversized: jsonrpsee answers HTTP 413 with -32007 before any handler runs.
+    let padding = "x".repeat(Limits::default().request_body_max_bytes as usize + 1);
+    let (status, response) = node
+        .post_raw(envelope("lane_getAccount", json!([padding])))
+        .await?;
+    assert_eq!(status, 413);
+    assert_eq!(error_code(&response), Some(-32007), "{response}");
+
+    // A batch longer than the limit: -32010.
+    let batch: Vec<Value> = (0..=Limits::default().batch_requests_max)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_chainId"}))
+        .collect();
+    let (_, response) = node.post_raw(Value::Array(batch).to_string()).await?;
+    assert_eq!(error_code(&response), Some(-32010), "{response}");
+
+    assert_eq!(node.alice_state(), before);
+    let alive = node.call("eth_chainId", json!([])).await?;
+    assert_eq!(alive["result"], "0x7a69");
+    node.server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn salt_and_leaf_only_with_owner_authentication() -> Result<()> {
+    let node = Node::start().await?;
+    let auth = |purpose: &str, expiry: u64, key: &PrivateKeySigner| -> Result<Value> {
+        let message = Authentication {
+            owner: node.alice.address(),
+            purpose: purpose.into(),
+            expiry,
+        };
+        Ok(serde_json::to_value(sign(key, message, &node.domain)?)?)
+    };
+    let params = |auth: Value| json!([node.alice.address(), TOKEN, auth]);
+
+    let good = node
+        .call(
+            "lane_getAccount",
+            params(auth("lane_getAccount", now_s() + 60, &node.alice)?),
+        )
+        .await?;
+    let result = &good["result"];
+    assert_eq!(result["balance"], "1000");
+    assert!(result["salt"].is_string(), "{good}");
+    let leaf = node.sequencer.read(|s| {
+        s.ledger()
+            .slot_index(node.alice.address(), TOKEN)
+            .and_then(|i| s.leaf(i))
+    });
+    assert_eq!(result["leaf"], json!(leaf.ok_or_else(|| eyre!("no leaf"))?));
+
+    for (name, bad) in [
+        (
+            "wrong purpose",
+            auth("lane_proveBalance", now_s() + 60, &node.alice)?,
+        ),
+        (
+            "expired",
+            auth("lane_getAccount", now_s() - 1, &node.alice)?,
+        ),
+        (
+            "not the owner",
+            auth("lane_getAccount", now_s() + 60, &node.bob)?,
+        ),
+        ("garbage", json!({"message": 1})),
+    ] {
+        let response = node.call("lane_getAccount", params(bad)).await?;
+        assert_eq!(error_code(&response), Some(1040), "{name}: {response}");
+    }
+    node.server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_status_requires_the_bearer_token() -> Result<()> {
+    let node = Node::start().await?;
+    let url = format!("http://{}", node.server.admin_addr());
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "admin_status", "params": []});
+    let ask = |token: Option<&str>| {
+        let mut request = node.http.post(&url).json(&body);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.send()
+    };
+
+    for token in [None, Some("wrong-token"), Some("")] {
+        let response = ask(token).await?;
+        assert_eq!(response.status().as_u16(), 401);
+        let value: Value = response.json().await?;
+        assert_eq!(error_code(&value), Some(1040));
+    }
+    let response = ask(Some(ADMIN_TOKEN)).await?;
+    assert_eq!(response.status().as_u16(), 200);
+    let value: Value = response.json().await?;
+    assert_eq!(value["result"]["lastSequence"], 1, "{value}");
+    assert_eq!(value["result"]["chainId"], CHAIN_ID);
+
+    // Admin methods are not on the wallet port, and wallet methods not on the admin port.
+    let wallet = node.call("admin_status", json!([])).await?;
+    assert_eq!(error_code(&wallet), Some(-32601));
+    node.server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_withdrawal_returns_a_signed_receipt() -> Result<()> {
+    let node = Node::start().await?;
+    let withdrawal = stablelane::Withdrawal {
+        from: node.alice.address(),
+        recipient: node.alice.address(),
+        token: TOKEN,
+        amount: Amount(500),
+        fee: Amount(FEE),
+        nonce: Nonce(0),
+        valid_until: now_s() + 3600,
+    };
+    let signed = serde_json::to_value(sign(&node.alice, withdrawal.clone(), &node.domain)?)?;
+    let response = node.call("lane_sendWithdrawal", json!([signed])).await?;
+    let receipt: SignedReceipt = serde_json::from_value(response["result"].clone())?;
+    verify_receipt(
+        node.operator,
+        &receipt.receipt,
+        &receipt.signature,
+        &node.domain,
+    )?;
+    assert_eq!(receipt.receipt.balance, Amount(490));
+
+    let zero = stablelane::Withdrawal {
+        recipient: Address::ZERO,
+        nonce: Nonce(1),
+        ..withdrawal
+    };
+    let signed = serde_json::to_value(sign(&node.alice, zero, &node.domain)?)?;
+    let response = node.call("lane_sendWithdrawal", json!([signed])).await?;
+    assert_eq!(error_code(&response), Some(1019), "{response}");
+    assert_eq!(node.alice_state().0, Amount(490));
+    node.server.stop().await;
+    Ok(())
+}
