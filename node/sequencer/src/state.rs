@@ -195,19 +195,24 @@ impl State {
         })
     }
 
-    fn refresh_leaf(&mut self, slot: SlotIndex) -> Result<(), ApplyError> {
+    /// The leaf hash of ledger slot `slot`: Poseidon(owner, token, balance, nonce, salt).
+    fn slot_leaf(&self, slot: SlotIndex) -> Result<Fr, ApplyError> {
         let state = self
             .ledger
             .slot(slot)
             .ok_or(ApplyError::Rejected(Rejection::UnknownAccount))?;
         let salt = fr_from_be_bytes(&state.salt.0).map_err(|e| ApplyError::Tree(e.to_string()))?;
-        let leaf = leaf_hash(
+        Ok(leaf_hash(
             state.owner.0 .0,
             state.token.0 .0,
             state.balance.base_units(),
             state.nonce.get(),
             salt,
-        );
+        ))
+    }
+
+    fn refresh_leaf(&mut self, slot: SlotIndex) -> Result<(), ApplyError> {
+        let leaf = self.slot_leaf(slot)?;
         let index = slot.get() as usize;
         match index.cmp(&self.leaves.len()) {
             std::cmp::Ordering::Less => {
@@ -226,25 +231,13 @@ impl State {
         Ok(())
     }
 
-    /// Recomputes the root from scratch from the ledger's slots (no cached leaf or tree),
-    /// for start-up verification and tests.
+    /// Recomputes the root from scratch from the ledger's slots, ignoring the cached leaves
+    /// and tree: a cross-check for tests (and, once sled holds materialised state, for
+    /// checking it against the journal at start-up).
     pub fn recompute_root(&self) -> Result<B256, ApplyError> {
-        let mut leaves = Vec::with_capacity(self.ledger.slot_count() as usize);
-        for i in 0..self.ledger.slot_count() {
-            let slot = self
-                .ledger
-                .slot(SlotIndex(i))
-                .ok_or(ApplyError::Rejected(Rejection::UnknownAccount))?;
-            let salt =
-                fr_from_be_bytes(&slot.salt.0).map_err(|e| ApplyError::Tree(e.to_string()))?;
-            leaves.push(leaf_hash(
-                slot.owner.0 .0,
-                slot.token.0 .0,
-                slot.balance.base_units(),
-                slot.nonce.get(),
-                salt,
-            ));
-        }
+        let leaves = (0..self.ledger.slot_count())
+            .map(|i| self.slot_leaf(SlotIndex(i)))
+            .collect::<Result<Vec<Fr>, _>>()?;
         let tree = StateTree::from_leaves(leaves).map_err(|e| ApplyError::Tree(e.to_string()))?;
         Ok(B256::from(fr_to_be_bytes(&tree.root())))
     }
