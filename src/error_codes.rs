@@ -106,6 +106,40 @@ impl ErrorCode {
         Self::NotFound,
     ];
 
+    /// A stable snake_case name (metrics labels, logs).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ParseError => "parse_error",
+            Self::InvalidRequest => "invalid_request",
+            Self::MethodNotFound => "method_not_found",
+            Self::InvalidParams => "invalid_params",
+            Self::InternalError => "internal_error",
+            Self::OversizedRequest => "oversized_request",
+            Self::BatchTooLarge => "batch_too_large",
+            Self::InvalidSignature => "invalid_signature",
+            Self::SignerMismatch => "signer_mismatch",
+            Self::WrongChainId => "wrong_chain_id",
+            Self::WrongVerifyingContract => "wrong_verifying_contract",
+            Self::WrongDomain => "wrong_domain",
+            Self::NonceTooLow => "nonce_too_low",
+            Self::NonceTooHigh => "nonce_too_high",
+            Self::Expired => "expired",
+            Self::ZeroAmount => "zero_amount",
+            Self::AmountOverflow => "amount_overflow",
+            Self::UnsupportedToken => "unsupported_token",
+            Self::InsufficientBalance => "insufficient_balance",
+            Self::FeeTooLow => "fee_too_low",
+            Self::BalanceOverflow => "balance_overflow",
+            Self::ZeroRecipient => "zero_recipient",
+            Self::SlotLimitReached => "slot_limit_reached",
+            Self::NonceExhausted => "nonce_exhausted",
+            Self::Busy => "busy",
+            Self::RateLimited => "rate_limited",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+        }
+    }
+
     /// The code for a numeric value, if it is one of ours.
     pub fn from_code(code: i32) -> Option<Self> {
         Self::ALL.iter().copied().find(|c| c.code() == code)
@@ -119,9 +153,11 @@ mod tests {
     #[test]
     fn codes_are_distinct_and_round_trip() {
         let mut seen = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
         for code in ErrorCode::ALL {
             assert!(seen.insert(code.code()), "duplicate {code:?}");
             assert_eq!(ErrorCode::from_code(code.code()), Some(*code));
+            assert!(names.insert(code.name()), "duplicate name {code:?}");
         }
         assert_eq!(ErrorCode::from_code(0), None);
     }

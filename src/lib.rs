@@ -3,13 +3,14 @@
 //! What wallets and other Rust clients share with the node: typed ids, amounts in base
 //! units, the EIP-712 messages (transfers, withdrawals, authentication, receipts, the
 //! viewing-key message) with signing and signer recovery, and the settlement contracts'
-//! bindings. It does no I/O of its own and holds no node logic; the JSON-RPC API traits and
-//! typed client join it with the RPC server.
+//! bindings, and the JSON-RPC API's shapes. It holds no node logic and does no I/O of its own,
+//! except the typed JSON-RPC clients of the `client` feature.
 
 pub mod amount;
 pub mod error_codes;
 pub mod ids;
 pub mod messages;
+pub mod rpc;
 pub mod signing;
 
 pub use amount::{Amount, AmountError};

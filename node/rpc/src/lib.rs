@@ -4,16 +4,18 @@
 //! port; the operator API (`admin_*`) on a separate port behind a bearer token. Handlers
 //! parse parameters from raw JSON, verify EIP-712 signatures before anything reaches the
 //! sequencer, and map every failure to the stable code table ([`stablelane::ErrorCode`],
-//! mapped in [`error`], documented in `docs/rpc.md`). Every resource is bounded: request and
+//! mapped in [`error`], documented in `docs/rpc.md`). The admin port also serves the
+//! Prometheus exposition at `GET /metrics` ([`metrics`]). Every resource is bounded: request and
 //! response size, connections, subscriptions per connection, batch length.
 //!
 //! Not here: the ledger rules (the `stablelane-ledger` crate), ordering and durability (the
-//! sequencer), batches, proofs and subscriptions (later), installing a tracing subscriber
+//! sequencer), batches and proofs (later), installing a tracing subscriber
 //! (the binary's job).
 
 pub mod auth;
 pub mod error;
 mod methods;
+pub mod metrics;
 mod params;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -27,7 +29,8 @@ use tracing::info;
 pub use auth::{AdminToken, BearerAuthLayer};
 pub use error::RpcError;
 
-/// Metadata of a supported token that the ledger does not keep.
+/// Metadata of a supported token that the ledger does not keep (the configuration's view;
+/// clients see [`stablelane::rpc::TokenInfo`], which adds the minimum fee).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
@@ -83,6 +86,9 @@ pub struct RpcConfig {
     pub limits: Limits,
     /// Bounds of the admin API.
     pub admin_limits: Limits,
+    /// Development only: serve `admin_devDeposit`, which credits deposits that did not come
+    /// from the chain (for local tests without a chain watcher). Never enable in production.
+    pub dev_deposits: bool,
 }
 
 /// Errors starting the servers.
@@ -120,8 +126,13 @@ impl RpcServer {
         let addr = server.local_addr()?;
         let handle = server.start(methods::wallet_module(context.clone())?);
 
-        let admin_middleware =
-            tower::ServiceBuilder::new().layer(BearerAuthLayer::new(config.admin_token.clone()));
+        let render: metrics::Render = {
+            let context = context.clone();
+            Arc::new(move || context.metrics.render(&context.sequencer_metrics()))
+        };
+        let admin_middleware = tower::ServiceBuilder::new()
+            .layer(BearerAuthLayer::new(config.admin_token.clone()))
+            .layer(metrics::MetricsLayer::new(render));
         let admin = ServerBuilder::with_config(
             ServerConfig::builder()
                 .http_only()

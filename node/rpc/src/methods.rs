@@ -6,26 +6,28 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use alloy::{
-    primitives::{Address, B256},
-    sol_types::Eip712Domain,
-};
-use jsonrpsee::{types::ErrorObjectOwned, RpcModule};
+use alloy::{primitives::Address, sol_types::Eip712Domain};
+use jsonrpsee::{types::ErrorObjectOwned, PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use serde::Serialize;
 use stablelane::{
-    Amount, Authentication, ErrorCode, Message, Nonce, Signed, Transfer, TxHash, Withdrawal,
+    rpc::{
+        method, Account, ChainInfo, FeeQuote, NodeStatus, ReceiptNotification,
+        TokenInfo as TokenView, TokenSupply, TransactionInfo, TxStatus, GET_ACCOUNT_PURPOSE,
+        SUBSCRIBE_RECEIPTS,
+    },
+    Amount, Authentication, ErrorCode, Message, Signed, Transfer, TxHash, Withdrawal,
 };
-use stablelane_sequencer::{Sequencer, SignedReceipt};
-use tracing::debug;
+use stablelane_ledger::Deposit;
+use stablelane_sequencer::Sequencer;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{debug, info};
 
 use crate::{
     error::{Result, RpcError},
+    metrics::RpcMetrics,
     params::{optional, positional, required, signed},
     RpcConfig, StartError, TokenInfo,
 };
-
-/// The `purpose` an authentication for `lane_getAccount` must state.
-pub(crate) const GET_ACCOUNT_PURPOSE: &str = "lane_getAccount";
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -36,6 +38,8 @@ pub(crate) struct Context {
     settlement: Address,
     operator: Address,
     tokens: Vec<TokenInfo>,
+    pub(crate) metrics: Arc<RpcMetrics>,
+    dev_deposits: bool,
 }
 
 impl Context {
@@ -55,7 +59,15 @@ impl Context {
             settlement,
             operator: config.operator,
             tokens: config.tokens.clone(),
+            metrics: Arc::new(RpcMetrics::default()),
+            dev_deposits: config.dev_deposits,
         })
+    }
+}
+
+impl Context {
+    pub(crate) fn sequencer_metrics(&self) -> stablelane_sequencer::SequencerMetrics {
+        self.sequencer.metrics()
     }
 }
 
@@ -90,97 +102,218 @@ where
     Ok(())
 }
 
+/// Counts the outcome of a sending method.
+fn count<T>(ctx: &Context, kind: &'static str, result: &Result<T>) {
+    match result {
+        Ok(_) => ctx.metrics.accepted(kind),
+        Err(e) => ctx.metrics.rejected(kind, e.code),
+    }
+}
+
 /// The wallet API.
 pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>, StartError> {
     let mut module = RpcModule::from_arc(context);
-    register(&mut module, "eth_chainId", |ctx, raw| async move {
-        positional(raw.as_deref(), "eth_chainId", 0)?;
+    register(&mut module, method::ETH_CHAIN_ID, |ctx, raw| async move {
+        positional(raw.as_deref(), method::ETH_CHAIN_ID, 0)?;
         Ok::<_, RpcError>(format!("0x{:x}", ctx.chain_id))
     })?;
-    register(&mut module, "lane_chainInfo", |ctx, raw| async move {
-        positional(raw.as_deref(), "lane_chainInfo", 0)?;
+    register(&mut module, method::CHAIN_INFO, |ctx, raw| async move {
+        positional(raw.as_deref(), method::CHAIN_INFO, 0)?;
         chain_info(&ctx)
     })?;
-    register(&mut module, "lane_estimateFee", |ctx, raw| async move {
-        let items = positional(raw.as_deref(), "lane_estimateFee", 1)?;
+    register(&mut module, method::ESTIMATE_FEE, |ctx, raw| async move {
+        let items = positional(raw.as_deref(), method::ESTIMATE_FEE, 1)?;
         let token: Address = required(&items, 0, "token")?;
         estimate_fee(&ctx, token)
     })?;
-    register(&mut module, "lane_getAccount", |ctx, raw| async move {
-        let items = positional(raw.as_deref(), "lane_getAccount", 3)?;
+    register(&mut module, method::GET_ACCOUNT, |ctx, raw| async move {
+        let items = positional(raw.as_deref(), method::GET_ACCOUNT, 3)?;
         get_account(&ctx, &items)
     })?;
-    register(&mut module, "lane_getTransaction", |ctx, raw| async move {
-        let items = positional(raw.as_deref(), "lane_getTransaction", 1)?;
-        let hash: TxHash = required(&items, 0, "txHash")?;
-        let receipt = ctx
-            .sequencer
-            .signed_receipt(&hash)
-            .ok_or_else(|| RpcError::not_found(format!("no transaction {hash}")))?;
-        Ok::<_, RpcError>(TransactionView {
-            status: "accepted",
-            receipt,
-        })
+    register(
+        &mut module,
+        method::GET_TRANSACTION,
+        |ctx, raw| async move {
+            let items = positional(raw.as_deref(), method::GET_TRANSACTION, 1)?;
+            let hash: TxHash = required(&items, 0, "txHash")?;
+            let receipt = ctx
+                .sequencer
+                .signed_receipt(&hash)?
+                .ok_or_else(|| RpcError::not_found(format!("no transaction {hash}")))?;
+            Ok::<_, RpcError>(TransactionInfo {
+                status: TxStatus::Accepted,
+                receipt,
+            })
+        },
+    )?;
+    register(&mut module, method::SEND_TRANSFER, |ctx, raw| async move {
+        let result = async {
+            let items = positional(raw.as_deref(), method::SEND_TRANSFER, 1)?;
+            let value = items
+                .first()
+                .ok_or_else(|| RpcError::invalid_params("missing parameter 0 (transfer)"))?;
+            let tx: Signed<Transfer> = signed(value, "transfer", &["amount", "fee"])?;
+            let hash = tx.verify(&ctx.domain)?;
+            let receipt = ctx.sequencer.submit_transfer(tx).await?;
+            debug!(target: "rpc", tx = %hash, seq = receipt.receipt.sequence.get(), "transfer accepted");
+            Ok::<_, RpcError>(receipt)
+        }
+        .await;
+        count(&ctx, "transfer", &result);
+        result
     })?;
-    register(&mut module, "lane_sendTransfer", |ctx, raw| async move {
-        let items = positional(raw.as_deref(), "lane_sendTransfer", 1)?;
-        let value = items
-            .first()
-            .ok_or_else(|| RpcError::invalid_params("missing parameter 0 (transfer)"))?;
-        let tx: Signed<Transfer> = signed(value, "transfer", &["amount", "fee"])?;
-        let hash = tx.verify(&ctx.domain)?;
-        let receipt = ctx.sequencer.submit_transfer(tx).await?;
-        debug!(target: "rpc", tx = %hash, seq = receipt.receipt.sequence.get(), "transfer accepted");
-        Ok::<_, RpcError>(receipt)
-    })?;
-    register(&mut module, "lane_sendWithdrawal", |ctx, raw| async move {
-        let items = positional(raw.as_deref(), "lane_sendWithdrawal", 1)?;
-        let value = items
-            .first()
-            .ok_or_else(|| RpcError::invalid_params("missing parameter 0 (withdrawal)"))?;
-        let tx: Signed<Withdrawal> = signed(value, "withdrawal", &["amount", "fee"])?;
-        let hash = tx.verify(&ctx.domain)?;
-        let receipt = ctx.sequencer.submit_withdrawal(tx).await?;
-        debug!(target: "rpc", tx = %hash, seq = receipt.receipt.sequence.get(), "withdrawal accepted");
-        Ok::<_, RpcError>(receipt)
-    })?;
+    register(
+        &mut module,
+        method::SEND_WITHDRAWAL,
+        |ctx, raw| async move {
+            let result = async {
+            let items = positional(raw.as_deref(), method::SEND_WITHDRAWAL, 1)?;
+            let value = items
+                .first()
+                .ok_or_else(|| RpcError::invalid_params("missing parameter 0 (withdrawal)"))?;
+            let tx: Signed<Withdrawal> = signed(value, "withdrawal", &["amount", "fee"])?;
+            let hash = tx.verify(&ctx.domain)?;
+            let receipt = ctx.sequencer.submit_withdrawal(tx).await?;
+            debug!(target: "rpc", tx = %hash, seq = receipt.receipt.sequence.get(), "withdrawal accepted");
+            Ok::<_, RpcError>(receipt)
+        }
+        .await;
+            count(&ctx, "withdrawal", &result);
+            result
+        },
+    )?;
+    module.register_subscription(
+        method::SUBSCRIBE,
+        method::SUBSCRIPTION,
+        method::UNSUBSCRIBE,
+        |params, pending, ctx, _| async move {
+            let raw = params.as_str().map(str::to_owned);
+            subscribe(ctx, raw, pending).await;
+        },
+    )?;
     Ok(module)
+}
+
+/// `lane_subscribe("receipts", address)`: the signed receipt of every acknowledged
+/// transaction the address sent or received, until unsubscribed or disconnected. A client
+/// too slow to keep up misses notifications and is told so in a `lagged` notification.
+async fn subscribe(ctx: Arc<Context>, raw: Option<String>, pending: PendingSubscriptionSink) {
+    let parsed = (|| {
+        let items = positional(raw.as_deref(), method::SUBSCRIBE, 2)?;
+        let kind: String = required(&items, 0, "kind")?;
+        if kind != SUBSCRIBE_RECEIPTS {
+            return Err(RpcError::invalid_params(format!(
+                "unknown subscription kind {kind:?} (this node offers \"{SUBSCRIBE_RECEIPTS}\")"
+            )));
+        }
+        required::<Address>(&items, 1, "address")
+    })();
+    let address = match parsed {
+        Ok(address) => address,
+        Err(e) => {
+            pending.reject(ErrorObjectOwned::from(e)).await;
+            return;
+        }
+    };
+    // Subscribe before accepting so nothing acknowledged after the answer is missed.
+    let mut events = ctx.sequencer.subscribe();
+    let Ok(sink) = pending.accept().await else {
+        return;
+    };
+    ctx.metrics.subscriptions(1);
+    loop {
+        tokio::select! {
+            () = sink.closed() => break,
+            event = events.recv() => match event {
+                Ok(event) if event.concerns(address) => {
+                    let role = if event.receipt.owner == address { "sender" } else { "recipient" };
+                    let Ok(receipt) = ctx.sequencer.sign(event.receipt) else { break };
+                    let note = ReceiptNotification { role: role.into(), receipt };
+                    let Ok(raw) = serde_json::value::to_raw_value(&note) else { break };
+                    if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
+                        break;
+                    }
+                    ctx.metrics.notified();
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(missed)) => {
+                    ctx.metrics.dropped(missed);
+                    let note = serde_json::json!({ "lagged": missed });
+                    let Ok(raw) = serde_json::value::to_raw_value(&note) else { break };
+                    if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    ctx.metrics.subscriptions(-1);
 }
 
 /// The admin API (served behind the bearer token).
 pub(crate) fn admin_module(context: Arc<Context>) -> Result<RpcModule<Context>, StartError> {
+    let dev_deposits = context.dev_deposits;
     let mut module = RpcModule::from_arc(context);
-    register(&mut module, "admin_status", |ctx, raw| async move {
-        positional(raw.as_deref(), "admin_status", 0)?;
-        Ok::<_, RpcError>(ctx.sequencer.read(|state| StatusView {
-            chain_id: ctx.chain_id,
-            last_sequence: state.last_seq().get(),
-            transaction_count: state.transaction_count(),
-            slot_count: state.ledger().slot_count(),
+    register(&mut module, method::ADMIN_STATUS, |ctx, raw| async move {
+        positional(raw.as_deref(), method::ADMIN_STATUS, 0)?;
+        let state_root = ctx
+            .sequencer
+            .root()
+            .map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))?;
+        Ok::<_, RpcError>(ctx.sequencer.read(|state| {
+            NodeStatus {
+                chain_id: ctx.chain_id,
+                last_sequence: state.last_seq().get(),
+                transaction_count: ctx.sequencer.store().transaction_count(),
+                slot_count: state.ledger().slot_count(),
+                state_root,
+                supply: state
+                    .ledger()
+                    .config()
+                    .tokens
+                    .keys()
+                    .map(|token| {
+                        let s = state.ledger().supply(*token).unwrap_or_default();
+                        TokenSupply {
+                            token: *token,
+                            deposited: s.deposited,
+                            withdrawn: s.withdrawn,
+                        }
+                    })
+                    .collect(),
+            }
         }))
     })?;
+    if dev_deposits {
+        register(
+            &mut module,
+            method::ADMIN_DEV_DEPOSIT,
+            |ctx, raw| async move {
+                let items = positional(raw.as_deref(), method::ADMIN_DEV_DEPOSIT, 3)?;
+                let recipient: Address = required(&items, 0, "recipient")?;
+                let token: Address = required(&items, 1, "token")?;
+                let amount: Amount = required(&items, 2, "amount")?;
+                let queue_index = ctx.sequencer.read(|s| s.ledger().deposits_consumed());
+                ctx.sequencer
+                    .submit_deposit(Deposit {
+                        queue_index,
+                        recipient,
+                        token,
+                        amount,
+                    })
+                    .await?;
+                info!(target: "rpc", %recipient, %token, %amount, queue_index, "development deposit credited");
+                ctx.sequencer
+                    .root()
+                    .map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))
+            },
+        )?;
+    }
     Ok(module)
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TokenView {
-    address: Address,
-    symbol: String,
-    decimals: u8,
-    minimum_fee: Amount,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ChainInfoView {
-    chain_id: u64,
-    settlement: Address,
-    operator: Address,
-    tokens: Vec<TokenView>,
-}
-
-fn chain_info(ctx: &Context) -> Result<ChainInfoView> {
+fn chain_info(ctx: &Context) -> Result<ChainInfo> {
     let tokens = ctx.sequencer.read(|state| {
         ctx.tokens
             .iter()
@@ -195,7 +328,7 @@ fn chain_info(ctx: &Context) -> Result<ChainInfoView> {
             })
             .collect()
     });
-    Ok(ChainInfoView {
+    Ok(ChainInfo {
         chain_id: ctx.chain_id,
         settlement: ctx.settlement,
         operator: ctx.operator,
@@ -203,35 +336,14 @@ fn chain_info(ctx: &Context) -> Result<ChainInfoView> {
     })
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FeeView {
-    token: Address,
-    fee: Amount,
-}
-
-fn estimate_fee(ctx: &Context, token: Address) -> Result<FeeView> {
+fn estimate_fee(ctx: &Context, token: Address) -> Result<FeeQuote> {
     let fee = ctx
         .sequencer
         .read(|state| state.ledger().fee_quote(token))?;
-    Ok(FeeView { token, fee })
+    Ok(FeeQuote { token, fee })
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AccountView {
-    owner: Address,
-    token: Address,
-    balance: Amount,
-    nonce: Nonce,
-    slot: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    salt: Option<B256>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    leaf: Option<B256>,
-}
-
-fn get_account(ctx: &Context, items: &[serde_json::Value]) -> Result<AccountView> {
+fn get_account(ctx: &Context, items: &[serde_json::Value]) -> Result<Account> {
     let owner: Address = required(items, 0, "owner")?;
     let token: Address = required(items, 1, "token")?;
     let authenticated = match optional(items, 2) {
@@ -250,7 +362,7 @@ fn get_account(ctx: &Context, items: &[serde_json::Value]) -> Result<AccountView
             Some(i) if authenticated => (ledger.slot(i).map(|s| s.salt), state.leaf(i)),
             _ => (None, None),
         };
-        AccountView {
+        Account {
             owner,
             token,
             balance: ledger.balance(owner, token),
@@ -287,20 +399,4 @@ fn check_authentication(
         )
     })?;
     Ok(())
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TransactionView {
-    status: &'static str,
-    receipt: SignedReceipt,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct StatusView {
-    chain_id: u64,
-    last_sequence: u64,
-    transaction_count: usize,
-    slot_count: u32,
 }

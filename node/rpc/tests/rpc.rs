@@ -43,7 +43,8 @@ impl Node {
         let domain = domain(CHAIN_ID, SETTLEMENT);
         let operator = PrivateKeySigner::random();
         let config = SequencerConfig {
-            journal_dir: dir.path().to_path_buf(),
+            journal_dir: dir.path().join("journal"),
+            store_dir: dir.path().join("state.sled"),
             journal: JournalConfig::default(),
             intake_queue_max: 1024,
             group_max: 256,
@@ -80,6 +81,7 @@ impl Node {
                 }],
                 limits: Limits::default(),
                 admin_limits: Limits::default(),
+                dev_deposits: false,
             },
             sequencer.clone(),
         )
@@ -146,6 +148,20 @@ impl Node {
             )
         })
     }
+}
+
+async fn ask_method(node: &Node, method: &str, params: Value) -> Result<Value> {
+    let url = format!("http://{}", node.server.admin_addr());
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    Ok(node
+        .http
+        .post(&url)
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .json(&body)
+        .send()
+        .await?
+        .json()
+        .await?)
 }
 
 fn now_s() -> u64 {
@@ -433,6 +449,52 @@ async fn admin_status_requires_the_bearer_token() -> Result<()> {
     let value: Value = response.json().await?;
     assert_eq!(value["result"]["lastSequence"], 1, "{value}");
     assert_eq!(value["result"]["chainId"], CHAIN_ID);
+    let status: stablelane::rpc::NodeStatus = serde_json::from_value(value["result"].clone())?;
+    assert_eq!(
+        status.state_root,
+        node.sequencer.read(|s| s.recompute_root())?
+    );
+    assert_eq!(status.supply[0].deposited, Amount(1_000));
+    // Development deposits are off unless configured.
+    let dev = ask_method(
+        &node,
+        "admin_devDeposit",
+        json!([node.bob.address(), TOKEN, "5"]),
+    )
+    .await?;
+    assert_eq!(error_code(&dev), Some(-32601));
+
+    // Prometheus exposition on the admin port, behind the token too.
+    let metrics_url = format!("http://{}/metrics", node.server.admin_addr());
+    let refused = node.http.get(&metrics_url).send().await?;
+    assert_eq!(refused.status().as_u16(), 401);
+    node.call(
+        "lane_sendTransfer",
+        json!([node.signed(node.transfer(5, FEE, 0))?]),
+    )
+    .await?;
+    node.call(
+        "lane_sendTransfer",
+        json!([node.signed(node.transfer(5_000, FEE, 1))?]),
+    )
+    .await?;
+    let text = node
+        .http
+        .get(&metrics_url)
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in [
+        "stablelane_transactions_accepted_total{kind=\"transfer\"} 1",
+        "stablelane_transactions_rejected_total{kind=\"transfer\",reason=\"insufficient_balance\"} 1",
+        "stablelane_journal_last_sequence 2",
+        "# TYPE stablelane_journal_fsync_seconds histogram",
+        "stablelane_intake_queue_depth 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
 
     // Admin methods are not on the wallet port, and wallet methods not on the admin port.
     let wallet = node.call("admin_status", json!([])).await?;
@@ -473,6 +535,52 @@ async fn accepted_withdrawal_returns_a_signed_receipt() -> Result<()> {
     let response = node.call("lane_sendWithdrawal", json!([signed])).await?;
     assert_eq!(error_code(&response), Some(1019), "{response}");
     assert_eq!(node.alice_state().0, Amount(490));
+    node.server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typed_clients_over_http_and_websocket_with_receipt_subscriptions() -> Result<()> {
+    use jsonrpsee::{
+        core::client::Subscription, http_client::HttpClientBuilder, ws_client::WsClientBuilder,
+    };
+    use stablelane::rpc::{EthApiClient, LaneApiClient, ReceiptNotification};
+
+    let node = Node::start().await?;
+    let http = HttpClientBuilder::default().build(node.url())?;
+    assert_eq!(http.chain_id().await?, format!("0x{CHAIN_ID:x}"));
+    let info = http.chain_info().await?;
+    assert_eq!(info.token("usdc").map(|t| t.address), Some(TOKEN));
+    assert_eq!(info.operator, node.operator);
+
+    let ws = WsClientBuilder::default()
+        .build(format!("ws://{}", node.server.local_addr()))
+        .await?;
+    let mut bob_feed: Subscription<ReceiptNotification> = ws
+        .subscribe_receipts("receipts".into(), node.bob.address())
+        .await?;
+    let refused = ws
+        .subscribe_receipts("batches".into(), node.bob.address())
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("unknown subscription kind"),
+        "{refused}"
+    );
+
+    let tx = sign(&node.alice, node.transfer(40, FEE, 0), &node.domain)?;
+    let receipt = ws.send_transfer(tx).await?;
+    let note = tokio::time::timeout(std::time::Duration::from_secs(10), bob_feed.next())
+        .await?
+        .expect("a notification")?;
+    assert_eq!(note.role, "recipient");
+    assert_eq!(note.receipt, receipt);
+    let fetched = http.get_transaction(receipt.receipt.tx_hash).await?;
+    assert_eq!(fetched.receipt, receipt);
+    let account = http.get_account(node.alice.address(), TOKEN, None).await?;
+    assert_eq!(account.balance, Amount(1_000 - 40 - FEE));
+    assert_eq!(account.salt, None);
+    bob_feed.unsubscribe().await?;
     node.server.stop().await;
     Ok(())
 }

@@ -1,12 +1,18 @@
-//! The node's state: the ledger, the leaf hash of every slot, the Poseidon state tree and
-//! the receipts index, as a deterministic function of the journal's records.
+//! The node's state: the ledger and the Poseidon state tree over its slots' leaf hashes, as a
+//! deterministic function of the journal's records.
+//!
+//! Leaf hashes are computed lazily: applying a record marks the slots it changed, and the
+//! tree catches up (each changed leaf hashed once, in parallel) when the root is asked for.
+//! Only the live path hashes a leaf at once, for the sender's receipt. Receipts are not kept
+//! here; the sequencer's [`Store`](crate::store::Store) indexes them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use alloy::{
     primitives::{Address, B256},
     sol_types::Eip712Domain,
 };
+use rayon::prelude::*;
 use stablelane::{
     signing::viewing_key_from_signature, Message, Receipt, SequenceNumber, SlotIndex, TxHash,
 };
@@ -37,20 +43,23 @@ pub enum ApplyError {
 pub struct Applied {
     /// What the ledger changed.
     pub effects: Effects,
-    /// The receipt of a signed transaction (transfer or withdrawal).
+    /// The transaction hash of a signed transaction (transfer or withdrawal).
+    pub tx_hash: Option<TxHash>,
+    /// The receipt of a signed transaction, when asked for.
     pub receipt: Option<Receipt>,
+    /// The other party a transaction concerns: a transfer's recipient.
+    pub counterparty: Option<Address>,
 }
 
-/// Ledger + leaves + tree + receipts.
+/// Ledger + tree.
 #[derive(Debug)]
 pub struct State {
     ledger: Ledger,
     domain: Eip712Domain,
-    leaves: Vec<Fr>,
     tree: StateTree,
-    /// Leaves changed since the tree was last brought up to date.
-    dirty: BTreeMap<u32, Fr>,
-    receipts: HashMap<TxHash, Receipt>,
+    /// Slots changed since the tree was last brought up to date, with their new leaf when
+    /// it was already hashed (for a receipt).
+    pending: BTreeMap<u32, Option<Fr>>,
     pay_outs: Vec<PayOut>,
     last_seq: SequenceNumber,
 }
@@ -61,10 +70,8 @@ impl State {
         Self {
             ledger: Ledger::new(config),
             domain,
-            leaves: Vec::new(),
             tree: StateTree::new(),
-            dirty: BTreeMap::new(),
-            receipts: HashMap::new(),
+            pending: BTreeMap::new(),
             pay_outs: Vec::new(),
             last_seq: SequenceNumber(0),
         }
@@ -85,36 +92,45 @@ impl State {
         self.last_seq
     }
 
-    /// The receipt of an accepted transaction.
-    pub fn receipt(&self, hash: &TxHash) -> Option<&Receipt> {
-        self.receipts.get(hash)
-    }
-
-    /// Number of accepted signed transactions.
-    pub fn transaction_count(&self) -> usize {
-        self.receipts.len()
-    }
-
     /// Withdrawals accepted so far that a batch must pay out, in order.
     pub fn pay_outs(&self) -> &[PayOut] {
         &self.pay_outs
     }
 
-    /// The leaf hash of a slot.
+    /// The current leaf hash of a slot (hashed now if the tree has not caught up with it).
     pub fn leaf(&self, slot: SlotIndex) -> Option<B256> {
-        self.leaves
-            .get(slot.get() as usize)
-            .map(|f| B256::from(fr_to_be_bytes(f)))
+        if slot.get() >= self.ledger.slot_count() {
+            return None;
+        }
+        let leaf = match self.pending.get(&slot.get()) {
+            Some(Some(leaf)) => *leaf,
+            Some(None) => self.slot_leaf(slot).ok()?,
+            None => self.tree.leaf(TreeIndex::new(slot.get())),
+        };
+        Some(B256::from(fr_to_be_bytes(&leaf)))
     }
 
-    /// The state root, bringing the tree up to date with every applied record (each changed
-    /// leaf's path rehashed once).
+    /// Heap bytes held by the tree (for memory reports).
+    pub fn tree_heap_bytes(&self) -> usize {
+        self.tree.heap_bytes()
+    }
+
+    /// The state root, bringing the tree up to date with every applied record: each changed
+    /// leaf is hashed once (in parallel) and each node above the changes rehashed once.
     pub fn root(&mut self) -> Result<B256, ApplyError> {
-        if !self.dirty.is_empty() {
-            let changes: Vec<(TreeIndex, Fr)> = std::mem::take(&mut self.dirty)
-                .into_iter()
-                .map(|(i, f)| (TreeIndex::new(i), f))
-                .collect();
+        if !self.pending.is_empty() {
+            let pending: Vec<(u32, Option<Fr>)> =
+                std::mem::take(&mut self.pending).into_iter().collect();
+            let changes = pending
+                .into_par_iter()
+                .map(|(i, known)| {
+                    let leaf = match known {
+                        Some(leaf) => leaf,
+                        None => self.slot_leaf(SlotIndex(i))?,
+                    };
+                    Ok((TreeIndex::new(i), leaf))
+                })
+                .collect::<Result<Vec<_>, ApplyError>>()?;
             self.tree
                 .update_batch(&changes)
                 .map_err(|e| ApplyError::Tree(e.to_string()))?;
@@ -123,53 +139,68 @@ impl State {
     }
 
     /// Applies `record`, journaled (or about to be) at `seq`. A refused record changes
-    /// nothing.
+    /// nothing. With `with_receipt`, a signed transaction's receipt is built (hashing the
+    /// sender's new leaf); replay of records whose receipts are already indexed skips it.
     pub fn apply(
         &mut self,
         record: &JournalRecord,
         seq: SequenceNumber,
+        with_receipt: bool,
     ) -> Result<Applied, ApplyError> {
-        let (effects, signed) = match record {
-            JournalRecord::Deposit { deposit } => (self.ledger.apply_deposit(deposit)?, None),
+        let (effects, signed, counterparty) = match record {
+            JournalRecord::Deposit { deposit } => (self.ledger.apply_deposit(deposit)?, None, None),
             JournalRecord::Transfer { tx, accepted_at_s } => {
                 let effects = self.ledger.apply_transfer(&tx.message, *accepted_at_s)?;
                 let hash = TxHash(tx.message.signing_hash(&self.domain));
-                (effects, Some((hash, tx.message.from, tx.message.token)))
+                (
+                    effects,
+                    Some((hash, tx.message.from, tx.message.token)),
+                    Some(tx.message.to),
+                )
             }
             JournalRecord::Withdrawal { tx, accepted_at_s } => {
                 let effects = self.ledger.apply_withdrawal(&tx.message, *accepted_at_s)?;
                 let hash = TxHash(tx.message.signing_hash(&self.domain));
-                (effects, Some((hash, tx.message.from, tx.message.token)))
+                (
+                    effects,
+                    Some((hash, tx.message.from, tx.message.token)),
+                    None,
+                )
             }
             JournalRecord::ForcedWithdrawal { request } => {
-                (self.ledger.apply_forced_withdrawal(request)?, None)
+                (self.ledger.apply_forced_withdrawal(request)?, None, None)
             }
             JournalRecord::RegisterViewingKey { owner, signature } => (
                 self.ledger
                     .register_viewing_key(*owner, viewing_key_from_signature(signature))?,
                 None,
+                None,
             ),
         };
         self.last_seq = seq;
         for slot in &effects.changed {
-            self.refresh_leaf(*slot)?;
+            self.pending.insert(slot.get(), None);
         }
         if let Some(pay_out) = effects.pay_out {
             self.pay_outs.push(pay_out);
         }
-        let receipt = match signed {
-            Some((hash, owner, token)) => {
-                let receipt = self.receipt_for(hash, seq, owner, token)?;
-                self.receipts.insert(hash, receipt.clone());
-                Some(receipt)
+        let (tx_hash, receipt) = match signed {
+            Some((hash, owner, token)) if with_receipt => {
+                (Some(hash), Some(self.receipt_for(hash, seq, owner, token)?))
             }
-            None => None,
+            Some((hash, _, _)) => (Some(hash), None),
+            None => (None, None),
         };
-        Ok(Applied { effects, receipt })
+        Ok(Applied {
+            effects,
+            tx_hash,
+            receipt,
+            counterparty,
+        })
     }
 
     fn receipt_for(
-        &self,
+        &mut self,
         hash: TxHash,
         seq: SequenceNumber,
         owner: Address,
@@ -179,6 +210,8 @@ impl State {
             .ledger
             .slot_index(owner, token)
             .ok_or(ApplyError::Rejected(Rejection::UnknownAccount))?;
+        let leaf = self.slot_leaf(slot)?;
+        self.pending.insert(slot.get(), Some(leaf));
         let state = self
             .ledger
             .slot(slot)
@@ -191,7 +224,7 @@ impl State {
             slot,
             balance: state.balance,
             nonce: state.nonce,
-            leaf: self.leaf(slot).unwrap_or_default(),
+            leaf: B256::from(fr_to_be_bytes(&leaf)),
         })
     }
 
@@ -211,31 +244,11 @@ impl State {
         ))
     }
 
-    fn refresh_leaf(&mut self, slot: SlotIndex) -> Result<(), ApplyError> {
-        let leaf = self.slot_leaf(slot)?;
-        let index = slot.get() as usize;
-        match index.cmp(&self.leaves.len()) {
-            std::cmp::Ordering::Less => {
-                if let Some(l) = self.leaves.get_mut(index) {
-                    *l = leaf;
-                }
-            }
-            std::cmp::Ordering::Equal => self.leaves.push(leaf),
-            std::cmp::Ordering::Greater => {
-                return Err(ApplyError::Tree(format!(
-                    "slot {index} created out of order"
-                )))
-            }
-        }
-        self.dirty.insert(slot.get(), leaf);
-        Ok(())
-    }
-
-    /// Recomputes the root from scratch from the ledger's slots, ignoring the cached leaves
-    /// and tree: a cross-check for tests (and, once sled holds materialised state, for
-    /// checking it against the journal at start-up).
+    /// Recomputes the root from scratch from the ledger's slots, ignoring the tree: the
+    /// cross-check of the incremental tree in tests and in `stablelane journal verify`.
     pub fn recompute_root(&self) -> Result<B256, ApplyError> {
         let leaves = (0..self.ledger.slot_count())
+            .into_par_iter()
             .map(|i| self.slot_leaf(SlotIndex(i)))
             .collect::<Result<Vec<Fr>, _>>()?;
         let tree = StateTree::from_leaves(leaves).map_err(|e| ApplyError::Tree(e.to_string()))?;

@@ -7,14 +7,15 @@ use alloy::{
 };
 use stablelane::{domain, sign, Amount, Nonce, Transfer, Withdrawal};
 use stablelane_ledger::{Deposit, LedgerConfig, Rejection};
-use stablelane_sequencer::{Sequencer, SequencerConfig, SubmitError};
+use stablelane_sequencer::{Sequencer, SequencerConfig, SignedReceipt, SubmitError};
 use stablelane_storage::JournalConfig;
 
 const TOKEN: Address = Address::repeat_byte(0xaa);
 
 fn config(dir: &std::path::Path) -> SequencerConfig {
     SequencerConfig {
-        journal_dir: dir.to_path_buf(),
+        journal_dir: dir.join("journal"),
+        store_dir: dir.join("state.sled"),
         journal: JournalConfig::default(),
         intake_queue_max: 1024,
         group_max: 256,
@@ -156,7 +157,7 @@ async fn accepts_is_idempotent_refuses_cleanly_and_survives_restart() {
         .map(|a| (*a, balance(&seq, *a)))
         .collect();
     assert_eq!(before[1].1, Amount(100 + 20 * 3 * 7 - 60));
-    let count = seq.read(|s| s.transaction_count());
+    let count = seq.store().transaction_count();
     let pay_outs = seq.read(|s| s.pay_outs().to_vec());
     assert_eq!(pay_outs.len(), 1);
     seq.shutdown().await;
@@ -166,10 +167,139 @@ async fn accepts_is_idempotent_refuses_cleanly_and_survives_restart() {
     for (who, amount) in &before {
         assert_eq!(balance(&seq, *who), *amount);
     }
-    assert_eq!(seq.read(|s| s.transaction_count()), count);
+    assert_eq!(seq.store().transaction_count(), count);
     assert_eq!(seq.read(|s| s.pay_outs().to_vec()), pay_outs);
     assert_eq!(seq.root().unwrap(), root);
-    assert_eq!(seq.signed_receipt(&first.receipt.tx_hash), Some(first));
+    assert_eq!(
+        seq.signed_receipt(&first.receipt.tx_hash).unwrap(),
+        Some(first.clone())
+    );
     seq.read(|s| s.ledger().check_supply()).unwrap();
+    seq.shutdown().await;
+}
+
+/// Funds `n` payers and makes each pay bob once; returns the receipts.
+async fn some_history(seq: &Sequencer, cfg: &SequencerConfig, n: usize) -> Vec<SignedReceipt> {
+    let bob = Address::repeat_byte(0xb0);
+    let mut receipts = Vec::new();
+    for i in 0..n {
+        let payer = PrivateKeySigner::random();
+        seq.submit_deposit(Deposit {
+            queue_index: seq.read(|s| s.ledger().deposits_consumed()),
+            recipient: payer.address(),
+            token: TOKEN,
+            amount: Amount(1_000 + i as u128),
+        })
+        .await
+        .unwrap();
+        let tx = sign(&payer, transfer(&payer, bob, 100, 0), &cfg.domain).unwrap();
+        receipts.push(seq.submit_transfer(tx).await.unwrap());
+    }
+    receipts
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_disagrees_with_the_journal_is_rebuilt_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let operator = PrivateKeySigner::random();
+    let cfg = config(dir.path());
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    let receipts = some_history(&seq, &cfg, 5).await;
+    let root = seq.root().unwrap();
+    seq.shutdown().await;
+
+    // Lost store: rebuilt entirely from the journal.
+    std::fs::remove_dir_all(&cfg.store_dir).unwrap();
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    assert_eq!(seq.root().unwrap(), root);
+    for r in &receipts {
+        assert_eq!(
+            seq.receipt(&r.receipt.tx_hash).unwrap(),
+            Some(r.receipt.clone())
+        );
+    }
+    assert_eq!(seq.store().transaction_count(), 5);
+    seq.shutdown().await;
+
+    // A store whose slots were tampered with: detected and rebuilt.
+    {
+        let store = stablelane_sequencer::Store::open(&cfg.store_dir).unwrap();
+        let mut slot = store.slot(stablelane::SlotIndex(0)).unwrap().unwrap();
+        slot.balance = Amount(slot.balance.base_units() + 1);
+        store
+            .write(&stablelane_sequencer::StoreUpdate {
+                receipts: vec![],
+                slots: vec![(stablelane::SlotIndex(0), slot)],
+                applied_seq: store.applied_seq().unwrap(),
+            })
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    let slot = seq.store().slot(stablelane::SlotIndex(0)).unwrap().unwrap();
+    assert_eq!(
+        Some(&slot),
+        seq.read(|s| s.ledger().slot(stablelane::SlotIndex(0)).cloned())
+            .as_ref()
+    );
+    // The rebuild counted every transaction once.
+    assert_eq!(seq.store().transaction_count(), 5);
+    seq.shutdown().await;
+
+    // A store that claims more than the journal holds (journal lost or swapped): rebuilt.
+    {
+        let store = stablelane_sequencer::Store::open(&cfg.store_dir).unwrap();
+        store
+            .write(&stablelane_sequencer::StoreUpdate {
+                receipts: vec![],
+                slots: vec![],
+                applied_seq: 1_000,
+            })
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    assert_eq!(
+        seq.store().applied_seq().unwrap(),
+        seq.read(|s| s.last_seq().get())
+    );
+    assert_eq!(seq.root().unwrap(), root);
+    seq.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_directory_of_another_deployment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let operator = PrivateKeySigner::random();
+    let cfg = config(dir.path());
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    some_history(&seq, &cfg, 1).await;
+    seq.shutdown().await;
+    let mut other = cfg.clone();
+    other.domain = domain(31337, Address::repeat_byte(0x12));
+    assert!(matches!(
+        Sequencer::open(other, operator),
+        Err(stablelane_sequencer::OpenError::WrongDeployment { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_see_acknowledged_transactions_of_their_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let seq = Sequencer::open(cfg.clone(), PrivateKeySigner::random()).unwrap();
+    let mut events = seq.subscribe();
+    let receipts = some_history(&seq, &cfg, 3).await;
+    for r in &receipts {
+        let event = events.recv().await.unwrap();
+        assert_eq!(event.receipt, r.receipt);
+        assert!(event.concerns(r.receipt.owner));
+        assert!(event.concerns(Address::repeat_byte(0xb0)));
+        assert!(!event.concerns(Address::repeat_byte(0x01)));
+    }
+    let metrics = seq.metrics();
+    assert_eq!(metrics.transactions, 3);
+    assert_eq!(metrics.last_seq, 6);
+    assert!(metrics.groups >= 1 && metrics.journal.syncs >= 1);
     seq.shutdown().await;
 }

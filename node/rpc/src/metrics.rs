@@ -1,0 +1,275 @@
+//! Prometheus text exposition of the node's counters, served at `GET /metrics` on the admin
+//! port (behind the bearer token like every admin route).
+//!
+//! Counters of the RPC layer (accepted and refused calls of the sending methods, by reason)
+//! live here; the sequencer and the journal keep their own and are read as snapshots.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    sync::{
+        atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
+        Mutex,
+    },
+};
+
+use stablelane::ErrorCode;
+use stablelane_sequencer::SequencerMetrics;
+use stablelane_storage::journal::SYNC_LATENCY_BUCKETS_US;
+
+/// Counters of the RPC layer.
+#[derive(Debug, Default)]
+pub struct RpcMetrics {
+    accepted: Mutex<BTreeMap<&'static str, u64>>,
+    rejected: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    subscriptions: AtomicI64,
+    notifications: AtomicU64,
+    notifications_dropped: AtomicU64,
+}
+
+impl RpcMetrics {
+    /// Counts an accepted transaction of `kind` (`transfer`, `withdrawal`).
+    pub fn accepted(&self, kind: &'static str) {
+        if let Ok(mut map) = self.accepted.lock() {
+            *map.entry(kind).or_default() += 1;
+        }
+    }
+
+    /// Counts a refused transaction of `kind` by its error code.
+    pub fn rejected(&self, kind: &'static str, code: ErrorCode) {
+        if let Ok(mut map) = self.rejected.lock() {
+            *map.entry((kind, code.name())).or_default() += 1;
+        }
+    }
+
+    /// A subscription opened (`+1`) or closed (`-1`).
+    pub fn subscriptions(&self, delta: i64) {
+        self.subscriptions.fetch_add(delta, Relaxed);
+    }
+
+    /// A notification sent.
+    pub fn notified(&self) {
+        self.notifications.fetch_add(1, Relaxed);
+    }
+
+    /// Notifications a slow subscriber missed.
+    pub fn dropped(&self, n: u64) {
+        self.notifications_dropped.fetch_add(n, Relaxed);
+    }
+
+    /// The exposition, with the sequencer's and journal's counters.
+    pub fn render(&self, seq: &SequencerMetrics) -> String {
+        let mut out = String::with_capacity(4096);
+        head(
+            &mut out,
+            "stablelane_transactions_accepted_total",
+            "counter",
+            "Signed transactions accepted and acknowledged, by kind.",
+        );
+        let accepted = self.accepted.lock().map(|m| m.clone()).unwrap_or_default();
+        for kind in ["transfer", "withdrawal"] {
+            let n = accepted.get(kind).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "stablelane_transactions_accepted_total{{kind=\"{kind}\"}} {n}"
+            );
+        }
+        head(
+            &mut out,
+            "stablelane_transactions_rejected_total",
+            "counter",
+            "Signed transactions refused, by kind and reason (the error code's name).",
+        );
+        let rejected = self.rejected.lock().map(|m| m.clone()).unwrap_or_default();
+        for ((kind, reason), n) in rejected {
+            let _ = writeln!(
+                out,
+                "stablelane_transactions_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        let scalars: [(&str, &str, &str, String); 12] = [
+            (
+                "stablelane_intake_queue_depth",
+                "gauge",
+                "Submissions waiting for the sequencer.",
+                seq.queue_depth.to_string(),
+            ),
+            (
+                "stablelane_intake_queue_capacity",
+                "gauge",
+                "Capacity of the intake queue.",
+                seq.queue_capacity.to_string(),
+            ),
+            (
+                "stablelane_intake_busy_total",
+                "counter",
+                "Submissions refused because the intake queue was full.",
+                seq.busy.to_string(),
+            ),
+            (
+                "stablelane_sequencer_groups_total",
+                "counter",
+                "Groups applied and journaled (one fsync each).",
+                seq.groups.to_string(),
+            ),
+            (
+                "stablelane_journal_last_sequence",
+                "gauge",
+                "Sequence number of the last journaled record.",
+                seq.last_seq.to_string(),
+            ),
+            (
+                "stablelane_transactions_indexed",
+                "gauge",
+                "Signed transactions in the store.",
+                seq.transactions.to_string(),
+            ),
+            (
+                "stablelane_ledger_slots",
+                "gauge",
+                "Accounts (slots) in the ledger.",
+                seq.slots.to_string(),
+            ),
+            (
+                "stablelane_journal_records_total",
+                "counter",
+                "Records appended and synced since start.",
+                seq.journal.records_appended.to_string(),
+            ),
+            (
+                "stablelane_journal_bytes_total",
+                "counter",
+                "Bytes appended since start.",
+                seq.journal.bytes_appended.to_string(),
+            ),
+            (
+                "stablelane_rpc_subscriptions",
+                "gauge",
+                "Open subscriptions.",
+                self.subscriptions.load(Relaxed).to_string(),
+            ),
+            (
+                "stablelane_rpc_notifications_total",
+                "counter",
+                "Subscription notifications sent.",
+                self.notifications.load(Relaxed).to_string(),
+            ),
+            (
+                "stablelane_rpc_notifications_dropped_total",
+                "counter",
+                "Notifications slow subscribers missed.",
+                self.notifications_dropped.load(Relaxed).to_string(),
+            ),
+        ];
+        for (name, kind, help, value) in scalars {
+            head(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+
+        let name = "stablelane_journal_fsync_seconds";
+        head(
+            &mut out,
+            name,
+            "histogram",
+            "Latency of the journal's fdatasync (one per group commit).",
+        );
+        let mut cumulative = 0u64;
+        for (bound, count) in SYNC_LATENCY_BUCKETS_US
+            .iter()
+            .zip(seq.journal.sync_latency_buckets.iter())
+        {
+            cumulative += count;
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", seq.journal.syncs);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            seq.journal.sync_latency_sum.as_secs_f64()
+        );
+        let _ = writeln!(out, "{name}_count {}", seq.journal.syncs);
+        out
+    }
+}
+
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Something that renders the exposition on demand.
+pub(crate) type Render = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Tower layer answering `GET /metrics` with the exposition; everything else goes on to
+/// the JSON-RPC server.
+#[derive(Clone)]
+pub(crate) struct MetricsLayer {
+    render: Render,
+}
+
+impl MetricsLayer {
+    pub(crate) fn new(render: Render) -> Self {
+        Self { render }
+    }
+}
+
+impl std::fmt::Debug for MetricsLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsLayer")
+    }
+}
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            render: self.render.clone(),
+        }
+    }
+}
+
+/// The service of [`MetricsLayer`].
+#[derive(Clone)]
+pub(crate) struct MetricsService<S> {
+    inner: S,
+    render: Render,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type HttpResponse = http::Response<jsonrpsee::server::HttpBody>;
+
+impl<S, B> tower::Service<http::Request<B>> for MetricsService<S>
+where
+    S: tower::Service<http::Request<B>, Response = HttpResponse>,
+    S::Error: Into<BoxError> + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.method() == http::Method::GET && request.uri().path() == "/metrics" {
+            let body = (self.render)();
+            let mut response = HttpResponse::new(jsonrpsee::server::HttpBody::from(body));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return Box::pin(async { Ok(response) });
+        }
+        let future = self.inner.call(request);
+        Box::pin(async move { future.await.map_err(Into::into) })
+    }
+}

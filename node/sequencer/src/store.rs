@@ -1,0 +1,291 @@
+//! The sled store: materialised state and indexes, derived from the journal.
+//!
+//! sled is not the record of truth — the journal is. The store holds what the node looks up
+//! without replaying: receipts by sequence number, the transaction index by hash, every
+//! slot's state, the deployment it belongs to, and a root checkpoint. Each write records the
+//! journal sequence number it covers (`applied_seq`); on start-up the sequencer catches the
+//! store up from the journal, checks it against the replayed state, and rebuilds it from
+//! scratch when it is ahead of the journal or disagrees with it.
+//!
+//! Batches and the chain cursor join the store with the settler and the chain watcher.
+
+use std::{
+    path::Path,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use alloy::primitives::B256;
+use stablelane::{Receipt, SequenceNumber, SlotIndex, TxHash};
+use stablelane_ledger::{Ledger, Slot};
+
+/// Version of the store's layout; a store of another version is rebuilt.
+pub const STORE_FORMAT: u64 = 1;
+
+const META_FORMAT: &[u8] = b"format";
+const META_DEPLOYMENT: &[u8] = b"deployment";
+const META_APPLIED: &[u8] = b"applied_seq";
+const META_CHECKPOINT: &[u8] = b"checkpoint";
+const META_TX_COUNT: &[u8] = b"tx_count";
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// sled failed.
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value does not decode.
+    #[error("corrupt store entry {key}: {reason}")]
+    Corrupt {
+        /// Which entry.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A root the state had at a journal position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Journal sequence number.
+    pub seq: SequenceNumber,
+    /// State root after it.
+    pub root: B256,
+}
+
+/// What one write adds: receipts of new transactions and the new state of changed slots,
+/// covering the journal up to `applied_seq`.
+#[derive(Debug, Default)]
+pub struct StoreUpdate {
+    /// Receipts of transactions accepted in this range.
+    pub receipts: Vec<Receipt>,
+    /// Slots changed in this range, with their state at `applied_seq`.
+    pub slots: Vec<(SlotIndex, Slot)>,
+    /// The last journal record the update covers.
+    pub applied_seq: u64,
+}
+
+/// The sled database of a node.
+#[derive(Debug)]
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    receipts: sled::Tree,
+    tx_index: sled::Tree,
+    slots: sled::Tree,
+    tx_count: AtomicU64,
+}
+
+fn u64_value(key: &str, bytes: Option<sled::IVec>) -> Result<u64, StoreError> {
+    match bytes {
+        None => Ok(0),
+        Some(b) => <[u8; 8]>::try_from(b.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt {
+                key: key.into(),
+                reason: format!("{} bytes, expected 8", b.len()),
+            }),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: String, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key,
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Receipts and slots hold only strings and numbers: serialising cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `path`. A store of another layout version
+    /// is cleared (it is rebuilt from the journal).
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()?;
+        let store = Self {
+            meta: db.open_tree("meta")?,
+            receipts: db.open_tree("receipts")?,
+            tx_index: db.open_tree("tx_index")?,
+            slots: db.open_tree("slots")?,
+            db,
+            tx_count: AtomicU64::new(0),
+        };
+        let format = u64_value("format", store.meta.get(META_FORMAT)?)?;
+        if format != STORE_FORMAT {
+            store.clear()?;
+        }
+        store.tx_count.store(
+            u64_value("tx_count", store.meta.get(META_TX_COUNT)?)?,
+            Ordering::Relaxed,
+        );
+        Ok(store)
+    }
+
+    /// Removes everything, leaving an empty store of the current format.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        self.receipts.clear()?;
+        self.tx_index.clear()?;
+        self.slots.clear()?;
+        self.meta.clear()?;
+        self.meta
+            .insert(META_FORMAT, &STORE_FORMAT.to_be_bytes()[..])?;
+        self.tx_count.store(0, Ordering::Relaxed);
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The deployment (EIP-712 domain separator) the store belongs to, if recorded.
+    pub fn deployment(&self) -> Result<Option<B256>, StoreError> {
+        self.meta
+            .get(META_DEPLOYMENT)?
+            .map(|b| B256::try_from(b.as_ref()))
+            .transpose()
+            .map_err(|_| StoreError::Corrupt {
+                key: "deployment".into(),
+                reason: "not 32 bytes".into(),
+            })
+    }
+
+    /// Records the deployment the store belongs to.
+    pub fn set_deployment(&self, separator: B256) -> Result<(), StoreError> {
+        self.meta.insert(META_DEPLOYMENT, separator.as_slice())?;
+        Ok(())
+    }
+
+    /// The last journal record the store covers (0: none).
+    pub fn applied_seq(&self) -> Result<u64, StoreError> {
+        u64_value("applied_seq", self.meta.get(META_APPLIED)?)
+    }
+
+    /// The recorded root checkpoint.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let Some(bytes) = self.meta.get(META_CHECKPOINT)? else {
+            return Ok(None);
+        };
+        let corrupt = || StoreError::Corrupt {
+            key: "checkpoint".into(),
+            reason: format!("{} bytes, expected 40", bytes.len()),
+        };
+        let seq = bytes
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .ok_or_else(corrupt)?;
+        let root = bytes
+            .get(8..40)
+            .and_then(|b| B256::try_from(b).ok())
+            .ok_or_else(corrupt)?;
+        Ok(Some(Checkpoint {
+            seq: SequenceNumber(u64::from_be_bytes(seq)),
+            root,
+        }))
+    }
+
+    /// Records that the state root after journal record `seq` was `root`.
+    pub fn set_checkpoint(&self, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        let mut bytes = checkpoint.seq.get().to_be_bytes().to_vec();
+        bytes.extend_from_slice(checkpoint.root.as_slice());
+        self.meta.insert(META_CHECKPOINT, bytes)?;
+        Ok(())
+    }
+
+    /// Writes `update`. Entries go first and the covered position last, so a crash in
+    /// between leaves entries the next catch-up rewrites with the same values.
+    pub fn write(&self, update: &StoreUpdate) -> Result<(), StoreError> {
+        if !update.receipts.is_empty() {
+            let mut receipts = sled::Batch::default();
+            let mut index = sled::Batch::default();
+            for receipt in &update.receipts {
+                let seq = receipt.sequence.get().to_be_bytes();
+                receipts.insert(&seq[..], encode(receipt));
+                index.insert(receipt.tx_hash.0.as_slice(), &seq[..]);
+            }
+            self.receipts.apply_batch(receipts)?;
+            self.tx_index.apply_batch(index)?;
+        }
+        if !update.slots.is_empty() {
+            let mut slots = sled::Batch::default();
+            for (index, slot) in &update.slots {
+                slots.insert(&index.get().to_be_bytes()[..], encode(slot));
+            }
+            self.slots.apply_batch(slots)?;
+        }
+        let count = self
+            .tx_count
+            .fetch_add(update.receipts.len() as u64, Ordering::Relaxed)
+            + update.receipts.len() as u64;
+        let mut meta = sled::Batch::default();
+        meta.insert(META_TX_COUNT, &count.to_be_bytes()[..]);
+        meta.insert(META_APPLIED, &update.applied_seq.to_be_bytes()[..]);
+        self.meta.apply_batch(meta)?;
+        Ok(())
+    }
+
+    /// The receipt of transaction `hash`, if indexed.
+    pub fn receipt(&self, hash: &TxHash) -> Result<Option<Receipt>, StoreError> {
+        let Some(seq) = self.tx_index.get(hash.0.as_slice())? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.receipts.get(&seq)? else {
+            return Err(StoreError::Corrupt {
+                key: format!("tx_index/{hash}"),
+                reason: "points at a missing receipt".into(),
+            });
+        };
+        let receipt: Receipt = decode(format!("receipts/{hash}"), &bytes)?;
+        Ok(Some(receipt))
+    }
+
+    /// Number of indexed transactions.
+    pub fn transaction_count(&self) -> u64 {
+        self.tx_count.load(Ordering::Relaxed)
+    }
+
+    /// The stored state of slot `index`.
+    pub fn slot(&self, index: SlotIndex) -> Result<Option<Slot>, StoreError> {
+        self.slots
+            .get(index.get().to_be_bytes())?
+            .map(|bytes| decode(format!("slots/{index}"), &bytes))
+            .transpose()
+    }
+
+    /// Compares the stored slots with `ledger`'s; the first difference, if any.
+    pub fn diff_slots(&self, ledger: &Ledger) -> Result<Option<String>, StoreError> {
+        let mut expected = 0u32;
+        for entry in self.slots.iter() {
+            let (key, bytes) = entry?;
+            let index = <[u8; 4]>::try_from(key.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    key: "slots".into(),
+                    reason: "key not 4 bytes".into(),
+                })?;
+            if index != expected {
+                return Ok(Some(format!("slot {expected} missing from the store")));
+            }
+            let stored: Slot = decode(format!("slots/{index}"), &bytes)?;
+            if ledger.slot(SlotIndex(index)) != Some(&stored) {
+                return Ok(Some(format!("slot {index} differs from the journal's")));
+            }
+            expected += 1;
+        }
+        if expected != ledger.slot_count() {
+            return Ok(Some(format!(
+                "store has {expected} slots, the journal implies {}",
+                ledger.slot_count()
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Flushes sled's buffers (the journal, not this, is what makes writes durable).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,264 @@
+//! The JSON-RPC API shared by the node and Rust wallets: method names, result shapes and,
+//! with the `client` feature, typed jsonrpsee clients ([`LaneApiClient`], [`EthApiClient`],
+//! [`AdminApiClient`]) that work over HTTP and WebSocket.
+//!
+//! The server (`stablelane-rpc`) registers exactly these method names and answers with
+//! these types; it parses parameters itself so that each kind of bad input gets its own
+//! error code (see `docs/rpc.md`).
+
+use alloy::primitives::{Address, Signature, B256};
+use serde::{Deserialize, Serialize};
+
+use crate::{Amount, Nonce, Receipt};
+
+/// Method names.
+pub mod method {
+    /// `eth_chainId`.
+    pub const ETH_CHAIN_ID: &str = "eth_chainId";
+    /// `lane_chainInfo`.
+    pub const CHAIN_INFO: &str = "lane_chainInfo";
+    /// `lane_estimateFee`.
+    pub const ESTIMATE_FEE: &str = "lane_estimateFee";
+    /// `lane_getAccount`.
+    pub const GET_ACCOUNT: &str = "lane_getAccount";
+    /// `lane_getTransaction`.
+    pub const GET_TRANSACTION: &str = "lane_getTransaction";
+    /// `lane_sendTransfer`.
+    pub const SEND_TRANSFER: &str = "lane_sendTransfer";
+    /// `lane_sendWithdrawal`.
+    pub const SEND_WITHDRAWAL: &str = "lane_sendWithdrawal";
+    /// `lane_subscribe`.
+    pub const SUBSCRIBE: &str = "lane_subscribe";
+    /// `lane_subscription` (the notification).
+    pub const SUBSCRIPTION: &str = "lane_subscription";
+    /// `lane_unsubscribe`.
+    pub const UNSUBSCRIBE: &str = "lane_unsubscribe";
+    /// `admin_status`.
+    pub const ADMIN_STATUS: &str = "admin_status";
+    /// `admin_devDeposit` (only on nodes configured for development).
+    pub const ADMIN_DEV_DEPOSIT: &str = "admin_devDeposit";
+}
+
+/// The `purpose` an authentication for `lane_getAccount` must state.
+pub const GET_ACCOUNT_PURPOSE: &str = "lane_getAccount";
+
+/// The subscription kind of an address's receipts.
+pub const SUBSCRIBE_RECEIPTS: &str = "receipts";
+
+/// A receipt with the operator's EIP-712 signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedReceipt {
+    /// The receipt.
+    pub receipt: Receipt,
+    /// The operator's EIP-712 signature over it.
+    #[serde(with = "crate::messages::signature_hex")]
+    pub signature: Signature,
+}
+
+/// A supported token (`lane_chainInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    /// ERC-20 address.
+    pub address: Address,
+    /// Ticker, e.g. `"USDC"`.
+    pub symbol: String,
+    /// Decimals of its human amounts.
+    pub decimals: u8,
+    /// Smallest fee the node accepts, in base units.
+    pub minimum_fee: Amount,
+}
+
+/// The deployment a node serves (`lane_chainInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainInfo {
+    /// Chain id of the L2.
+    pub chain_id: u64,
+    /// The settlement contract (the EIP-712 verifying contract).
+    pub settlement: Address,
+    /// The operator, who signs receipts.
+    pub operator: Address,
+    /// Supported tokens.
+    pub tokens: Vec<TokenInfo>,
+}
+
+impl ChainInfo {
+    /// The token with this symbol (case-insensitive) or address (`0x…`).
+    pub fn token(&self, symbol_or_address: &str) -> Option<&TokenInfo> {
+        let wanted: Option<Address> = symbol_or_address.parse().ok();
+        self.tokens
+            .iter()
+            .find(|t| Some(t.address) == wanted || t.symbol.eq_ignore_ascii_case(symbol_or_address))
+    }
+}
+
+/// A fee quote (`lane_estimateFee`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeeQuote {
+    /// The token.
+    pub token: Address,
+    /// The smallest fee accepted, in base units.
+    pub fee: Amount,
+}
+
+/// An account (`lane_getAccount`); `salt` and `leaf` only for the authenticated owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    /// Owner.
+    pub owner: Address,
+    /// Token.
+    pub token: Address,
+    /// Balance in base units (0 for an account that does not exist).
+    pub balance: Amount,
+    /// Nonce the next transfer or withdrawal must carry.
+    pub nonce: Nonce,
+    /// The account's slot in the state tree, if it exists.
+    pub slot: Option<u32>,
+    /// The slot's salt (owner only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<B256>,
+    /// The slot's current leaf hash (owner only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<B256>,
+}
+
+/// Where a transaction is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum TxStatus {
+    /// Durable in the operator's journal; not yet in a batch.
+    Accepted,
+}
+
+/// A transaction's status and receipt (`lane_getTransaction`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionInfo {
+    /// Status.
+    pub status: TxStatus,
+    /// The signed receipt.
+    pub receipt: SignedReceipt,
+}
+
+/// A `lane_subscription` notification of the `receipts` kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptNotification {
+    /// The subscribed address's role: `"sender"` or `"recipient"`.
+    pub role: String,
+    /// The transaction's signed receipt (the sender's resulting account).
+    pub receipt: SignedReceipt,
+}
+
+/// The node's status (`admin_status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Sequence number of the last journaled record.
+    pub last_sequence: u64,
+    /// Accepted signed transactions.
+    pub transaction_count: u64,
+    /// Ledger slots.
+    pub slot_count: u32,
+    /// The current state root.
+    pub state_root: B256,
+    /// Per token: deposits credited and withdrawals debited; their difference is the sum
+    /// of balances (checked at every start).
+    pub supply: Vec<TokenSupply>,
+}
+
+/// Supply of one token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSupply {
+    /// Token.
+    pub token: Address,
+    /// Deposits credited so far.
+    pub deposited: Amount,
+    /// Withdrawals (signed and forced) debited so far.
+    pub withdrawn: Amount,
+}
+
+#[cfg(feature = "client")]
+mod client {
+    use alloy::primitives::{Address, B256};
+    use jsonrpsee::proc_macros::rpc;
+
+    use super::{
+        Account, ChainInfo, FeeQuote, NodeStatus, ReceiptNotification, SignedReceipt,
+        TransactionInfo,
+    };
+    use crate::{Authentication, Signed, Transfer, TxHash, Withdrawal};
+
+    /// The wallet API (`lane_*`).
+    #[rpc(client, namespace = "lane")]
+    pub trait LaneApi {
+        /// The deployment and its tokens.
+        #[method(name = "chainInfo")]
+        async fn chain_info(&self) -> RpcResult<ChainInfo>;
+
+        /// The smallest accepted fee for `token`.
+        #[method(name = "estimateFee")]
+        async fn estimate_fee(&self, token: Address) -> RpcResult<FeeQuote>;
+
+        /// An account; with the owner's authentication, its salt and leaf too.
+        #[method(name = "getAccount")]
+        async fn get_account(
+            &self,
+            owner: Address,
+            token: Address,
+            auth: Option<Signed<Authentication>>,
+        ) -> RpcResult<Account>;
+
+        /// A transaction's status and receipt.
+        #[method(name = "getTransaction")]
+        async fn get_transaction(&self, hash: TxHash) -> RpcResult<TransactionInfo>;
+
+        /// Sends a signed transfer; the operator's receipt once it is durable.
+        #[method(name = "sendTransfer")]
+        async fn send_transfer(&self, transfer: Signed<Transfer>) -> RpcResult<SignedReceipt>;
+
+        /// Sends a signed withdrawal.
+        #[method(name = "sendWithdrawal")]
+        async fn send_withdrawal(&self, withdrawal: Signed<Withdrawal>)
+            -> RpcResult<SignedReceipt>;
+
+        /// Receipts of transactions sent or received by `address` (WebSocket only).
+        #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = ReceiptNotification)]
+        async fn subscribe_receipts(&self, kind: String, address: Address) -> SubscriptionResult;
+    }
+
+    /// `eth_chainId`.
+    #[rpc(client, namespace = "eth")]
+    pub trait EthApi {
+        /// The chain id, as a hex quantity.
+        #[method(name = "chainId")]
+        async fn chain_id(&self) -> RpcResult<String>;
+    }
+
+    /// The operator API (`admin_*`, separate port, bearer token).
+    #[rpc(client, namespace = "admin")]
+    pub trait AdminApi {
+        /// The node's status.
+        #[method(name = "status")]
+        async fn status(&self) -> RpcResult<NodeStatus>;
+
+        /// Development only: credits a deposit that did not come from the chain.
+        #[method(name = "devDeposit")]
+        async fn dev_deposit(
+            &self,
+            recipient: Address,
+            token: Address,
+            amount: crate::Amount,
+        ) -> RpcResult<B256>;
+    }
+}
+
+#[cfg(feature = "client")]
+pub use client::{AdminApiClient, EthApiClient, LaneApiClient};
