@@ -2,70 +2,25 @@
 //! foundry's `cast wallet sign --data`, as installed from npm — verify with our library,
 //! and signatures for another domain do not.
 
-use std::process::Command;
-
 use alloy::{
     primitives::{address, Address},
     signers::local::PrivateKeySigner,
 };
-use eyre::{ensure, Result};
+use eyre::Result;
 use serde_json::json;
 use stablelane::{domain, Amount, Nonce, SignatureError, Signed, Transfer};
+use stablelane_tests::{cast_sign_typed_data, transfer_typed_data};
 
 /// anvil's first dev key: public knowledge, test use only.
 const KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const SETTLEMENT: Address = address!("0x3Aa5ebB10DC797CAC828524e59A333d0A371443c");
 
 fn typed_data(transfer: &Transfer, chain_id: u64, contract: Address) -> serde_json::Value {
-    json!({
-        "types": {
-            "EIP712Domain": [
-                { "name": "name", "type": "string" },
-                { "name": "version", "type": "string" },
-                { "name": "chainId", "type": "uint256" },
-                { "name": "verifyingContract", "type": "address" }
-            ],
-            "Transfer": [
-                { "name": "from", "type": "address" },
-                { "name": "to", "type": "address" },
-                { "name": "token", "type": "address" },
-                { "name": "amount", "type": "uint128" },
-                { "name": "fee", "type": "uint128" },
-                { "name": "nonce", "type": "uint64" },
-                { "name": "validUntil", "type": "uint64" }
-            ]
-        },
-        "primaryType": "Transfer",
-        "domain": {
-            "name": "Stablelane",
-            "version": "1",
-            "chainId": chain_id,
-            "verifyingContract": contract
-        },
-        "message": {
-            "from": transfer.from,
-            "to": transfer.to,
-            "token": transfer.token,
-            "amount": transfer.amount.to_string(),
-            "fee": transfer.fee.to_string(),
-            "nonce": transfer.nonce.get(),
-            "validUntil": transfer.valid_until
-        }
-    })
+    transfer_typed_data(transfer, chain_id, contract)
 }
 
 fn cast_sign(data: &serde_json::Value) -> Result<String> {
-    let cast = stablelane_devnet::tools::cast_binary()?;
-    let output = Command::new(cast)
-        .args(["wallet", "sign", "--data", "--private-key", KEY])
-        .arg(data.to_string())
-        .output()?;
-    ensure!(
-        output.status.success(),
-        "cast failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8(output.stdout)?.trim().to_string())
+    cast_sign_typed_data(data, KEY)
 }
 
 fn transfer(from: Address) -> Transfer {

@@ -1,0 +1,386 @@
+//! The node's TOML configuration: documented defaults, environment overrides, validation.
+//!
+//! Every scalar setting can be overridden by an environment variable named after its path:
+//! `STABLELANE_` + the table and key joined by `_`, upper-cased — `rpc.listen` is
+//! `STABLELANE_RPC_LISTEN`, `data_dir` is `STABLELANE_DATA_DIR`. The token list is set in the
+//! file only. Secrets never sit in the file: the operator key comes from
+//! `STABLELANE_OPERATOR_KEY` or `operator_key_file`, the admin token from
+//! `STABLELANE_ADMIN_TOKEN` or `rpc.admin_token_file`.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use alloy::primitives::{keccak256, Address};
+use eyre::{bail, eyre, Context as _, Result};
+use serde::{Deserialize, Serialize};
+use stablelane::Amount;
+
+/// Environment variable holding the operator's private key (hex).
+pub const OPERATOR_KEY_ENV: &str = "STABLELANE_OPERATOR_KEY";
+/// Environment variable holding the admin bearer token.
+pub const ADMIN_TOKEN_ENV: &str = "STABLELANE_ADMIN_TOKEN";
+/// Prefix of the override variables.
+const ENV_PREFIX: &str = "STABLELANE_";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Directory holding `journal/` (the record of truth) and `state.sled/` (the store).
+    pub data_dir: PathBuf,
+    /// Chain id of the L2 the settlement contract lives on.
+    pub chain_id: u64,
+    /// The settlement contract (EIP-712 verifying contract).
+    pub settlement: Address,
+    /// File with the operator's private key (hex); `STABLELANE_OPERATOR_KEY` wins if set.
+    pub operator_key_file: Option<PathBuf>,
+    /// Receives transaction fees (default: the operator's address).
+    pub fee_recipient: Option<Address>,
+    /// Most accounts (slots) the ledger holds.
+    pub slots_max: u32,
+    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins if set.
+    pub log: String,
+    /// The JSON-RPC servers.
+    pub rpc: RpcSection,
+    /// The sequencer.
+    pub sequencer: SequencerSection,
+    /// The journal.
+    pub journal: JournalSection,
+    /// Development switches; all off by default.
+    pub dev: DevSection,
+    /// Supported tokens.
+    pub tokens: Vec<TokenSection>,
+}
+
+/// `[rpc]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcSection {
+    /// Wallet API (HTTP and WebSocket).
+    pub listen: SocketAddr,
+    /// Admin API and `/metrics`.
+    pub admin_listen: SocketAddr,
+    /// File holding the admin bearer token; `STABLELANE_ADMIN_TOKEN` wins if set.
+    pub admin_token_file: Option<PathBuf>,
+    /// Largest request accepted, bytes.
+    pub request_body_max_bytes: u32,
+    /// Largest response produced, bytes.
+    pub response_body_max_bytes: u32,
+    /// Most simultaneous connections.
+    pub connections_max: u32,
+    /// Most subscriptions per WebSocket connection.
+    pub subscriptions_per_connection_max: u32,
+    /// Most calls per batch request.
+    pub batch_requests_max: u32,
+}
+
+/// `[sequencer]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequencerSection {
+    /// Most transactions waiting for the writer; more are refused as busy (code 1030).
+    pub intake_queue_max: usize,
+    /// Most transactions per group commit (one fsync).
+    pub group_max: usize,
+}
+
+/// `[journal]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSection {
+    /// Size at which a segment file is closed and a new one started, bytes.
+    pub segment_size_max_bytes: u64,
+}
+
+/// `[dev]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevSection {
+    /// Serve `admin_devDeposit` (credits without the chain). Never in production.
+    pub deposits: bool,
+}
+
+/// `[[tokens]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    /// ERC-20 address.
+    pub address: Address,
+    /// Ticker.
+    pub symbol: String,
+    /// Decimals.
+    pub decimals: u8,
+    /// Minimum fee per transaction, base units (a decimal string).
+    pub minimum_fee: Amount,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let journal = stablelane_storage::JournalConfig::default();
+        let limits = stablelane_rpc::Limits::default();
+        Self {
+            data_dir: PathBuf::from("data"),
+            chain_id: 31337,
+            settlement: Address::ZERO,
+            operator_key_file: None,
+            fee_recipient: None,
+            slots_max: 10_000_000,
+            log: "info".into(),
+            rpc: RpcSection {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8645)),
+                admin_listen: SocketAddr::from(([127, 0, 0, 1], 8646)),
+                admin_token_file: None,
+                request_body_max_bytes: limits.request_body_max_bytes,
+                response_body_max_bytes: limits.response_body_max_bytes,
+                connections_max: limits.connections_max,
+                subscriptions_per_connection_max: limits.subscriptions_per_connection_max,
+                batch_requests_max: limits.batch_requests_max,
+            },
+            sequencer: SequencerSection {
+                intake_queue_max: 65_536,
+                group_max: 4_096,
+            },
+            journal: JournalSection {
+                segment_size_max_bytes: journal.segment_size_max_bytes,
+            },
+            dev: DevSection::default(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads `path` (defaults for what it leaves out), applies environment overrides from
+    /// `env`, and validates.
+    pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Self> {
+        let mut value = toml::Value::try_from(Self::default())?;
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path)
+                .wrap_err_with(|| format!("reading config {}", path.display()))?;
+            let file: toml::Value = toml::from_str(&text)
+                .wrap_err_with(|| format!("parsing config {}", path.display()))?;
+            merge(&mut value, file);
+        }
+        apply_env(&mut value, &[], env)?;
+        let config: Self = value
+            .try_into()
+            .wrap_err("invalid configuration (unknown key or wrong type)")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.settlement == Address::ZERO {
+            bail!("`settlement` (the settlement contract's address) must be set");
+        }
+        if self.tokens.is_empty() {
+            bail!("at least one [[tokens]] entry is required");
+        }
+        for (i, t) in self.tokens.iter().enumerate() {
+            if self.tokens[..i]
+                .iter()
+                .any(|o| o.address == t.address || o.symbol.eq_ignore_ascii_case(&t.symbol))
+            {
+                bail!("token {} ({}) listed twice", t.symbol, t.address);
+            }
+            if t.decimals > 38 {
+                bail!("token {}: decimals {} > 38", t.symbol, t.decimals);
+            }
+        }
+        if self.sequencer.intake_queue_max == 0 || self.sequencer.group_max == 0 {
+            bail!("sequencer.intake_queue_max and sequencer.group_max must be positive");
+        }
+        if self.rpc.listen == self.rpc.admin_listen && self.rpc.listen.port() != 0 {
+            bail!("rpc.listen and rpc.admin_listen must differ");
+        }
+        Ok(())
+    }
+
+    /// The journal directory.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir.join("journal")
+    }
+
+    /// The sled directory.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("state.sled")
+    }
+
+    /// The ledger settings; the salt secret is derived from the operator key so that the
+    /// node has one secret to keep.
+    pub fn ledger(
+        &self,
+        operator_key: &[u8],
+        operator: Address,
+    ) -> stablelane_ledger::LedgerConfig {
+        let mut preimage = b"stablelane.salt-secret.v1".to_vec();
+        preimage.extend_from_slice(operator_key);
+        stablelane_ledger::LedgerConfig {
+            tokens: self
+                .tokens
+                .iter()
+                .map(|t| (t.address, t.minimum_fee))
+                .collect(),
+            fee_recipient: self.fee_recipient.unwrap_or(operator),
+            operator_secret: keccak256(&preimage),
+            slots_max: self.slots_max,
+        }
+    }
+}
+
+/// Reads a secret from the environment variable `env_name`, else from `file`.
+pub fn secret(env: &[(String, String)], env_name: &str, file: Option<&Path>) -> Result<String> {
+    if let Some((_, value)) = env.iter().find(|(k, _)| k == env_name) {
+        return Ok(value.trim().to_owned());
+    }
+    let file = file.ok_or_else(|| eyre!("set {env_name} or the matching *_file setting"))?;
+    let text = std::fs::read_to_string(file)
+        .wrap_err_with(|| format!("reading secret file {}", file.display()))?;
+    Ok(text.trim().to_owned())
+}
+
+/// Overlays `file` on `base`, table by table.
+fn merge(base: &mut toml::Value, file: toml::Value) {
+    match (base, file) {
+        (toml::Value::Table(base), toml::Value::Table(file)) => {
+            for (key, value) in file {
+                match base.get_mut(&key) {
+                    Some(slot) => merge(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
+/// Applies `STABLELANE_<PATH>` overrides to every scalar leaf of `value`, and to the
+/// optional settings that have no default (which the serialised defaults omit).
+fn apply_env(value: &mut toml::Value, path: &[String], env: &[(String, String)]) -> Result<()> {
+    const OPTIONAL: [&[&str]; 3] = [
+        &["operator_key_file"],
+        &["fee_recipient"],
+        &["rpc", "admin_token_file"],
+    ];
+    if path.is_empty() {
+        for optional in OPTIONAL {
+            let name = env_name(optional.iter().map(|s| s.to_string()));
+            if let Some((_, text)) = env.iter().find(|(k, _)| *k == name) {
+                let mut cursor = &mut *value;
+                for (i, key) in optional.iter().enumerate() {
+                    let table = cursor
+                        .as_table_mut()
+                        .ok_or_else(|| eyre!("config is not a table"))?;
+                    if i + 1 == optional.len() {
+                        table.insert((*key).into(), toml::Value::String(text.clone()));
+                        break;
+                    }
+                    cursor = table
+                        .entry(*key)
+                        .or_insert_with(|| toml::Value::Table(Default::default()));
+                }
+            }
+        }
+    }
+    match value {
+        toml::Value::Table(table) => {
+            for (key, child) in table.iter_mut() {
+                let mut child_path = path.to_vec();
+                child_path.push(key.clone());
+                apply_env(child, &child_path, env)?;
+            }
+        }
+        toml::Value::Array(_) => {}
+        leaf => {
+            let name = env_name(path.iter().cloned());
+            if let Some((_, text)) = env.iter().find(|(k, _)| *k == name) {
+                *leaf = match leaf {
+                    toml::Value::Integer(_) => toml::Value::Integer(
+                        text.parse()
+                            .wrap_err_with(|| format!("{name}: not an integer: {text:?}"))?,
+                    ),
+                    toml::Value::Boolean(_) => toml::Value::Boolean(
+                        text.parse()
+                            .wrap_err_with(|| format!("{name}: not true/false: {text:?}"))?,
+                    ),
+                    _ => toml::Value::String(text.clone()),
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
+fn env_name(path: impl Iterator<Item = String>) -> String {
+    let joined: Vec<String> = path.map(|p| p.to_uppercase()).collect();
+    format!("{ENV_PREFIX}{}", joined.join("_"))
+}
+
+/// The documented example configuration (`stablelane config example`).
+pub const EXAMPLE: &str = include_str!("../node.example.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_parses_and_env_overrides_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let config = NodeConfig::load(Some(&path), &[]).unwrap();
+        assert_eq!(config.tokens.len(), 1);
+        assert_eq!(config.rpc.listen.port(), 8645);
+
+        let config = NodeConfig::load(
+            Some(&path),
+            &env(&[
+                ("STABLELANE_RPC_LISTEN", "127.0.0.1:9000"),
+                ("STABLELANE_SEQUENCER_GROUP_MAX", "17"),
+                ("STABLELANE_DEV_DEPOSITS", "true"),
+                ("STABLELANE_DATA_DIR", "/tmp/x"),
+                (
+                    "STABLELANE_FEE_RECIPIENT",
+                    "0x00000000000000000000000000000000000000ee",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.rpc.listen.port(), 9000);
+        assert_eq!(config.sequencer.group_max, 17);
+        assert!(config.dev.deposits);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.fee_recipient, Some(Address::with_last_byte(0xee)));
+    }
+
+    #[test]
+    fn bad_configs_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, EXAMPLE.replace("group_max", "group_maximum")).unwrap();
+        let err = format!("{:#}", NodeConfig::load(Some(&path), &[]).unwrap_err());
+        assert!(err.contains("group_maximum"), "{err}");
+
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let err = NodeConfig::load(
+            Some(&path),
+            &env(&[("STABLELANE_SEQUENCER_GROUP_MAX", "lots")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("STABLELANE_SEQUENCER_GROUP_MAX"));
+
+        let err = NodeConfig::load(None, &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("settlement"));
+    }
+}

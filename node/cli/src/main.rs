@@ -1,0 +1,125 @@
+//! `stablelane`: run a settlement node, or use one as a wallet.
+//!
+//! ```text
+//! stablelane node --config node.toml          # the node (journal + sled + JSON-RPC)
+//! stablelane journal verify --config node.toml  # offline replay check of a data directory
+//! stablelane config example                   # the documented example configuration
+//! stablelane wallet transfer --to 0x… --amount 1.25 --token USDC
+//! ```
+
+mod config;
+mod node;
+mod wallet;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::NodeConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stablelane",
+    version,
+    about = "Stablelane settlement node and wallet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the node until SIGINT/SIGTERM.
+    Node {
+        /// TOML configuration (see `stablelane config example`); environment variables
+        /// STABLELANE_<KEY> override it.
+        #[arg(long, env = "STABLELANE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Checks a data directory offline.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// A wallet for a node's JSON-RPC API.
+    Wallet(wallet::WalletArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// Replays the journal (the node must be stopped): every record must apply and supply
+    /// must be conserved; prints the record count and the root recomputed from scratch.
+    Verify {
+        /// The node's configuration.
+        #[arg(long, env = "STABLELANE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Prints the documented example configuration.
+    Example,
+}
+
+fn env_vars() -> Vec<(String, String)> {
+    std::env::vars().collect()
+}
+
+fn init_tracing(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> eyre::Result<()> {
+    let env = env_vars();
+    match cli.command {
+        Command::Node { config } => {
+            let config = NodeConfig::load(config.as_deref(), &env)?;
+            init_tracing(&config.log);
+            node::run(config, &env).await
+        }
+        Command::Journal(JournalCommand::Verify { config }) => {
+            let config = NodeConfig::load(config.as_deref(), &env)?;
+            init_tracing("warn");
+            let verified = node::verify(&config, &env)?;
+            println!("{}", serde_json::to_string_pretty(&verified)?);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+        Command::Wallet(args) => {
+            init_tracing("warn");
+            wallet::run(args).await
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

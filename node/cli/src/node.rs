@@ -1,0 +1,166 @@
+//! `stablelane node`: the sequencer and the RPC servers from a [`NodeConfig`], until SIGINT
+//! or SIGTERM; and `stablelane journal verify`, the offline check of a data directory.
+
+use alloy::signers::local::PrivateKeySigner;
+use eyre::{Context as _, Result};
+use stablelane::{domain, SequenceNumber};
+use stablelane_rpc::{AdminToken, Limits, RpcConfig, RpcServer, TokenInfo};
+use stablelane_sequencer::{JournalRecord, Sequencer, SequencerConfig, State};
+use stablelane_storage::{Journal, JournalConfig};
+use tracing::info;
+
+use crate::config::{secret, NodeConfig, ADMIN_TOKEN_ENV, OPERATOR_KEY_ENV};
+
+/// Shortest admin token accepted.
+const ADMIN_TOKEN_MIN_LEN: usize = 16;
+
+fn operator_key(config: &NodeConfig, env: &[(String, String)]) -> Result<PrivateKeySigner> {
+    let text = secret(env, OPERATOR_KEY_ENV, config.operator_key_file.as_deref())
+        .wrap_err("the operator key")?;
+    text.parse()
+        .map_err(|_| eyre::eyre!("the operator key is not a 32-byte hex private key"))
+}
+
+fn journal_config(config: &NodeConfig) -> JournalConfig {
+    let mut journal = JournalConfig::default();
+    journal.segment_size_max_bytes = config.journal.segment_size_max_bytes;
+    journal
+}
+
+fn sequencer_config(config: &NodeConfig, operator: &PrivateKeySigner) -> SequencerConfig {
+    SequencerConfig {
+        journal_dir: config.journal_dir(),
+        store_dir: config.store_dir(),
+        journal: journal_config(config),
+        intake_queue_max: config.sequencer.intake_queue_max,
+        group_max: config.sequencer.group_max,
+        ledger: config.ledger(&operator.to_bytes().0, operator.address()),
+        domain: domain(config.chain_id, config.settlement),
+    }
+}
+
+/// Runs the node until SIGINT or SIGTERM, then shuts down cleanly.
+pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
+    let operator = operator_key(&config, env)?;
+    let admin_token = secret(env, ADMIN_TOKEN_ENV, config.rpc.admin_token_file.as_deref())
+        .wrap_err("the admin token")?;
+    if admin_token.len() < ADMIN_TOKEN_MIN_LEN {
+        eyre::bail!("the admin token must have at least {ADMIN_TOKEN_MIN_LEN} characters");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .wrap_err_with(|| format!("creating {}", config.data_dir.display()))?;
+    info!(
+        target: "node",
+        data_dir = %config.data_dir.display(),
+        chain_id = config.chain_id,
+        settlement = %config.settlement,
+        operator = %operator.address(),
+        "starting"
+    );
+    if config.dev.deposits {
+        tracing::warn!(target: "node", "dev.deposits is on: admin_devDeposit credits balances without the chain");
+    }
+    let sequencer = Sequencer::open(sequencer_config(&config, &operator), operator.clone())
+        .wrap_err("opening the ledger")?;
+    let limits = Limits {
+        request_body_max_bytes: config.rpc.request_body_max_bytes,
+        response_body_max_bytes: config.rpc.response_body_max_bytes,
+        connections_max: config.rpc.connections_max,
+        subscriptions_per_connection_max: config.rpc.subscriptions_per_connection_max,
+        batch_requests_max: config.rpc.batch_requests_max,
+    };
+    let server = RpcServer::start(
+        RpcConfig {
+            listen: config.rpc.listen,
+            admin_listen: config.rpc.admin_listen,
+            admin_token: AdminToken::new(admin_token),
+            operator: operator.address(),
+            tokens: config
+                .tokens
+                .iter()
+                .map(|t| TokenInfo {
+                    address: t.address,
+                    symbol: t.symbol.clone(),
+                    decimals: t.decimals,
+                })
+                .collect(),
+            limits,
+            admin_limits: Limits {
+                connections_max: 16,
+                ..Limits::default()
+            },
+            dev_deposits: config.dev.deposits,
+        },
+        sequencer.clone(),
+    )
+    .await
+    .wrap_err("starting the RPC servers")?;
+    // One line a script can wait for.
+    println!(
+        "stablelane node ready: rpc http://{} admin http://{}",
+        server.local_addr(),
+        server.admin_addr()
+    );
+    shutdown_signal().await?;
+    info!(target: "node", "shutting down");
+    server.stop().await;
+    sequencer.shutdown().await;
+    info!(target: "node", "stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// What `journal verify` found.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verified {
+    /// Records replayed.
+    pub records: u64,
+    /// Slots in the ledger.
+    pub slots: u32,
+    /// Root recomputed from scratch from the replayed slots.
+    pub state_root: alloy::primitives::B256,
+}
+
+/// Replays the journal of `config`'s data directory without the store and without
+/// starting anything: checks every record applies, supply is conserved, and recomputes the
+/// root from scratch. The node must not be running.
+pub fn verify(config: &NodeConfig, env: &[(String, String)]) -> Result<Verified> {
+    let operator = operator_key(config, env)?;
+    let seq_config = sequencer_config(config, &operator);
+    let (journal, report) = Journal::open(&seq_config.journal_dir, seq_config.journal.clone())
+        .wrap_err("opening the journal")?;
+    if report.torn_tail.is_some() {
+        eprintln!("note: the journal had a torn tail (an unacknowledged write), truncated");
+    }
+    let mut state = State::new(seq_config.ledger.clone(), seq_config.domain.clone());
+    let mut records = 0u64;
+    for record in journal.replay_from(stablelane_storage::SequenceNumber(1))? {
+        let record = record?;
+        let decoded = JournalRecord::decode(&record.payload)
+            .wrap_err_with(|| format!("record {}", record.seq.0))?;
+        state
+            .apply(&decoded, SequenceNumber(record.seq.0), false)
+            .wrap_err_with(|| format!("record {} does not apply", record.seq.0))?;
+        records += 1;
+    }
+    journal.close()?;
+    state
+        .ledger()
+        .check_supply()
+        .map_err(|e| eyre::eyre!("supply check failed: {e}"))?;
+    let state_root = state.recompute_root()?;
+    Ok(Verified {
+        records,
+        slots: state.ledger().slot_count(),
+        state_root,
+    })
+}

@@ -1,0 +1,407 @@
+//! `stablelane wallet`: a command-line wallet over the node's JSON-RPC API, using the typed
+//! client of the `stablelane` library.
+//!
+//! Amounts are human ("12.5" with `--token USDC`, or "12.5 USDC") and converted with the
+//! token's decimals from `lane_chainInfo`. The key comes from `--private-key`, the
+//! environment variable `STABLELANE_PRIVATE_KEY`, or an encrypted JSON keystore
+//! (`--keystore`, password from `--password-file` or `STABLELANE_KEYSTORE_PASSWORD`). Every
+//! receipt is checked against the operator's signature before anything is printed.
+
+use std::{
+    path::PathBuf,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{
+    primitives::{Address, B256},
+    signers::local::PrivateKeySigner,
+};
+use clap::{Args, Subcommand};
+use eyre::{bail, eyre, Context as _, Result};
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use stablelane::{
+    domain,
+    rpc::{ChainInfo, LaneApiClient, SignedReceipt, TokenInfo},
+    sign,
+    signing::verify_receipt,
+    Amount, Message, Nonce, Signed, Transfer, TxHash, Withdrawal,
+};
+
+/// Default lifetime of a signed message.
+const DEFAULT_VALID_FOR_S: u64 = 3_600;
+
+/// Where the wallet's key comes from.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Private key (hex). Prefer the environment variable or a keystore: command lines are
+    /// visible to other users of the machine.
+    #[arg(
+        long,
+        env = "STABLELANE_PRIVATE_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    private_key: Option<String>,
+    /// Encrypted JSON keystore (as written by `cast wallet import` or geth).
+    #[arg(
+        long,
+        env = "STABLELANE_KEYSTORE",
+        global = true,
+        conflicts_with = "private_key"
+    )]
+    keystore: Option<PathBuf>,
+    /// File holding the keystore's password (else `STABLELANE_KEYSTORE_PASSWORD`).
+    #[arg(long, global = true)]
+    password_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    fn signer(&self) -> Result<PrivateKeySigner> {
+        if let Some(key) = &self.private_key {
+            return key
+                .trim()
+                .parse()
+                .map_err(|_| eyre!("--private-key is not a 32-byte hex private key"));
+        }
+        if let Some(path) = &self.keystore {
+            let password = match &self.password_file {
+                Some(file) => std::fs::read_to_string(file)
+                    .wrap_err_with(|| format!("reading {}", file.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned(),
+                None => std::env::var("STABLELANE_KEYSTORE_PASSWORD").map_err(|_| {
+                    eyre!("the keystore needs --password-file or STABLELANE_KEYSTORE_PASSWORD")
+                })?,
+            };
+            return PrivateKeySigner::decrypt_keystore(path, password)
+                .map_err(|e| eyre!("cannot decrypt keystore {}: {e}", path.display()));
+        }
+        bail!("no key: pass --private-key, set STABLELANE_PRIVATE_KEY, or use --keystore")
+    }
+}
+
+/// `stablelane wallet …`
+#[derive(Debug, Args)]
+pub struct WalletArgs {
+    /// The node's JSON-RPC URL.
+    #[arg(
+        long,
+        env = "STABLELANE_RPC_URL",
+        default_value = "http://127.0.0.1:8645",
+        global = true
+    )]
+    rpc: String,
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(subcommand)]
+    command: WalletCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum WalletCommand {
+    /// Prints the wallet's address.
+    Address,
+    /// Prints the balance and next nonce of an account.
+    Balance {
+        /// Token symbol or address (default: the node's only token).
+        #[arg(long)]
+        token: Option<String>,
+        /// Account to look at (default: the wallet's own).
+        #[arg(long)]
+        owner: Option<Address>,
+    },
+    /// Sends a transfer; prints its transaction hash.
+    Transfer(TransferArgs),
+    /// Sends a withdrawal to an L2 address; prints its transaction hash.
+    Withdraw(WithdrawArgs),
+    /// Prints a transaction's status and receipt.
+    Status {
+        /// Transaction hash.
+        tx_hash: B256,
+    },
+    /// Prints a signed message without sending it.
+    #[command(subcommand)]
+    Sign(SignCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SignCommand {
+    /// A transfer.
+    Transfer(TransferArgs),
+    /// A withdrawal.
+    Withdrawal(WithdrawArgs),
+}
+
+/// What every signed message needs besides its own fields.
+#[derive(Debug, Args)]
+struct Common {
+    /// Amount: "1.25" (with --token) or "1.25 USDC".
+    #[arg(long)]
+    amount: String,
+    /// Token symbol or address.
+    #[arg(long)]
+    token: Option<String>,
+    /// Fee in human units (default: the node's quote).
+    #[arg(long)]
+    fee: Option<String>,
+    /// Nonce (default: the account's next nonce, asked from the node).
+    #[arg(long)]
+    nonce: Option<u64>,
+    /// Seconds the message stays valid.
+    #[arg(long, default_value_t = DEFAULT_VALID_FOR_S)]
+    valid_for: u64,
+}
+
+#[derive(Debug, Args)]
+struct TransferArgs {
+    /// Recipient.
+    #[arg(long)]
+    to: Address,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct WithdrawArgs {
+    /// L2 address that may claim the tokens (default: the wallet's own).
+    #[arg(long)]
+    recipient: Option<Address>,
+    #[command(flatten)]
+    common: Common,
+}
+
+struct Session {
+    client: HttpClient,
+    info: ChainInfo,
+}
+
+impl Session {
+    async fn connect(url: &str) -> Result<Self> {
+        let client = HttpClientBuilder::default()
+            .build(url)
+            .wrap_err_with(|| format!("bad RPC URL {url}"))?;
+        let info = client
+            .chain_info()
+            .await
+            .wrap_err_with(|| format!("cannot reach the node at {url}"))?;
+        Ok(Self { client, info })
+    }
+
+    fn token(&self, wanted: Option<&str>) -> Result<&TokenInfo> {
+        match wanted {
+            Some(w) => self.info.token(w).ok_or_else(|| {
+                let known: Vec<&str> = self.info.tokens.iter().map(|t| t.symbol.as_str()).collect();
+                eyre!(
+                    "unknown token {w:?} (this node supports {})",
+                    known.join(", ")
+                )
+            }),
+            None => match self.info.tokens.as_slice() {
+                [only] => Ok(only),
+                _ => bail!("the node supports several tokens: pass --token"),
+            },
+        }
+    }
+
+    fn domain(&self) -> alloy::sol_types::Eip712Domain {
+        domain(self.info.chain_id, self.info.settlement)
+    }
+
+    /// Parses `"1.25"`/`"1.25 USDC"` against `--token`; returns the token and base units.
+    fn amount(&self, text: &str, token: Option<&str>) -> Result<(TokenInfo, Amount)> {
+        let mut parts = text.split_whitespace();
+        let number = parts.next().ok_or_else(|| eyre!("empty amount"))?;
+        let suffix = parts.next();
+        if parts.next().is_some() {
+            bail!("amount {text:?}: expected \"<number>\" or \"<number> <token>\"");
+        }
+        let token = match (suffix, token) {
+            (Some(a), Some(b))
+                if self.info.token(a).map(|t| t.address)
+                    != self.info.token(b).map(|t| t.address) =>
+            {
+                bail!("amount says {a} but --token says {b}")
+            }
+            (Some(a), _) => self.token(Some(a))?,
+            (None, b) => self.token(b)?,
+        }
+        .clone();
+        let amount = Amount::from_human(number, token.decimals)
+            .map_err(|e| eyre!("amount {number:?}: {e}"))?;
+        Ok((token, amount))
+    }
+
+    async fn prepare(
+        &self,
+        from: Address,
+        common: &Common,
+    ) -> Result<(TokenInfo, Amount, Amount, Nonce, u64)> {
+        let (token, amount) = self.amount(&common.amount, common.token.as_deref())?;
+        let fee = match &common.fee {
+            Some(fee) => {
+                Amount::from_human(fee, token.decimals).map_err(|e| eyre!("fee {fee:?}: {e}"))?
+            }
+            None => {
+                self.client
+                    .estimate_fee(token.address)
+                    .await
+                    .map_err(rpc_error)?
+                    .fee
+            }
+        };
+        let nonce = match common.nonce {
+            Some(n) => Nonce(n),
+            None => {
+                self.client
+                    .get_account(from, token.address, None)
+                    .await
+                    .map_err(rpc_error)?
+                    .nonce
+            }
+        };
+        let valid_until = now_s()
+            .checked_add(common.valid_for)
+            .ok_or_else(|| eyre!("--valid-for too large"))?;
+        Ok((token, amount, fee, nonce, valid_until))
+    }
+
+    async fn transfer(
+        &self,
+        key: &PrivateKeySigner,
+        args: &TransferArgs,
+    ) -> Result<Signed<Transfer>> {
+        let (token, amount, fee, nonce, valid_until) =
+            self.prepare(key.address(), &args.common).await?;
+        let message = Transfer {
+            from: key.address(),
+            to: args.to,
+            token: token.address,
+            amount,
+            fee,
+            nonce,
+            valid_until,
+        };
+        Ok(sign(key, message, &self.domain())?)
+    }
+
+    async fn withdrawal(
+        &self,
+        key: &PrivateKeySigner,
+        args: &WithdrawArgs,
+    ) -> Result<Signed<Withdrawal>> {
+        let (token, amount, fee, nonce, valid_until) =
+            self.prepare(key.address(), &args.common).await?;
+        let message = Withdrawal {
+            from: key.address(),
+            recipient: args.recipient.unwrap_or(key.address()),
+            token: token.address,
+            amount,
+            fee,
+            nonce,
+            valid_until,
+        };
+        Ok(sign(key, message, &self.domain())?)
+    }
+
+    /// Checks the receipt is the operator's and for `expected`.
+    fn check(&self, receipt: &SignedReceipt, expected: B256) -> Result<TxHash> {
+        verify_receipt(
+            self.info.operator,
+            &receipt.receipt,
+            &receipt.signature,
+            &self.domain(),
+        )
+        .map_err(|e| eyre!("the node's receipt is not signed by the operator: {e}"))?;
+        if receipt.receipt.tx_hash.0 != expected {
+            bail!("the node's receipt is for another transaction");
+        }
+        Ok(receipt.receipt.tx_hash)
+    }
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Formats a JSON-RPC error from the node as `message (code N)`.
+fn rpc_error(e: jsonrpsee::core::client::Error) -> eyre::Report {
+    match e {
+        jsonrpsee::core::client::Error::Call(obj) => {
+            eyre!("{} (code {})", obj.message(), obj.code())
+        }
+        other => eyre!(other),
+    }
+}
+
+/// Runs a wallet command.
+pub async fn run(args: WalletArgs) -> Result<()> {
+    if let WalletCommand::Address = args.command {
+        println!("{}", args.key.signer()?.address());
+        return Ok(());
+    }
+    let session = Session::connect(&args.rpc).await?;
+    match &args.command {
+        WalletCommand::Address => {}
+        WalletCommand::Balance { token, owner } => {
+            let token = session.token(token.as_deref())?.clone();
+            let owner = match owner {
+                Some(o) => *o,
+                None => args.key.signer()?.address(),
+            };
+            let account = session
+                .client
+                .get_account(owner, token.address, None)
+                .await
+                .map_err(rpc_error)?;
+            println!(
+                "{} {} ({} base units), next nonce {}",
+                account.balance.to_human(token.decimals),
+                token.symbol,
+                account.balance,
+                account.nonce.get()
+            );
+        }
+        WalletCommand::Transfer(t) => {
+            let key = args.key.signer()?;
+            let signed = session.transfer(&key, t).await?;
+            let hash = signed.message.signing_hash(&session.domain());
+            let receipt = session
+                .client
+                .send_transfer(signed)
+                .await
+                .map_err(rpc_error)?;
+            println!("{}", session.check(&receipt, hash)?);
+        }
+        WalletCommand::Withdraw(w) => {
+            let key = args.key.signer()?;
+            let signed = session.withdrawal(&key, w).await?;
+            let hash = signed.message.signing_hash(&session.domain());
+            let receipt = session
+                .client
+                .send_withdrawal(signed)
+                .await
+                .map_err(rpc_error)?;
+            println!("{}", session.check(&receipt, hash)?);
+        }
+        WalletCommand::Status { tx_hash } => {
+            let info = session
+                .client
+                .get_transaction(TxHash(*tx_hash))
+                .await
+                .map_err(rpc_error)?;
+            session.check(&info.receipt, *tx_hash)?;
+            println!("{}", serde_json::to_string_pretty(&info)?);
+        }
+        WalletCommand::Sign(SignCommand::Transfer(t)) => {
+            let signed = session.transfer(&args.key.signer()?, t).await?;
+            println!("{}", serde_json::to_string_pretty(&signed)?);
+        }
+        WalletCommand::Sign(SignCommand::Withdrawal(w)) => {
+            let signed = session.withdrawal(&args.key.signer()?, w).await?;
+            println!("{}", serde_json::to_string_pretty(&signed)?);
+        }
+    }
+    Ok(())
+}
