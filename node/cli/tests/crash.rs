@@ -121,7 +121,11 @@ async fn check(
         total += account.balance.base_units();
     }
     for who in recipients().into_iter().chain([operator]) {
-        total += client.get_account(who, TOKEN, None).await?.balance.base_units();
+        total += client
+            .get_account(who, TOKEN, None)
+            .await?
+            .balance
+            .base_units();
     }
     let supply = &status.supply[0];
     ensure!(
@@ -175,7 +179,10 @@ async fn acknowledged_transfers_survive_repeated_sigkill() -> Result<()> {
         );
     }
     let total = acked.lock().map(|a| a.len()).unwrap_or_default();
-    ensure!(total > 0, "no transfer was acknowledged: the test exercised nothing");
+    ensure!(
+        total > 0,
+        "no transfer was acknowledged: the test exercised nothing"
+    );
     node.stop()?;
     Ok(())
 }

@@ -33,7 +33,15 @@ struct Doc {
 }
 
 impl Doc {
-    async fn example(&mut self, url: &str, title: &str, note: &str, method: &str, params: Value, admin: bool) -> Result<Value> {
+    async fn example(
+        &mut self,
+        url: &str,
+        title: &str,
+        note: &str,
+        method: &str,
+        params: Value,
+        admin: bool,
+    ) -> Result<Value> {
         let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let mut call = self.http.post(url).json(&request);
         if admin {
@@ -111,31 +119,139 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
     doc.example(&admin, "`admin_devDeposit(recipient, token, amount)` (admin port, `[dev] deposits = true` only)",
         "Credits a deposit without the chain, for local testing; answers the new state root. Sent with `Authorization: Bearer <admin token>`.",
         "admin_devDeposit", json!([alice.address(), TOKEN, "1000000"]), true).await?;
-    doc.example(&url, "`eth_chainId`", "The chain id as a hex quantity.", "eth_chainId", json!([]), false).await?;
-    doc.example(&url, "`lane_chainInfo`", "The deployment, the operator that signs receipts, and the tokens with their minimum fee.", "lane_chainInfo", json!([]), false).await?;
-    doc.example(&url, "`lane_estimateFee(token)`", "The smallest fee accepted, base units.", "lane_estimateFee", json!([TOKEN]), false).await?;
+    doc.example(
+        &url,
+        "`eth_chainId`",
+        "The chain id as a hex quantity.",
+        "eth_chainId",
+        json!([]),
+        false,
+    )
+    .await?;
+    doc.example(
+        &url,
+        "`lane_chainInfo`",
+        "The deployment, the operator that signs receipts, and the tokens with their minimum fee.",
+        "lane_chainInfo",
+        json!([]),
+        false,
+    )
+    .await?;
+    doc.example(
+        &url,
+        "`lane_estimateFee(token)`",
+        "The smallest fee accepted, base units.",
+        "lane_estimateFee",
+        json!([TOKEN]),
+        false,
+    )
+    .await?;
 
-    let transfer = sign(&alice, Transfer {
-        from: alice.address(), to: bob, token: TOKEN, amount: Amount(250_000), fee: Amount(10), nonce: Nonce(0), valid_until: FAR,
-    }, &domain)?;
+    let transfer = sign(
+        &alice,
+        Transfer {
+            from: alice.address(),
+            to: bob,
+            token: TOKEN,
+            amount: Amount(250_000),
+            fee: Amount(10),
+            nonce: Nonce(0),
+            valid_until: FAR,
+        },
+        &domain,
+    )?;
     let sent = doc.example(&url, "`lane_sendTransfer(signedTransfer)`",
         "Answered once the transfer is durable in the journal, with the operator-signed receipt. `domain` is optional; when present it is checked first.",
         "lane_sendTransfer", json!([transfer]), false).await?;
-    doc.example(&url, "`lane_sendTransfer` again (idempotent)",
+    doc.example(
+        &url,
+        "`lane_sendTransfer` again (idempotent)",
         "The same signed transfer again returns the original receipt and debits nothing.",
-        "lane_sendTransfer", json!([transfer]), false).await?;
-    let cheap = sign(&alice, Transfer {
-        from: alice.address(), to: bob, token: TOKEN, amount: Amount(1), fee: Amount(9), nonce: Nonce(1), valid_until: FAR,
-    }, &domain)?;
-    doc.example(&url, "A refusal: fee below the quote", "Every refusal carries its code from the table in `rpc.md`.", "lane_sendTransfer", json!([cheap]), false).await?;
-    let withdrawal = sign(&alice, Withdrawal {
-        from: alice.address(), recipient: alice.address(), token: TOKEN, amount: Amount(100_000), fee: Amount(10), nonce: Nonce(1), valid_until: FAR,
-    }, &domain)?;
-    doc.example(&url, "`lane_sendWithdrawal(signedWithdrawal)`", "Debits off-chain; a batch carries the pay-out to the contract.", "lane_sendWithdrawal", json!([withdrawal]), false).await?;
-    doc.example(&url, "`lane_getTransaction(txHash)`", "Status and signed receipt.", "lane_getTransaction", json!([sent["result"]["receipt"]["txHash"]]), false).await?;
-    doc.example(&url, "`lane_getAccount(owner, token)`", "Public view: balance, next nonce, slot.", "lane_getAccount", json!([alice.address(), TOKEN]), false).await?;
-    let auth = sign(&alice, Authentication { owner: alice.address(), purpose: "lane_getAccount".into(), expiry: FAR }, &domain)?;
-    doc.example(&url, "`lane_getAccount(owner, token, auth)`", "With the owner's authentication: the slot's salt and leaf too.", "lane_getAccount", json!([alice.address(), TOKEN, auth]), false).await?;
+        "lane_sendTransfer",
+        json!([transfer]),
+        false,
+    )
+    .await?;
+    let cheap = sign(
+        &alice,
+        Transfer {
+            from: alice.address(),
+            to: bob,
+            token: TOKEN,
+            amount: Amount(1),
+            fee: Amount(9),
+            nonce: Nonce(1),
+            valid_until: FAR,
+        },
+        &domain,
+    )?;
+    doc.example(
+        &url,
+        "A refusal: fee below the quote",
+        "Every refusal carries its code from the table in `rpc.md`.",
+        "lane_sendTransfer",
+        json!([cheap]),
+        false,
+    )
+    .await?;
+    let withdrawal = sign(
+        &alice,
+        Withdrawal {
+            from: alice.address(),
+            recipient: alice.address(),
+            token: TOKEN,
+            amount: Amount(100_000),
+            fee: Amount(10),
+            nonce: Nonce(1),
+            valid_until: FAR,
+        },
+        &domain,
+    )?;
+    doc.example(
+        &url,
+        "`lane_sendWithdrawal(signedWithdrawal)`",
+        "Debits off-chain; a batch carries the pay-out to the contract.",
+        "lane_sendWithdrawal",
+        json!([withdrawal]),
+        false,
+    )
+    .await?;
+    doc.example(
+        &url,
+        "`lane_getTransaction(txHash)`",
+        "Status and signed receipt.",
+        "lane_getTransaction",
+        json!([sent["result"]["receipt"]["txHash"]]),
+        false,
+    )
+    .await?;
+    doc.example(
+        &url,
+        "`lane_getAccount(owner, token)`",
+        "Public view: balance, next nonce, slot.",
+        "lane_getAccount",
+        json!([alice.address(), TOKEN]),
+        false,
+    )
+    .await?;
+    let auth = sign(
+        &alice,
+        Authentication {
+            owner: alice.address(),
+            purpose: "lane_getAccount".into(),
+            expiry: FAR,
+        },
+        &domain,
+    )?;
+    doc.example(
+        &url,
+        "`lane_getAccount(owner, token, auth)`",
+        "With the owner's authentication: the slot's salt and leaf too.",
+        "lane_getAccount",
+        json!([alice.address(), TOKEN, auth]),
+        false,
+    )
+    .await?;
     doc.example(&admin, "`admin_status` (admin port)", "Sent with `Authorization: Bearer <admin token>`. Supply per token: `deposited - withdrawn` equals the sum of balances.", "admin_status", json!([]), true).await?;
     server.stop().await;
     sequencer.shutdown().await;
