@@ -48,6 +48,8 @@ pub struct NodeConfig {
     pub sequencer: SequencerSection,
     /// The journal.
     pub journal: JournalSection,
+    /// The L2: where the chain watcher reads deposits and forced withdrawals.
+    pub chain: ChainSection,
     /// Development switches; all off by default.
     pub dev: DevSection,
     /// Supported tokens.
@@ -92,6 +94,22 @@ pub struct SequencerSection {
 pub struct JournalSection {
     /// Size at which a segment file is closed and a new one started, bytes.
     pub segment_size_max_bytes: u64,
+}
+
+/// `[chain]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSection {
+    /// The L2's JSON-RPC URL; empty: no chain watcher (deposits are not credited).
+    pub l2_rpc_url: String,
+    /// Depth a block must reach before its deposits are credited.
+    pub confirmations: u64,
+    /// Pause between polls when caught up, milliseconds.
+    pub poll_interval_ms: u64,
+    /// Most blocks per `eth_getLogs` request.
+    pub max_block_range: u64,
+    /// Where scanning starts the first time (the settlement contract's deployment block).
+    pub start_block: u64,
 }
 
 /// `[dev]`
@@ -145,6 +163,13 @@ impl Default for NodeConfig {
             journal: JournalSection {
                 segment_size_max_bytes: journal.segment_size_max_bytes,
             },
+            chain: ChainSection {
+                l2_rpc_url: String::new(),
+                confirmations: 12,
+                poll_interval_ms: 1_000,
+                max_block_range: 2_000,
+                start_block: 0,
+            },
             dev: DevSection::default(),
             tokens: Vec::new(),
         }
@@ -191,6 +216,9 @@ impl NodeConfig {
         }
         if self.sequencer.intake_queue_max == 0 || self.sequencer.group_max == 0 {
             bail!("sequencer.intake_queue_max and sequencer.group_max must be positive");
+        }
+        if self.chain.confirmations == 0 || self.chain.max_block_range == 0 {
+            bail!("chain.confirmations and chain.max_block_range must be positive");
         }
         if self.rpc.listen == self.rpc.admin_listen && self.rpc.listen.port() != 0 {
             bail!("rpc.listen and rpc.admin_listen must differ");

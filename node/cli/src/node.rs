@@ -95,6 +95,25 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
     )
     .await
     .wrap_err("starting the RPC servers")?;
+    let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
+    let watcher = if config.chain.l2_rpc_url.is_empty() {
+        tracing::warn!(target: "node", "chain.l2_rpc_url is empty: no chain watcher, deposits are not credited");
+        None
+    } else {
+        let watcher = stablelane_chain::Watcher::new(
+            stablelane_chain::WatcherConfig {
+                l2_rpc_url: config.chain.l2_rpc_url.clone(),
+                settlement: config.settlement,
+                confirmations: config.chain.confirmations,
+                poll_interval: std::time::Duration::from_millis(config.chain.poll_interval_ms),
+                max_block_range: config.chain.max_block_range,
+                start_block: config.chain.start_block,
+            },
+            sequencer.clone(),
+        )?;
+        info!(target: "node", l2 = %config.chain.l2_rpc_url, confirmations = config.chain.confirmations, "chain watcher started");
+        Some(tokio::spawn(watcher.run(watcher_stopped)))
+    };
     // One line a script can wait for.
     println!(
         "stablelane node ready: rpc http://{} admin http://{}",
@@ -103,6 +122,10 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
     );
     shutdown_signal().await?;
     info!(target: "node", "shutting down");
+    let _ = stop_watcher.send(true);
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
     server.stop().await;
     sequencer.shutdown().await;
     info!(target: "node", "stopped");

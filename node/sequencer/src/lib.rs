@@ -43,7 +43,7 @@ use tracing::{error, info, warn};
 
 pub use record::JournalRecord;
 pub use state::{Applied, ApplyError, State};
-pub use store::{Checkpoint, Store, StoreError, StoreUpdate};
+pub use store::{ChainCursor, Checkpoint, Store, StoreError, StoreUpdate};
 
 /// Capacity of the event channel; a subscriber further behind loses events (and is told).
 pub const EVENT_CHANNEL_CAPACITY: usize = 4_096;

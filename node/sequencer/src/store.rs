@@ -7,7 +7,8 @@
 //! store up from the journal, checks it against the replayed state, and rebuilds it from
 //! scratch when it is ahead of the journal or disagrees with it.
 //!
-//! Batches and the chain cursor join the store with the settler and the chain watcher.
+//! The chain watcher keeps its scan cursor here too ([`ChainCursor`]); batches join with
+//! the settler.
 
 use std::{
     path::Path,
@@ -26,6 +27,7 @@ const META_DEPLOYMENT: &[u8] = b"deployment";
 const META_APPLIED: &[u8] = b"applied_seq";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 const META_TX_COUNT: &[u8] = b"tx_count";
+const META_CHAIN_CURSOR: &[u8] = b"chain_cursor";
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,17 @@ pub struct Checkpoint {
     pub seq: SequenceNumber,
     /// State root after it.
     pub root: B256,
+}
+
+/// How far the chain watcher has scanned the L2: every block before `next_block` was read,
+/// and `last_hash` is the hash of block `next_block - 1` when it was (a different hash now
+/// means a reorg reached below the cursor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainCursor {
+    /// First block not scanned yet.
+    pub next_block: u64,
+    /// Hash of block `next_block - 1` as scanned.
+    pub last_hash: B256,
 }
 
 /// What one write adds: receipts of new transactions and the new state of changed slots,
@@ -191,6 +204,37 @@ impl Store {
         let mut bytes = checkpoint.seq.get().to_be_bytes().to_vec();
         bytes.extend_from_slice(checkpoint.root.as_slice());
         self.meta.insert(META_CHECKPOINT, bytes)?;
+        Ok(())
+    }
+
+    /// The chain watcher's cursor, if it has scanned anything.
+    pub fn chain_cursor(&self) -> Result<Option<ChainCursor>, StoreError> {
+        let Some(bytes) = self.meta.get(META_CHAIN_CURSOR)? else {
+            return Ok(None);
+        };
+        let corrupt = || StoreError::Corrupt {
+            key: "chain_cursor".into(),
+            reason: format!("{} bytes, expected 40", bytes.len()),
+        };
+        let next = bytes
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .ok_or_else(corrupt)?;
+        let hash = bytes
+            .get(8..40)
+            .and_then(|b| B256::try_from(b).ok())
+            .ok_or_else(corrupt)?;
+        Ok(Some(ChainCursor {
+            next_block: u64::from_be_bytes(next),
+            last_hash: hash,
+        }))
+    }
+
+    /// Records the chain watcher's cursor.
+    pub fn set_chain_cursor(&self, cursor: ChainCursor) -> Result<(), StoreError> {
+        let mut bytes = cursor.next_block.to_be_bytes().to_vec();
+        bytes.extend_from_slice(cursor.last_hash.as_slice());
+        self.meta.insert(META_CHAIN_CURSOR, bytes)?;
         Ok(())
     }
 

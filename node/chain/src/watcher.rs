@@ -1,0 +1,395 @@
+//! The chain watcher: deposits and forced-withdrawal requests, after `N` confirmations.
+//!
+//! Each [`step`](Watcher::step) looks at the blocks that are at least `confirmations` deep
+//! (the *safe head*), reads the `Deposited` and `ForcedWithdrawalRequested` events up to it,
+//! and submits the entries the ledger has not consumed yet, in queue order. Nothing above the
+//! safe head is ever credited, so a deposit reorged out before it is `N` blocks deep never
+//! is, and one re-included is credited once — when it reaches depth `N`.
+//!
+//! Exactly once: the ledger consumes each queue strictly in order (a queue index it has
+//! already consumed is skipped here; one out of order is refused by the ledger), and the
+//! journal makes the consumption durable. Before crediting, the entries read from logs are
+//! checked against the contract's own rolling hash at the safe block (`depositHashAt` /
+//! `forcedHashAt`, called at that block's hash), so logs from a chain that was reorged while
+//! they were read are never credited. The scan cursor (next block, and the hash of the block
+//! before it) lives in the sled store: after a restart scanning resumes there; when the
+//! block before the cursor has another hash than recorded (a reorg deeper than the
+//! confirmations), scanning rewinds and the queue-index check skips what was credited.
+//!
+//! [`run`](Watcher::run) repeats steps with a poll interval, and backs off exponentially
+//! (up to a minute) while the L2 RPC fails, logging each failure once per attempt.
+
+use std::time::Duration;
+
+use alloy::{
+    eips::BlockId,
+    primitives::{Address, B256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::Filter,
+    sol_types::SolEvent,
+};
+use stablelane::Amount;
+use stablelane_contracts::{
+    batch_data::{deposit_hash, forced_hash},
+    Settlement,
+};
+use stablelane_ledger::{Deposit, ForcedWithdrawal};
+use stablelane_sequencer::{ChainCursor, Sequencer, SubmitError};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+/// Settings of the watcher.
+#[derive(Debug, Clone)]
+pub struct WatcherConfig {
+    /// The L2's JSON-RPC URL.
+    pub l2_rpc_url: String,
+    /// The settlement contract.
+    pub settlement: Address,
+    /// Depth a block must have before its events are acted on (1 = the head itself).
+    pub confirmations: u64,
+    /// Pause between steps when caught up.
+    pub poll_interval: Duration,
+    /// Most blocks per `eth_getLogs` request.
+    pub max_block_range: u64,
+    /// Where scanning starts when there is no cursor (the contract's deployment block).
+    pub start_block: u64,
+}
+
+/// Errors of a step.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatcherError {
+    /// The L2 RPC failed; retried with backoff.
+    #[error("L2 RPC: {0}")]
+    Rpc(String),
+    /// Logs disagree with the contract's rolling hash at the safe block (a reorg while
+    /// reading); retried at the next step.
+    #[error("logs disagree with the contract at block {block}: {what}")]
+    Inconsistent {
+        /// The safe block.
+        block: u64,
+        /// Which queue.
+        what: &'static str,
+    },
+    /// The sequencer refused an entry (e.g. a token missing from the node's configuration)
+    /// or stopped. The queue cannot advance past it: the operator must act.
+    #[error("the ledger refused queue entry {index} of {queue}: {reason}")]
+    Refused {
+        /// Which queue.
+        queue: &'static str,
+        /// Its index.
+        index: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+fn rpc(e: impl std::fmt::Display) -> WatcherError {
+    WatcherError::Rpc(e.to_string())
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// The safe head (None: the chain is not yet `confirmations` blocks long).
+    pub safe_block: Option<u64>,
+    /// Deposits credited.
+    pub deposits: u64,
+    /// Forced withdrawals served.
+    pub forced: u64,
+    /// Whether the cursor had to rewind (deep reorg).
+    pub rewound: bool,
+}
+
+/// The chain watcher.
+#[derive(Debug)]
+pub struct Watcher {
+    config: WatcherConfig,
+    provider: DynProvider,
+    sequencer: Sequencer,
+}
+
+impl Watcher {
+    /// A watcher feeding `sequencer` from `config.settlement`.
+    pub fn new(config: WatcherConfig, sequencer: Sequencer) -> Result<Self, WatcherError> {
+        let url = config
+            .l2_rpc_url
+            .parse()
+            .map_err(|e| WatcherError::Rpc(format!("bad L2 RPC URL {}: {e}", config.l2_rpc_url)))?;
+        let provider = ProviderBuilder::new().connect_http(url).erased();
+        Ok(Self {
+            config: WatcherConfig {
+                confirmations: config.confirmations.max(1),
+                max_block_range: config.max_block_range.max(1),
+                ..config
+            },
+            provider,
+            sequencer,
+        })
+    }
+
+    /// Steps until `shutdown` turns true, with backoff while the L2 fails.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = self.config.poll_interval;
+        loop {
+            let pause = match self.step().await {
+                Ok(report) => {
+                    backoff = self.config.poll_interval;
+                    if report.deposits + report.forced > 0 {
+                        // More may be waiting: go again at once.
+                        Duration::ZERO
+                    } else {
+                        self.config.poll_interval
+                    }
+                }
+                Err(e) => {
+                    backoff =
+                        (backoff * 2).clamp(self.config.poll_interval, Duration::from_secs(60));
+                    warn!(target: "chain", error = %e, retry_in_ms = backoff.as_millis() as u64, "watcher step failed");
+                    backoff
+                }
+            };
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        info!(target: "chain", "watcher stopped");
+    }
+
+    /// Scans up to the safe head once and credits what is new.
+    pub async fn step(&self) -> Result<StepReport, WatcherError> {
+        let mut report = StepReport::default();
+        let head = self.provider.get_block_number().await.map_err(rpc)?;
+        let Some(safe) = (head + 1).checked_sub(self.config.confirmations) else {
+            return Ok(report);
+        };
+        report.safe_block = Some(safe);
+        let store = self.sequencer.store();
+        let mut next = match store
+            .chain_cursor()
+            .map_err(|e| WatcherError::Store(e.to_string()))?
+        {
+            None => self.config.start_block,
+            Some(cursor) => {
+                let still = self.block_hash(cursor.next_block.saturating_sub(1)).await?;
+                if cursor.next_block > 0 && still != Some(cursor.last_hash) {
+                    warn!(target: "chain", block = cursor.next_block - 1, "block below the cursor changed: rewinding the scan");
+                    report.rewound = true;
+                    cursor
+                        .next_block
+                        .saturating_sub(self.config.max_block_range)
+                        .max(self.config.start_block)
+                } else {
+                    cursor.next_block
+                }
+            }
+        };
+        let Some(safe_hash) = self.block_hash(safe).await? else {
+            return Err(rpc(format!("block {safe} not found")));
+        };
+        while next <= safe {
+            let to = safe.min(next + self.config.max_block_range - 1);
+            let (deposits, forced) = self.read_logs(next, to).await?;
+            report.deposits += self.credit_deposits(deposits, safe_hash, safe).await?;
+            report.forced += self.serve_forced(forced, safe_hash, safe).await?;
+            let hash = if to == safe {
+                safe_hash
+            } else {
+                self.block_hash(to)
+                    .await?
+                    .ok_or_else(|| rpc(format!("block {to} not found")))?
+            };
+            store
+                .set_chain_cursor(ChainCursor {
+                    next_block: to + 1,
+                    last_hash: hash,
+                })
+                .map_err(|e| WatcherError::Store(e.to_string()))?;
+            next = to + 1;
+        }
+        if report.deposits + report.forced > 0 {
+            info!(target: "chain", safe_block = safe, deposits = report.deposits, forced = report.forced, "credited from the chain");
+        } else {
+            debug!(target: "chain", safe_block = safe, "nothing new");
+        }
+        Ok(report)
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<Option<B256>, WatcherError> {
+        Ok(self
+            .provider
+            .get_block_by_number(number.into())
+            .await
+            .map_err(rpc)?
+            .map(|b| b.header.hash))
+    }
+
+    async fn read_logs(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<
+        (
+            Vec<Settlement::Deposited>,
+            Vec<Settlement::ForcedWithdrawalRequested>,
+        ),
+        WatcherError,
+    > {
+        let filter = Filter::new()
+            .address(self.config.settlement)
+            .from_block(from)
+            .to_block(to)
+            .event_signature(vec![
+                Settlement::Deposited::SIGNATURE_HASH,
+                Settlement::ForcedWithdrawalRequested::SIGNATURE_HASH,
+            ]);
+        let logs = self.provider.get_logs(&filter).await.map_err(rpc)?;
+        let mut deposits = Vec::new();
+        let mut forced = Vec::new();
+        for log in logs {
+            if let Ok(d) = log.log_decode::<Settlement::Deposited>() {
+                deposits.push(d.inner.data);
+            } else if let Ok(f) = log.log_decode::<Settlement::ForcedWithdrawalRequested>() {
+                forced.push(f.inner.data);
+            }
+        }
+        deposits.sort_by_key(|d| d.index);
+        forced.sort_by_key(|f| f.index);
+        Ok((deposits, forced))
+    }
+
+    fn contract(&self) -> Settlement::SettlementInstance<&DynProvider> {
+        Settlement::new(self.config.settlement, &self.provider)
+    }
+
+    async fn credit_deposits(
+        &self,
+        events: Vec<Settlement::Deposited>,
+        safe_hash: B256,
+        safe: u64,
+    ) -> Result<u64, WatcherError> {
+        let consumed = self.sequencer.read(|s| s.ledger().deposits_consumed());
+        let fresh: Vec<_> = events.into_iter().filter(|d| d.index >= consumed).collect();
+        let Some(last) = fresh.last() else {
+            return Ok(0);
+        };
+        // The rolling hash before the first fresh entry, and after the last, at the safe
+        // block: the logs must chain from one to the other.
+        let at = BlockId::hash(safe_hash);
+        let mut rolling = self
+            .contract()
+            .depositHashAt(consumed)
+            .block(at)
+            .call()
+            .await
+            .map_err(rpc)?;
+        let expected = self
+            .contract()
+            .depositHashAt(last.index + 1)
+            .block(at)
+            .call()
+            .await
+            .map_err(rpc)?;
+        for (offset, d) in fresh.iter().enumerate() {
+            if d.index != consumed + offset as u64 {
+                return Err(WatcherError::Inconsistent {
+                    block: safe,
+                    what: "deposit indices have a gap",
+                });
+            }
+            rolling = deposit_hash(rolling, d.recipient, d.token, d.amount);
+        }
+        if rolling != expected {
+            return Err(WatcherError::Inconsistent {
+                block: safe,
+                what: "deposit rolling hash",
+            });
+        }
+        let mut credited = 0;
+        for d in fresh {
+            let deposit = Deposit {
+                queue_index: d.index,
+                recipient: d.recipient,
+                token: d.token,
+                amount: Amount(d.amount),
+            };
+            self.sequencer
+                .submit_deposit(deposit)
+                .await
+                .map_err(|e| refused("deposits", d.index, e))?;
+            credited += 1;
+        }
+        Ok(credited)
+    }
+
+    async fn serve_forced(
+        &self,
+        events: Vec<Settlement::ForcedWithdrawalRequested>,
+        safe_hash: B256,
+        safe: u64,
+    ) -> Result<u64, WatcherError> {
+        let consumed = self.sequencer.read(|s| s.ledger().forced_consumed());
+        let fresh: Vec<_> = events.into_iter().filter(|f| f.index >= consumed).collect();
+        let Some(last) = fresh.last() else {
+            return Ok(0);
+        };
+        let at = BlockId::hash(safe_hash);
+        let mut rolling = self
+            .contract()
+            .forcedHashAt(consumed)
+            .block(at)
+            .call()
+            .await
+            .map_err(rpc)?;
+        let expected = self
+            .contract()
+            .forcedHashAt(last.index + 1)
+            .block(at)
+            .call()
+            .await
+            .map_err(rpc)?;
+        for (offset, f) in fresh.iter().enumerate() {
+            if f.index != consumed + offset as u64 {
+                return Err(WatcherError::Inconsistent {
+                    block: safe,
+                    what: "forced indices have a gap",
+                });
+            }
+            rolling = forced_hash(rolling, f.owner, f.token);
+        }
+        if rolling != expected {
+            return Err(WatcherError::Inconsistent {
+                block: safe,
+                what: "forced rolling hash",
+            });
+        }
+        let mut served = 0;
+        for f in fresh {
+            self.sequencer
+                .submit_forced(ForcedWithdrawal {
+                    queue_index: f.index,
+                    owner: f.owner,
+                    token: f.token,
+                })
+                .await
+                .map_err(|e| refused("forced withdrawals", f.index, e))?;
+            served += 1;
+        }
+        Ok(served)
+    }
+}
+
+fn refused(queue: &'static str, index: u64, e: SubmitError) -> WatcherError {
+    WatcherError::Refused {
+        queue,
+        index,
+        reason: e.to_string(),
+    }
+}
