@@ -1,6 +1,6 @@
 # Stablelane — the project's verbs. `make help` lists them.
 #
-#   make devnet   run the local devnet (anvil + contracts + minted test stablecoins)
+#   make devnet   run the local devnet (anvil + contracts + node + a demo payment)
 #   make test     everything CI checks: formatting, clippy, generated-file freshness,
 #                 forge tests and all Rust tests
 #
@@ -36,8 +36,9 @@ contracts: tools ## compile the contracts and refresh the committed artifacts
 vectors: tools ## regenerate the circomlibjs Poseidon test vectors
 	node circuits/vectors/generate.js circuits/vectors/circomlib.json
 
-devnet: tools ## start anvil, deploy, mint, write anvil/devnet.json; Ctrl-C stops it
-	cargo run --locked -p stablelane-devnet -- $(DEVNET_ARGS)
+devnet: tools ## anvil + contracts + node + a demo payment, writes anvil/devnet.json; Ctrl-C stops it
+	cargo build --locked -p stablelane-cli -p stablelane-devnet
+	target/debug/stablelane-devnet --node target/debug/stablelane $(DEVNET_ARGS)
 
 test: fmt-check clippy check-artifacts check-vectors test-forge test-rust ## run every check CI runs
 	@echo "make test: all checks passed"

@@ -60,6 +60,15 @@ pub struct DevnetDescription {
     pub owner: DevAccount,
     /// Operator account: the node commits batches with it.
     pub operator: DevAccount,
+    /// The node's wallet API (HTTP and WebSocket), when the devnet runs a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_rpc_url: Option<String>,
+    /// The node's admin API, when the devnet runs a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_rpc_url: Option<String>,
+    /// The admin API's bearer token (a devnet secret, random per run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
 }
 
 impl DevnetDescription {
@@ -81,6 +90,9 @@ impl DevnetDescription {
             dev_accounts: wallets.iter().map(DevAccount::from_signer).collect(),
             owner: DevAccount::from_signer(owner),
             operator: DevAccount::from_signer(operator),
+            node_rpc_url: None,
+            admin_rpc_url: None,
+            admin_token: None,
         }
     }
 

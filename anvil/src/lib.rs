@@ -8,6 +8,7 @@
 
 pub mod deploy;
 pub mod description;
+pub mod node;
 pub mod tools;
 
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! `stablelane-devnet`: runs anvil, deploys Stablelane's contracts, mints test stablecoins,
-//! writes `anvil/devnet.json` and stays up until interrupted (`make devnet`).
+//! with `--node` starts a Stablelane node and runs a demo payment, writes
+//! `anvil/devnet.json` and stays up until interrupted (`make devnet`).
 
 use std::{
     net::TcpListener,
@@ -31,9 +32,15 @@ struct Args {
     /// Where to write the devnet description.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Directory for the pid file of a running devnet.
+    /// Directory for the pid files, the node's config, data and log.
     #[arg(long)]
     run_dir: Option<PathBuf>,
+    /// The `stablelane` binary: with it, the devnet also runs a node and a demo payment.
+    #[arg(long)]
+    node: Option<PathBuf>,
+    /// Port of the node's wallet API (the admin API takes the next one).
+    #[arg(long, default_value_t = 8645)]
+    node_port: u16,
 }
 
 #[tokio::main]
@@ -54,15 +61,20 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&run_dir)
         .wrap_err_with(|| format!("creating {}", run_dir.display()))?;
     let pid_file = run_dir.join("anvil.pid");
+    let node_pid_file = run_dir.join("node.pid");
 
-    // Leftovers of an interrupted run: a stale description and possibly its anvil.
+    // Leftovers of an interrupted run: a stale description and possibly its anvil and node.
     remove_if_exists(&out)?;
-    stop_stale_anvil(&pid_file)?;
-    if TcpListener::bind(("127.0.0.1", args.port)).is_err() {
-        bail!(
-            "port {} is in use by another program; stop it or pass --port <free port>",
-            args.port
-        );
+    stop_stale(&node_pid_file, "stablelane")?;
+    stop_stale(&pid_file, "anvil")?;
+    let mut ports = vec![args.port];
+    if args.node.is_some() {
+        ports.extend([args.node_port, args.node_port.saturating_add(1)]);
+    }
+    for port in ports {
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!("port {port} is in use by another program; stop it or pick other ports (--port, --node-port)");
+        }
     }
 
     let options = DevnetOptions {
@@ -77,7 +89,29 @@ async fn main() -> Result<()> {
     let devnet = Devnet::start(options).await.wrap_err("starting devnet")?;
     std::fs::write(&pid_file, devnet.anvil_pid().to_string())
         .wrap_err_with(|| format!("writing {}", pid_file.display()))?;
-    let description = devnet.description();
+    let mut description = devnet.description().clone();
+    let mut node = None;
+    if let Some(binary) = &args.node {
+        let config = stablelane_devnet::node::write_config(
+            &description,
+            &run_dir,
+            args.node_port,
+            args.node_port.saturating_add(1),
+        )?;
+        let log = run_dir.join("node.log");
+        println!("starting the node (log: {})", log.display());
+        let process = stablelane_devnet::node::start(binary, &config, &log, &description)?;
+        std::fs::write(&node_pid_file, process.pid().to_string())
+            .wrap_err_with(|| format!("writing {}", node_pid_file.display()))?;
+        stablelane_devnet::node::demo(&description, &process)
+            .await
+            .wrap_err("the demo payment failed")?;
+        description.node_rpc_url = Some(process.rpc_url.clone());
+        description.admin_rpc_url = Some(process.admin_url.clone());
+        description.admin_token = Some(process.admin_token.clone());
+        node = Some(process);
+    }
+    // Written only once everything answers.
     description
         .write(&out)
         .wrap_err_with(|| format!("writing {}", out.display()))?;
@@ -99,6 +133,16 @@ async fn main() -> Result<()> {
             token.symbol, token.address, token.decimals
         );
     }
+    if let (Some(rpc), Some(admin)) = (&description.node_rpc_url, &description.admin_rpc_url) {
+        println!("  node RPC      {rpc}  (HTTP and WebSocket)");
+        println!(
+            "  node admin    {admin}  (bearer token in {})",
+            out.display()
+        );
+        println!(
+            "  not built yet: the settler (batches are not committed, withdrawals not claimable)"
+        );
+    }
     println!("  owner         {}", description.owner.address);
     println!("  operator      {}", description.operator.address);
     println!(
@@ -111,6 +155,10 @@ async fn main() -> Result<()> {
 
     wait_for_shutdown().await?;
     println!("stopping devnet");
+    if let Some(mut node) = node {
+        node.stop();
+    }
+    remove_if_exists(&node_pid_file)?;
     drop(devnet);
     remove_if_exists(&out)?;
     remove_if_exists(&pid_file)?;
@@ -134,9 +182,9 @@ fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
-/// Stops the anvil a previous, interrupted run left behind, if its pid file names a live
-/// anvil process (Linux: checked through /proc).
-fn stop_stale_anvil(pid_file: &Path) -> Result<()> {
+/// Stops the process a previous, interrupted run left behind, if `pid_file` names a live
+/// process whose command line contains `name` (Linux: checked through /proc).
+fn stop_stale(pid_file: &Path, name: &str) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(pid_file) else {
         return Ok(());
     };
@@ -145,10 +193,10 @@ fn stop_stale_anvil(pid_file: &Path) -> Result<()> {
         return Ok(());
     };
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    if !String::from_utf8_lossy(&cmdline).contains("anvil") {
+    if !String::from_utf8_lossy(&cmdline).contains(name) {
         return Ok(());
     }
-    tracing::warn!(target: "devnet", pid, "stopping anvil left over from an earlier run");
+    tracing::warn!(target: "devnet", pid, name, "stopping a process left over from an earlier run");
     let _ = std::process::Command::new("kill")
         .arg(pid.to_string())
         .status();

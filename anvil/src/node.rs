@@ -1,0 +1,267 @@
+//! The devnet's node and demo payment (`stablelane-devnet --node <stablelane binary>`):
+//! writes a node config for the fresh deployment, starts `stablelane node` with the
+//! operator's key, waits until it answers, then deposits on-chain, waits for the node to
+//! credit the deposit and pays a second dev wallet off-chain, printing each step.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{primitives::U256, signers::local::PrivateKeySigner};
+use eyre::{bail, eyre, Context as _, Result};
+use jsonrpsee::http_client::HttpClientBuilder;
+use stablelane::{
+    rpc::{LaneApiClient, TokenInfo as NodeToken},
+    Amount, Transfer,
+};
+use stablelane_contracts::{Settlement, TestStablecoin};
+
+use crate::{wallet_provider, DevnetDescription};
+
+/// A running `stablelane node`; stopped (SIGTERM, then SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct NodeProcess {
+    child: Child,
+    /// Wallet API URL.
+    pub rpc_url: String,
+    /// Admin API URL.
+    pub admin_url: String,
+    /// Admin bearer token.
+    pub admin_token: String,
+}
+
+impl NodeProcess {
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM and wait up to 10 s, then SIGKILL.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Minimum fee of the devnet's tokens: 0.01 of a token.
+fn minimum_fee(decimals: u8) -> u128 {
+    10u128.pow(u32::from(decimals.saturating_sub(2)))
+}
+
+fn random_token() -> Result<String> {
+    let mut bytes = [0u8; 24];
+    let mut urandom = std::fs::File::open("/dev/urandom")?;
+    std::io::Read::read_exact(&mut urandom, &mut bytes)?;
+    Ok(alloy::hex::encode(bytes))
+}
+
+/// Writes the node's config for `description` into `run_dir/node.toml`, with a fresh data
+/// directory (the chain is fresh too).
+pub fn write_config(
+    description: &DevnetDescription,
+    run_dir: &Path,
+    port: u16,
+    admin_port: u16,
+) -> Result<PathBuf> {
+    let data_dir = run_dir.join("node-data");
+    if data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)
+            .wrap_err_with(|| format!("removing the old {}", data_dir.display()))?;
+    }
+    let mut text = format!(
+        "# Written by stablelane-devnet for this devnet run; recreated every run.\n\
+         data_dir = \"{data}\"\nchain_id = {chain_id}\nsettlement = \"{settlement}\"\n\n\
+         [rpc]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\n\
+         [chain]\nl2_rpc_url = \"{l2}\"\nconfirmations = 1\npoll_interval_ms = 250\nstart_block = {start}\n",
+        data = data_dir.display(),
+        chain_id = description.chain_id,
+        settlement = description.settlement,
+        l2 = description.l2_rpc_url,
+        start = description.deploy_block,
+    );
+    for token in &description.tokens {
+        text.push_str(&format!(
+            "\n[[tokens]]\naddress = \"{}\"\nsymbol = \"{}\"\ndecimals = {}\nminimum_fee = \"{}\"\n",
+            token.address,
+            token.symbol,
+            token.decimals,
+            minimum_fee(token.decimals)
+        ));
+    }
+    let path = run_dir.join("node.toml");
+    std::fs::write(&path, text).wrap_err_with(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Starts `binary node --config config`, logging to `log`, and waits (60 s at most) for
+/// its ready line.
+pub fn start(
+    binary: &Path,
+    config: &Path,
+    log: &Path,
+    description: &DevnetDescription,
+) -> Result<NodeProcess> {
+    let admin_token = random_token()?;
+    let log_file =
+        std::fs::File::create(log).wrap_err_with(|| format!("creating {}", log.display()))?;
+    let mut child = Command::new(binary)
+        .args(["node", "--config"])
+        .arg(config)
+        .env("STABLELANE_OPERATOR_KEY", &description.operator.private_key)
+        .env("STABLELANE_ADMIN_TOKEN", &admin_token)
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .wrap_err_with(|| format!("starting {}", binary.display()))?;
+    let stdout = child.stdout.take().ok_or_else(|| eyre!("no stdout"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("stablelane node ready:") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("the node did not start; see {}", log.display());
+    };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (Some(rpc), Some(admin)) = (words.get(4), words.get(6)) else {
+        bail!("unexpected ready line {line:?}");
+    };
+    Ok(NodeProcess {
+        child,
+        rpc_url: (*rpc).to_owned(),
+        admin_url: (*admin).to_owned(),
+        admin_token,
+    })
+}
+
+/// The demo: dev wallet 0 deposits 100 USDC on-chain, the node credits it, and wallet 0
+/// pays 25 USDC to wallet 1 off-chain. Prints each step.
+pub async fn demo(description: &DevnetDescription, node: &NodeProcess) -> Result<()> {
+    let (Some(alice_account), Some(bob_account)) = (
+        description.dev_accounts.first(),
+        description.dev_accounts.get(1),
+    ) else {
+        bail!("the demo needs two dev wallets");
+    };
+    let alice: PrivateKeySigner = alice_account.private_key.parse()?;
+    let bob = bob_account.address;
+    let client = HttpClientBuilder::default().build(&node.rpc_url)?;
+    let info = client.chain_info().await?;
+    let usdc: NodeToken = info
+        .token("USDC")
+        .cloned()
+        .ok_or_else(|| eyre!("the node has no USDC"))?;
+    let deposit = Amount::from_human("100", usdc.decimals)?;
+    let payment = Amount::from_human("25", usdc.decimals)?;
+
+    println!(
+        "demo: {} deposits 100 USDC into the settlement contract",
+        alice.address()
+    );
+    let provider = wallet_provider(&description.l2_rpc_url, std::slice::from_ref(&alice))?;
+    TestStablecoin::new(usdc.address, provider.clone())
+        .approve(description.settlement, U256::from(deposit.base_units()))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let receipt = Settlement::new(description.settlement, provider)
+        .deposit(
+            usdc.address,
+            U256::from(deposit.base_units()),
+            alice.address(),
+        )
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("the demo deposit reverted");
+    }
+    println!(
+        "demo: deposit mined in block {}; waiting for the node to credit it",
+        receipt.block_number.unwrap_or_default()
+    );
+    let started = Instant::now();
+    loop {
+        let account = client
+            .get_account(alice.address(), usdc.address, None)
+            .await?;
+        if account.balance >= deposit {
+            println!(
+                "demo: credited off-chain after {} ms: {} USDC",
+                started.elapsed().as_millis(),
+                account.balance.to_human(usdc.decimals)
+            );
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the node did not credit the deposit within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let account = client
+        .get_account(alice.address(), usdc.address, None)
+        .await?;
+    let transfer = Transfer {
+        from: alice.address(),
+        to: bob,
+        token: usdc.address,
+        amount: payment,
+        fee: usdc.minimum_fee,
+        nonce: account.nonce,
+        valid_until: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + 600,
+    };
+    let domain = stablelane::domain(info.chain_id, info.settlement);
+    let signed = stablelane::sign(&alice, transfer, &domain)?;
+    let started = Instant::now();
+    let receipt = client.send_transfer(signed).await?;
+    stablelane::signing::verify_receipt(
+        info.operator,
+        &receipt.receipt,
+        &receipt.signature,
+        &domain,
+    )?;
+    println!(
+        "demo: paid 25 USDC to {bob} off-chain in {} ms: tx {} (journal #{}), receipt signed by the operator",
+        started.elapsed().as_millis(),
+        receipt.receipt.tx_hash,
+        receipt.receipt.sequence.get()
+    );
+    let bob_balance = client.get_account(bob, usdc.address, None).await?.balance;
+    println!(
+        "demo: balances now {} USDC (payer) and {} USDC (payee)",
+        receipt.receipt.balance.to_human(usdc.decimals),
+        bob_balance.to_human(usdc.decimals)
+    );
+    Ok(())
+}
