@@ -1,0 +1,86 @@
+//! The main job's node half (`make devnet` runs the same functions): a fresh devnet, the node
+//! started from the config the devnet writes, the demo payment (on-chain deposit credited by
+//! the chain watcher, then an off-chain transfer), and the wallet CLI against that node.
+
+mod common;
+
+use alloy::primitives::Address;
+use eyre::Result;
+use stablelane::rpc::{AdminApiClient, LaneApiClient};
+use stablelane_devnet::{node, DeployConfig, Devnet, DevnetOptions};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn devnet_node_credits_the_demo_deposit_and_pays() -> Result<()> {
+    let devnet = Devnet::start(DevnetOptions {
+        port: 0,
+        deploy: DeployConfig::default(),
+        ..DevnetOptions::default()
+    })
+    .await?;
+    let description = devnet.description().clone();
+    let run_dir = tempfile::tempdir()?;
+    let config = node::write_config(&description, run_dir.path(), 0, 0)?;
+    let process = node::start(
+        &common::binary(),
+        &config,
+        &run_dir.path().join("node.log"),
+        &description,
+    )?;
+    node::demo(&description, &process).await?;
+
+    let client = jsonrpsee::http_client::HttpClientBuilder::default().build(&process.rpc_url)?;
+    let usdc = description
+        .token("USDC")
+        .ok_or_else(|| eyre::eyre!("no USDC"))?
+        .address;
+    let payer = description.dev_accounts[0].address;
+    let payee = description.dev_accounts[1].address;
+    // 100 deposited, 25 paid with a 0.01 fee.
+    assert_eq!(
+        client.get_account(payer, usdc, None).await?.balance,
+        stablelane::Amount(74_990_000)
+    );
+    assert_eq!(
+        client.get_account(payee, usdc, None).await?.balance,
+        stablelane::Amount(25_000_000)
+    );
+
+    // The wallet CLI against the devnet's node.
+    let (ok, out, err) = common::run_cli(
+        &[
+            "wallet",
+            "transfer",
+            "--rpc",
+            &process.rpc_url,
+            "--to",
+            &Address::repeat_byte(0xde).to_string(),
+            "--amount",
+            "1.5 USDC",
+        ],
+        &[(
+            "STABLELANE_PRIVATE_KEY",
+            &description.dev_accounts[1].private_key,
+        )],
+    )?;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim().len(), 66);
+
+    let admin = {
+        let mut headers = jsonrpsee::http_client::HeaderMap::new();
+        headers.insert(
+            "authorization",
+            format!("Bearer {}", process.admin_token).parse()?,
+        );
+        jsonrpsee::http_client::HttpClientBuilder::default()
+            .set_headers(headers)
+            .build(&process.admin_url)?
+    };
+    let status = admin.status().await?;
+    let supply = status
+        .supply
+        .iter()
+        .find(|s| s.token == usdc)
+        .ok_or_else(|| eyre::eyre!("no USDC supply"))?;
+    assert_eq!(supply.deposited, stablelane::Amount(100_000_000));
+    Ok(())
+}
