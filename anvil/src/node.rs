@@ -132,7 +132,29 @@ pub fn start(
         .stderr(log_file)
         .spawn()
         .wrap_err_with(|| format!("starting {}", binary.display()))?;
-    let stdout = child.stdout.take().ok_or_else(|| eyre!("no stdout"))?;
+    let (rpc_url, admin_url) = match wait_until_ready(&mut child, Duration::from_secs(60)) {
+        Ok(urls) => urls,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.wrap_err(format!("the node did not start; see {}", log.display())));
+        }
+    };
+    Ok(NodeProcess {
+        child,
+        rpc_url,
+        admin_url,
+        admin_token,
+    })
+}
+
+/// Waits up to `timeout` for the ready line `stablelane node` prints on its (piped) stdout
+/// and returns the wallet and admin API URLs it names.
+pub fn wait_until_ready(child: &mut Child, timeout: Duration) -> Result<(String, String)> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| eyre!("the node's stdout is not piped"))?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -142,21 +164,15 @@ pub fn start(
             }
         }
     });
-    let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        bail!("the node did not start; see {}", log.display());
-    };
+    let line = rx
+        .recv_timeout(timeout)
+        .map_err(|_| eyre!("no ready line within {} s", timeout.as_secs()))?;
+    // "stablelane node ready: rpc <url> admin <url>"
     let words: Vec<&str> = line.split_whitespace().collect();
-    let (Some(rpc), Some(admin)) = (words.get(4), words.get(6)) else {
-        bail!("unexpected ready line {line:?}");
-    };
-    Ok(NodeProcess {
-        child,
-        rpc_url: (*rpc).to_owned(),
-        admin_url: (*admin).to_owned(),
-        admin_token,
-    })
+    match (words.get(4), words.get(6)) {
+        (Some(rpc), Some(admin)) => Ok(((*rpc).to_owned(), (*admin).to_owned())),
+        _ => bail!("unexpected ready line {line:?}"),
+    }
 }
 
 /// The demo: dev wallet 0 deposits 100 USDC on-chain, the node credits it, and wallet 0

@@ -64,11 +64,13 @@ pub enum WatcherError {
     Rpc(String),
     /// Logs disagree with the contract's rolling hash at the safe block (a reorg while
     /// reading); retried at the next step.
-    #[error("logs disagree with the contract at block {block}: {what}")]
+    #[error("{queue} logs disagree with the contract at block {block}: {what}")]
     Inconsistent {
         /// The safe block.
         block: u64,
         /// Which queue.
+        queue: &'static str,
+        /// What differs.
         what: &'static str,
     },
     /// The sequencer refused an entry (e.g. a token missing from the node's configuration)
@@ -283,35 +285,33 @@ impl Watcher {
         // The rolling hash before the first fresh entry, and after the last, at the safe
         // block: the logs must chain from one to the other.
         let at = BlockId::hash(safe_hash);
-        let mut rolling = self
+        let before = self
             .contract()
             .depositHashAt(consumed)
             .block(at)
             .call()
             .await
             .map_err(rpc)?;
-        let expected = self
+        let after = self
             .contract()
             .depositHashAt(last.index + 1)
             .block(at)
             .call()
             .await
             .map_err(rpc)?;
-        for (offset, d) in fresh.iter().enumerate() {
-            if d.index != consumed + offset as u64 {
-                return Err(WatcherError::Inconsistent {
-                    block: safe,
-                    what: "deposit indices have a gap",
-                });
-            }
-            rolling = deposit_hash(rolling, d.recipient, d.token, d.amount);
-        }
-        if rolling != expected {
-            return Err(WatcherError::Inconsistent {
-                block: safe,
-                what: "deposit rolling hash",
-            });
-        }
+        continues_queue(
+            &fresh,
+            consumed,
+            before,
+            after,
+            |d| d.index,
+            |h, d| deposit_hash(h, d.recipient, d.token, d.amount),
+        )
+        .map_err(|what| WatcherError::Inconsistent {
+            block: safe,
+            queue: "deposits",
+            what,
+        })?;
         let mut credited = 0;
         for d in fresh {
             let deposit = Deposit {
@@ -341,35 +341,33 @@ impl Watcher {
             return Ok(0);
         };
         let at = BlockId::hash(safe_hash);
-        let mut rolling = self
+        let before = self
             .contract()
             .forcedHashAt(consumed)
             .block(at)
             .call()
             .await
             .map_err(rpc)?;
-        let expected = self
+        let after = self
             .contract()
             .forcedHashAt(last.index + 1)
             .block(at)
             .call()
             .await
             .map_err(rpc)?;
-        for (offset, f) in fresh.iter().enumerate() {
-            if f.index != consumed + offset as u64 {
-                return Err(WatcherError::Inconsistent {
-                    block: safe,
-                    what: "forced indices have a gap",
-                });
-            }
-            rolling = forced_hash(rolling, f.owner, f.token);
-        }
-        if rolling != expected {
-            return Err(WatcherError::Inconsistent {
-                block: safe,
-                what: "forced rolling hash",
-            });
-        }
+        continues_queue(
+            &fresh,
+            consumed,
+            before,
+            after,
+            |f| f.index,
+            |h, f| forced_hash(h, f.owner, f.token),
+        )
+        .map_err(|what| WatcherError::Inconsistent {
+            block: safe,
+            queue: "forced withdrawals",
+            what,
+        })?;
         let mut served = 0;
         for f in fresh {
             self.sequencer
@@ -383,6 +381,31 @@ impl Watcher {
             served += 1;
         }
         Ok(served)
+    }
+}
+
+/// Checks that `entries` continue a queue whose first `consumed` entries are taken, without
+/// a gap, and that chaining them with `link` leads from the contract's rolling hash `before`
+/// them to its rolling hash `after` them.
+fn continues_queue<T>(
+    entries: &[T],
+    consumed: u64,
+    before: B256,
+    after: B256,
+    index: impl Fn(&T) -> u64,
+    link: impl Fn(B256, &T) -> B256,
+) -> Result<(), &'static str> {
+    let mut rolling = before;
+    for (offset, entry) in entries.iter().enumerate() {
+        if index(entry) != consumed + offset as u64 {
+            return Err("indices have a gap");
+        }
+        rolling = link(rolling, entry);
+    }
+    if rolling == after {
+        Ok(())
+    } else {
+        Err("rolling hash differs")
     }
 }
 

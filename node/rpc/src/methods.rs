@@ -24,7 +24,7 @@ use tracing::{debug, info};
 
 use crate::{
     error::{Result, RpcError},
-    metrics::RpcMetrics,
+    metrics::{RpcMetrics, TxKind},
     params::{optional, positional, required, signed},
     RpcConfig, StartError, TokenInfo,
 };
@@ -103,7 +103,7 @@ where
 }
 
 /// Counts the outcome of a sending method.
-fn count<T>(ctx: &Context, kind: &'static str, result: &Result<T>) {
+fn count<T>(ctx: &Context, kind: TxKind, result: &Result<T>) {
     match result {
         Ok(_) => ctx.metrics.accepted(kind),
         Err(e) => ctx.metrics.rejected(kind, e.code),
@@ -159,7 +159,7 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
             Ok::<_, RpcError>(receipt)
         }
         .await;
-        count(&ctx, "transfer", &result);
+        count(&ctx, TxKind::Transfer, &result);
         result
     })?;
     register(
@@ -178,7 +178,7 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
             Ok::<_, RpcError>(receipt)
         }
         .await;
-            count(&ctx, "withdrawal", &result);
+            count(&ctx, TxKind::Withdrawal, &result);
             result
         },
     )?;

@@ -17,10 +17,32 @@ use stablelane::ErrorCode;
 use stablelane_sequencer::SequencerMetrics;
 use stablelane_storage::journal::SYNC_LATENCY_BUCKETS_US;
 
+/// The kinds of signed transaction the wallet API takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxKind {
+    /// `lane_sendTransfer`.
+    Transfer,
+    /// `lane_sendWithdrawal`.
+    Withdrawal,
+}
+
+impl TxKind {
+    const ALL: [TxKind; 2] = [TxKind::Transfer, TxKind::Withdrawal];
+
+    /// The metrics label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TxKind::Transfer => "transfer",
+            TxKind::Withdrawal => "withdrawal",
+        }
+    }
+}
+
 /// Counters of the RPC layer.
 #[derive(Debug, Default)]
 pub struct RpcMetrics {
-    accepted: Mutex<BTreeMap<&'static str, u64>>,
+    /// Indexed by `TxKind as usize`: a relaxed add on the accepting path, no lock.
+    accepted: [AtomicU64; 2],
     rejected: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     subscriptions: AtomicI64,
     notifications: AtomicU64,
@@ -28,17 +50,15 @@ pub struct RpcMetrics {
 }
 
 impl RpcMetrics {
-    /// Counts an accepted transaction of `kind` (`transfer`, `withdrawal`).
-    pub fn accepted(&self, kind: &'static str) {
-        if let Ok(mut map) = self.accepted.lock() {
-            *map.entry(kind).or_default() += 1;
-        }
+    /// Counts an accepted transaction of `kind`.
+    pub fn accepted(&self, kind: TxKind) {
+        self.accepted[kind as usize].fetch_add(1, Relaxed);
     }
 
     /// Counts a refused transaction of `kind` by its error code.
-    pub fn rejected(&self, kind: &'static str, code: ErrorCode) {
+    pub fn rejected(&self, kind: TxKind, code: ErrorCode) {
         if let Ok(mut map) = self.rejected.lock() {
-            *map.entry((kind, code.name())).or_default() += 1;
+            *map.entry((kind.name(), code.name())).or_default() += 1;
         }
     }
 
@@ -66,12 +86,12 @@ impl RpcMetrics {
             "counter",
             "Signed transactions accepted and acknowledged, by kind.",
         );
-        let accepted = self.accepted.lock().map(|m| m.clone()).unwrap_or_default();
-        for kind in ["transfer", "withdrawal"] {
-            let n = accepted.get(kind).copied().unwrap_or(0);
+        for kind in TxKind::ALL {
+            let n = self.accepted[kind as usize].load(Relaxed);
             let _ = writeln!(
                 out,
-                "stablelane_transactions_accepted_total{{kind=\"{kind}\"}} {n}"
+                "stablelane_transactions_accepted_total{{kind=\"{}\"}} {n}",
+                kind.name()
             );
         }
         head(

@@ -404,11 +404,7 @@ impl Sequencer {
 
     /// The state root, bringing the tree up to date.
     pub fn root(&self) -> Result<B256, ApplyError> {
-        let mut guard = match self.state.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        guard.root()
+        write_state(&self.state).root()
     }
 
     /// Receives every acknowledged transaction from now on.

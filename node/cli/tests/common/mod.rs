@@ -4,14 +4,13 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
 use alloy::primitives::Address;
-use eyre::{bail, eyre, Result};
+use eyre::{bail, Result};
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
 
 /// anvil's first dev key (public knowledge): the node operator in these tests.
@@ -82,33 +81,15 @@ impl NodeProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
-        let stdout = child.stdout.take().ok_or_else(|| eyre!("no stdout"))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.starts_with("stablelane node ready:") {
-                    let _ = tx.send(line);
+        let (rpc_url, admin_url) =
+            match stablelane_devnet::node::wait_until_ready(&mut child, Duration::from_secs(60)) {
+                Ok(urls) => urls,
+                Err(e) => {
+                    let _ = child.kill();
+                    let status = child.wait()?;
+                    bail!("node did not become ready ({status}): {e}");
                 }
-            }
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait()?;
-                bail!("node did not become ready ({status})");
-            }
-        };
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let rpc_url = words
-            .get(4)
-            .ok_or_else(|| eyre!("bad ready line {line}"))?
-            .to_string();
-        let admin_url = words
-            .get(6)
-            .ok_or_else(|| eyre!("bad ready line {line}"))?
-            .to_string();
+            };
         Ok(Self {
             child,
             rpc_url,
