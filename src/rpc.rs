@@ -9,7 +9,7 @@
 use alloy::primitives::{Address, Signature, B256};
 use serde::{Deserialize, Serialize};
 
-use crate::{Amount, Nonce, Receipt};
+use crate::{Amount, Nonce, Receipt, TxHash};
 
 /// Method names.
 pub mod method {
@@ -35,6 +35,10 @@ pub mod method {
     pub const UNSUBSCRIBE: &str = "lane_unsubscribe";
     /// `admin_status`.
     pub const ADMIN_STATUS: &str = "admin_status";
+    /// `lane_getBatch`.
+    pub const GET_BATCH: &str = "lane_getBatch";
+    /// `admin_sealBatch`.
+    pub const ADMIN_SEAL_BATCH: &str = "admin_sealBatch";
     /// `admin_devDeposit` (only on nodes configured for development).
     pub const ADMIN_DEV_DEPOSIT: &str = "admin_devDeposit";
 }
@@ -44,6 +48,8 @@ pub const GET_ACCOUNT_PURPOSE: &str = "lane_getAccount";
 
 /// The subscription kind of an address's receipts.
 pub const SUBSCRIBE_RECEIPTS: &str = "receipts";
+/// Subscription kind of `lane_subscribe` for batch status changes.
+pub const SUBSCRIBE_BATCHES: &str = "batches";
 
 /// A receipt with the operator's EIP-712 signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,13 +131,20 @@ pub struct Account {
     pub leaf: Option<B256>,
 }
 
-/// Where a transaction is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a transaction is in its life: accepted → batched → committed → finalized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum TxStatus {
     /// Durable in the operator's journal; not yet in a batch.
     Accepted,
+    /// In a sealed batch not yet committed on-chain.
+    Batched,
+    /// In a batch whose commit transaction is included on the L2.
+    Committed,
+    /// In a batch whose commit is at the confirmation depth and past the finalization
+    /// delay: its withdrawals can be claimed.
+    Finalized,
 }
 
 /// A transaction's status and receipt (`lane_getTransaction`).
@@ -140,8 +153,126 @@ pub enum TxStatus {
 pub struct TransactionInfo {
     /// Status.
     pub status: TxStatus,
+    /// The batch that carries it, once batched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
+    /// The L2 transaction that committed its batch, once committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_tx_hash: Option<B256>,
     /// The signed receipt.
     pub receipt: SignedReceipt,
+}
+
+/// Where a batch is in its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum BatchStatus {
+    /// Sealed and journaled by the node; not yet committed on-chain.
+    #[default]
+    Sealed,
+    /// Its commit transaction is included on the L2.
+    Committed,
+    /// The commit is at the confirmation depth and past the finalization delay.
+    Finalized,
+}
+
+impl BatchStatus {
+    /// The status of a transaction in a batch of this status.
+    pub fn tx_status(self) -> TxStatus {
+        match self {
+            Self::Sealed => TxStatus::Batched,
+            Self::Committed => TxStatus::Committed,
+            Self::Finalized => TxStatus::Finalized,
+        }
+    }
+}
+
+/// One withdrawal a batch pays out on-chain (claimable after finalization).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchWithdrawal {
+    /// Position in the batch's withdrawal list (the `index` of `claimWithdrawal`).
+    pub index: u32,
+    /// Who receives it on-chain.
+    pub recipient: Address,
+    /// Token.
+    pub token: Address,
+    /// Amount in base units.
+    pub amount: Amount,
+    /// The signed withdrawal it pays, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_hash: Option<TxHash>,
+    /// The forced-withdrawal request it serves, if any (queue index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced_index: Option<u64>,
+}
+
+/// A batch (`lane_getBatch`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchInfo {
+    /// Batch number (1, 2, …).
+    pub number: u64,
+    /// Status.
+    pub status: BatchStatus,
+    /// State root before it.
+    pub prev_root: B256,
+    /// State root after it.
+    pub new_root: B256,
+    /// Deposits consumed after it (a prefix of the contract's queue).
+    pub deposits_consumed: u64,
+    /// Forced-withdrawal requests consumed after it.
+    pub forced_consumed: u64,
+    /// `keccak256` of the batch data.
+    pub data_hash: B256,
+    /// Bytes of batch data (calldata).
+    pub data_bytes: u64,
+    /// First and last journal sequence numbers it covers.
+    pub first_sequence: u64,
+    /// Last journal sequence number it covers (its seal record).
+    pub last_sequence: u64,
+    /// Signed transactions in it.
+    pub transaction_count: u64,
+    /// Leaves it changed.
+    pub changed_slots: u32,
+    /// Slots it created.
+    pub new_slots: u32,
+    /// Withdrawals it pays out.
+    pub withdrawals: Vec<BatchWithdrawal>,
+    /// The commit transaction on the L2, once sent and included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_tx_hash: Option<B256>,
+    /// The L2 block that included the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_block: Option<u64>,
+    /// Unix time from which its withdrawals can be claimed, once committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimable_at: Option<u64>,
+}
+
+/// A `lane_subscription` notification of the `batches` kind: a batch sealed, committed or
+/// finalized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchNotification {
+    /// Batch number.
+    pub number: u64,
+    /// Its new status.
+    pub status: BatchStatus,
+    /// State root after it.
+    pub new_root: B256,
+    /// The commit transaction, once committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_tx_hash: Option<B256>,
+}
+
+/// The answer of `admin_sealBatch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SealResult {
+    /// The batch sealed, or `None` when nothing had changed since the last one.
+    pub batch: Option<u64>,
 }
 
 /// A `lane_subscription` notification of the `receipts` kind.
@@ -168,9 +299,26 @@ pub struct NodeStatus {
     pub slot_count: u32,
     /// The current state root.
     pub state_root: B256,
+    /// Where batches are.
+    pub batches: BatchProgress,
     /// Per token: deposits credited and withdrawals debited; their difference is the sum
     /// of balances (checked at every start).
     pub supply: Vec<TokenSupply>,
+}
+
+/// Batch numbers by status (`admin_status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchProgress {
+    /// Last batch sealed.
+    pub sealed: u64,
+    /// Last batch the contract has committed, as the settler last saw it (0 without a
+    /// settler).
+    pub committed: u64,
+    /// Last batch seen finalized.
+    pub finalized: u64,
+    /// Records in the open batch.
+    pub open_records: u64,
 }
 
 /// Supply of one token.
@@ -191,8 +339,8 @@ mod client {
     use jsonrpsee::proc_macros::rpc;
 
     use super::{
-        Account, ChainInfo, FeeQuote, NodeStatus, ReceiptNotification, SignedReceipt,
-        TransactionInfo,
+        Account, BatchInfo, BatchNotification, ChainInfo, FeeQuote, NodeStatus,
+        ReceiptNotification, SealResult, SignedReceipt, TransactionInfo,
     };
     use crate::{Authentication, Signed, Transfer, TxHash, Withdrawal};
 
@@ -232,6 +380,15 @@ mod client {
         /// Receipts of transactions sent or received by `address` (WebSocket only).
         #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = ReceiptNotification)]
         async fn subscribe_receipts(&self, kind: String, address: Address) -> SubscriptionResult;
+
+        /// A batch and its status.
+        #[method(name = "getBatch")]
+        async fn get_batch(&self, number: u64) -> RpcResult<BatchInfo>;
+
+        /// Batch status changes: sealed, committed, finalized (WebSocket only; `kind` is
+        /// `"batches"`).
+        #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = BatchNotification)]
+        async fn subscribe_batches(&self, kind: String) -> SubscriptionResult;
     }
 
     /// `eth_chainId`.
@@ -248,6 +405,10 @@ mod client {
         /// The node's status.
         #[method(name = "status")]
         async fn status(&self) -> RpcResult<NodeStatus>;
+
+        /// Seals the open batch now (the settler commits it).
+        #[method(name = "sealBatch")]
+        async fn seal_batch(&self) -> RpcResult<SealResult>;
 
         /// Development only: credits a deposit that did not come from the chain.
         #[method(name = "devDeposit")]

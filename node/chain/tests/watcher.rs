@@ -49,6 +49,7 @@ impl Setup {
                     slots_max: 1_000,
                 },
                 domain: domain(d.chain_id, d.settlement),
+                batch: Default::default(),
             },
             alloy::signers::local::PrivateKeySigner::random(),
         )?;

@@ -50,6 +50,8 @@ pub struct NodeConfig {
     pub journal: JournalSection,
     /// The L2: where the chain watcher reads deposits and forced withdrawals.
     pub chain: ChainSection,
+    /// Batches: when they seal and how the settler commits them.
+    pub batch: BatchSection,
     /// Development switches; all off by default.
     pub dev: DevSection,
     /// Supported tokens.
@@ -112,6 +114,26 @@ pub struct ChainSection {
     pub start_block: u64,
 }
 
+/// `[batch]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSection {
+    /// Seal once this many leaves changed (bounds calldata: about 60 bytes each).
+    pub max_changed_slots: usize,
+    /// Seal once this many withdrawals wait (the contract takes at most 1,024).
+    pub max_withdrawals: usize,
+    /// Seal once the batch's first record is this old, milliseconds.
+    pub max_age_ms: u64,
+    /// Commit sealed batches on the L2 (needs `chain.l2_rpc_url`).
+    pub commit: bool,
+    /// Replace a commit not included after this many seconds.
+    pub resend_after_s: u64,
+    /// How much a replacement raises the fees, percent (at least 10).
+    pub fee_bump_percent: u64,
+    /// Highest fee cap the settler pays, gwei per gas.
+    pub max_fee_per_gas_gwei: u64,
+}
+
 /// `[dev]`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +192,15 @@ impl Default for NodeConfig {
                 max_block_range: 2_000,
                 start_block: 0,
             },
+            batch: BatchSection {
+                max_changed_slots: 2_048,
+                max_withdrawals: 1_024,
+                max_age_ms: 60_000,
+                commit: true,
+                resend_after_s: 60,
+                fee_bump_percent: 25,
+                max_fee_per_gas_gwei: 500,
+            },
             dev: DevSection::default(),
             tokens: Vec::new(),
         }
@@ -219,6 +250,13 @@ impl NodeConfig {
         }
         if self.chain.confirmations == 0 || self.chain.max_block_range == 0 {
             bail!("chain.confirmations and chain.max_block_range must be positive");
+        }
+        if self.batch.max_changed_slots == 0
+            || self.batch.max_withdrawals == 0
+            || self.batch.max_withdrawals > 1_024
+            || self.batch.max_age_ms == 0
+        {
+            bail!("batch.max_changed_slots and batch.max_age_ms must be positive, batch.max_withdrawals within 1..=1024");
         }
         if self.rpc.listen == self.rpc.admin_listen && self.rpc.listen.port() != 0 {
             bail!("rpc.listen and rpc.admin_listen must differ");

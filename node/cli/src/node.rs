@@ -5,7 +5,7 @@ use alloy::signers::local::PrivateKeySigner;
 use eyre::{Context as _, Result};
 use stablelane::{domain, SequenceNumber};
 use stablelane_rpc::{AdminToken, Limits, RpcConfig, RpcServer, TokenInfo};
-use stablelane_sequencer::{JournalRecord, Sequencer, SequencerConfig, State};
+use stablelane_sequencer::{BatchLimits, JournalRecord, Sequencer, SequencerConfig, State};
 use stablelane_storage::{Journal, JournalConfig};
 use tracing::info;
 
@@ -36,6 +36,11 @@ fn sequencer_config(config: &NodeConfig, operator: &PrivateKeySigner) -> Sequenc
         group_max: config.sequencer.group_max,
         ledger: config.ledger(&operator.to_bytes().0, operator.address()),
         domain: domain(config.chain_id, config.settlement),
+        batch: BatchLimits {
+            max_changed_slots: config.batch.max_changed_slots,
+            max_withdrawals: config.batch.max_withdrawals,
+            ..BatchLimits::default()
+        },
     }
 }
 
@@ -112,7 +117,30 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
             sequencer.clone(),
         )?;
         info!(target: "node", l2 = %config.chain.l2_rpc_url, confirmations = config.chain.confirmations, "chain watcher started");
-        Some(tokio::spawn(watcher.run(watcher_stopped)))
+        Some(tokio::spawn(watcher.run(watcher_stopped.clone())))
+    };
+    let settler = if config.chain.l2_rpc_url.is_empty() || !config.batch.commit {
+        tracing::warn!(target: "node", "no settler: sealed batches are not committed (set chain.l2_rpc_url and batch.commit)");
+        None
+    } else {
+        let settler = stablelane_chain::Settler::new(
+            stablelane_chain::SettlerConfig {
+                l2_rpc_url: config.chain.l2_rpc_url.clone(),
+                settlement: config.settlement,
+                chain_id: config.chain_id,
+                confirmations: config.chain.confirmations,
+                poll_interval: std::time::Duration::from_millis(config.chain.poll_interval_ms),
+                max_batch_age: std::time::Duration::from_millis(config.batch.max_age_ms),
+                resend_after: std::time::Duration::from_secs(config.batch.resend_after_s),
+                fee_bump_percent: config.batch.fee_bump_percent,
+                max_fee_per_gas: u128::from(config.batch.max_fee_per_gas_gwei) * 1_000_000_000,
+                start_block: config.chain.start_block,
+            },
+            operator.clone(),
+            sequencer.clone(),
+        )?;
+        info!(target: "node", max_age_ms = config.batch.max_age_ms, "settler started");
+        Some(tokio::spawn(settler.run(watcher_stopped)))
     };
     // One line a script can wait for.
     println!(
@@ -123,8 +151,8 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
     shutdown_signal().await?;
     info!(target: "node", "shutting down");
     let _ = stop_watcher.send(true);
-    if let Some(watcher) = watcher {
-        let _ = watcher.await;
+    for task in [watcher, settler].into_iter().flatten() {
+        let _ = task.await;
     }
     server.stop().await;
     sequencer.shutdown().await;

@@ -11,9 +11,9 @@ use jsonrpsee::{types::ErrorObjectOwned, PendingSubscriptionSink, RpcModule, Sub
 use serde::Serialize;
 use stablelane::{
     rpc::{
-        method, Account, ChainInfo, FeeQuote, NodeStatus, ReceiptNotification,
-        TokenInfo as TokenView, TokenSupply, TransactionInfo, TxStatus, GET_ACCOUNT_PURPOSE,
-        SUBSCRIBE_RECEIPTS,
+        method, Account, BatchInfo, BatchProgress, ChainInfo, FeeQuote, NodeStatus,
+        ReceiptNotification, SealResult, TokenInfo as TokenView, TokenSupply, TransactionInfo,
+        TxStatus, GET_ACCOUNT_PURPOSE, SUBSCRIBE_BATCHES, SUBSCRIBE_RECEIPTS,
     },
     Amount, Authentication, ErrorCode, Message, Signed, Transfer, TxHash, Withdrawal,
 };
@@ -140,12 +140,30 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
                 .sequencer
                 .signed_receipt(&hash)?
                 .ok_or_else(|| RpcError::not_found(format!("no transaction {hash}")))?;
+            let batch = ctx
+                .sequencer
+                .batch_of_sequence(receipt.receipt.sequence.get())
+                .map_err(internal)?;
             Ok::<_, RpcError>(TransactionInfo {
-                status: TxStatus::Accepted,
+                status: batch
+                    .as_ref()
+                    .map_or(TxStatus::Accepted, |(_, chain)| chain.status.tx_status()),
+                batch: batch.as_ref().map(|(n, _)| *n),
+                l2_tx_hash: batch.and_then(|(_, chain)| chain.l2_tx_hash),
                 receipt,
             })
         },
     )?;
+    register(&mut module, method::GET_BATCH, |ctx, raw| async move {
+        let items = positional(raw.as_deref(), method::GET_BATCH, 1)?;
+        let number: u64 = required(&items, 0, "batchNumber")?;
+        let (batch, chain) = ctx
+            .sequencer
+            .batch(number)
+            .map_err(internal)?
+            .ok_or_else(|| RpcError::not_found(format!("no batch {number}")))?;
+        Ok::<BatchInfo, RpcError>(batch.info(&chain))
+    })?;
     register(&mut module, method::SEND_TRANSFER, |ctx, raw| async move {
         let result = async {
             let items = positional(raw.as_deref(), method::SEND_TRANSFER, 1)?;
@@ -194,22 +212,33 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
     Ok(module)
 }
 
+fn internal(e: impl std::fmt::Display) -> RpcError {
+    RpcError::new(ErrorCode::InternalError, e.to_string())
+}
+
 /// `lane_subscribe("receipts", address)`: the signed receipt of every acknowledged
-/// transaction the address sent or received, until unsubscribed or disconnected. A client
-/// too slow to keep up misses notifications and is told so in a `lagged` notification.
+/// transaction the address sent or received, until unsubscribed or disconnected.
+/// `lane_subscribe("batches")`: every batch status change (sealed, committed, finalized).
+/// A client too slow to keep up misses notifications and is told so in a `lagged`
+/// notification.
 async fn subscribe(ctx: Arc<Context>, raw: Option<String>, pending: PendingSubscriptionSink) {
     let parsed = (|| {
         let items = positional(raw.as_deref(), method::SUBSCRIBE, 2)?;
         let kind: String = required(&items, 0, "kind")?;
-        if kind != SUBSCRIBE_RECEIPTS {
-            return Err(RpcError::invalid_params(format!(
-                "unknown subscription kind {kind:?} (this node offers \"{SUBSCRIBE_RECEIPTS}\")"
-            )));
+        match kind.as_str() {
+            SUBSCRIBE_RECEIPTS => required::<Address>(&items, 1, "address").map(Some),
+            SUBSCRIBE_BATCHES if items.len() == 1 => Ok(None),
+            SUBSCRIBE_BATCHES => Err(RpcError::invalid_params(
+                "lane_subscribe(\"batches\") takes no further parameter",
+            )),
+            _ => Err(RpcError::invalid_params(format!(
+                "unknown subscription kind {kind:?} (this node offers \"{SUBSCRIBE_RECEIPTS}\" and \"{SUBSCRIBE_BATCHES}\")"
+            ))),
         }
-        required::<Address>(&items, 1, "address")
     })();
     let address = match parsed {
-        Ok(address) => address,
+        Ok(Some(address)) => address,
+        Ok(None) => return subscribe_batches(ctx, pending).await,
         Err(e) => {
             pending.reject(ErrorObjectOwned::from(e)).await;
             return;
@@ -251,6 +280,36 @@ async fn subscribe(ctx: Arc<Context>, raw: Option<String>, pending: PendingSubsc
     ctx.metrics.subscriptions(-1);
 }
 
+/// Sends every batch status change to the subscriber.
+async fn subscribe_batches(ctx: Arc<Context>, pending: PendingSubscriptionSink) {
+    let mut events = ctx.sequencer.subscribe_batches();
+    let Ok(sink) = pending.accept().await else {
+        return;
+    };
+    ctx.metrics.subscriptions(1);
+    loop {
+        tokio::select! {
+            () = sink.closed() => break,
+            event = events.recv() => {
+                let note = match event {
+                    Ok(note) => serde_json::to_value(&note),
+                    Err(RecvError::Lagged(missed)) => {
+                        ctx.metrics.dropped(missed);
+                        Ok(serde_json::json!({ "lagged": missed }))
+                    }
+                    Err(RecvError::Closed) => break,
+                };
+                let Ok(raw) = note.and_then(|n| serde_json::value::to_raw_value(&n)) else { break };
+                if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
+                    break;
+                }
+                ctx.metrics.notified();
+            }
+        }
+    }
+    ctx.metrics.subscriptions(-1);
+}
+
 /// The admin API (served behind the bearer token).
 pub(crate) fn admin_module(context: Arc<Context>) -> Result<RpcModule<Context>, StartError> {
     let dev_deposits = context.dev_deposits;
@@ -261,8 +320,20 @@ pub(crate) fn admin_module(context: Arc<Context>) -> Result<RpcModule<Context>, 
             .sequencer
             .root()
             .map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))?;
+        let settler = ctx.sequencer.settler_metrics();
+        let batches = BatchProgress {
+            sealed: ctx.sequencer.read(|s| s.last_batch().0),
+            committed: settler
+                .last_committed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            finalized: settler
+                .last_finalized
+                .load(std::sync::atomic::Ordering::Relaxed),
+            open_records: ctx.sequencer.open_batch().records,
+        };
         Ok::<_, RpcError>(ctx.sequencer.read(|state| {
             NodeStatus {
+                batches,
                 chain_id: ctx.chain_id,
                 last_sequence: state.last_seq().get(),
                 transaction_count: ctx.sequencer.store().transaction_count(),
@@ -285,6 +356,16 @@ pub(crate) fn admin_module(context: Arc<Context>) -> Result<RpcModule<Context>, 
             }
         }))
     })?;
+    register(
+        &mut module,
+        method::ADMIN_SEAL_BATCH,
+        |ctx, raw| async move {
+            positional(raw.as_deref(), method::ADMIN_SEAL_BATCH, 0)?;
+            let batch = ctx.sequencer.seal_batch().await?;
+            info!(target: "rpc", ?batch, "admin_sealBatch");
+            Ok::<_, RpcError>(SealResult { batch })
+        },
+    )?;
     if dev_deposits {
         register(
             &mut module,

@@ -107,7 +107,7 @@ impl RpcMetrics {
                 "stablelane_transactions_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
             );
         }
-        let scalars: [(&str, &str, &str, String); 12] = [
+        let scalars: [(&str, &str, &str, String); 21] = [
             (
                 "stablelane_intake_queue_depth",
                 "gauge",
@@ -161,6 +161,60 @@ impl RpcMetrics {
                 "counter",
                 "Bytes appended since start.",
                 seq.journal.bytes_appended.to_string(),
+            ),
+            (
+                "stablelane_batches_sealed",
+                "gauge",
+                "Number of the last batch sealed.",
+                seq.batches_sealed.to_string(),
+            ),
+            (
+                "stablelane_open_batch_records",
+                "gauge",
+                "Records in the batch being filled.",
+                seq.open_batch_records.to_string(),
+            ),
+            (
+                "stablelane_open_batch_changed_slots",
+                "gauge",
+                "Leaves changed in the batch being filled.",
+                seq.open_batch_changed_slots.to_string(),
+            ),
+            (
+                "stablelane_batches_committed",
+                "gauge",
+                "Number of the last batch the settlement contract has committed, as last seen.",
+                seq.batches_committed.to_string(),
+            ),
+            (
+                "stablelane_batches_finalized",
+                "gauge",
+                "Number of the last batch seen finalized (withdrawals claimable).",
+                seq.batches_finalized.to_string(),
+            ),
+            (
+                "stablelane_settler_commits_sent_total",
+                "counter",
+                "Commit transactions sent, replacements included.",
+                seq.commits_sent.to_string(),
+            ),
+            (
+                "stablelane_settler_replacements_total",
+                "counter",
+                "Stuck commits replaced with higher fees.",
+                seq.commit_replacements.to_string(),
+            ),
+            (
+                "stablelane_settler_refusals_total",
+                "counter",
+                "Commits the contract refused (simulated or mined).",
+                seq.commit_refusals.to_string(),
+            ),
+            (
+                "stablelane_settler_failures_total",
+                "counter",
+                "Settler steps that failed (L2 errors, refusals, divergence).",
+                seq.settler_failures.to_string(),
             ),
             (
                 "stablelane_rpc_subscriptions",

@@ -78,6 +78,7 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
                 slots_max: 100,
             },
             domain: domain.clone(),
+            batch: Default::default(),
         },
         operator.clone(),
     )?;

@@ -55,6 +55,7 @@ impl Node {
                 slots_max: 10_000,
             },
             domain: domain.clone(),
+            batch: Default::default(),
         };
         let sequencer = Sequencer::open(config, operator.clone())?;
         let alice = PrivateKeySigner::random();
@@ -560,7 +561,7 @@ async fn typed_clients_over_http_and_websocket_with_receipt_subscriptions() -> R
         .subscribe_receipts("receipts".into(), node.bob.address())
         .await?;
     let refused = ws
-        .subscribe_receipts("batches".into(), node.bob.address())
+        .subscribe_receipts("blocks".into(), node.bob.address())
         .await
         .unwrap_err();
     assert!(
@@ -581,6 +582,48 @@ async fn typed_clients_over_http_and_websocket_with_receipt_subscriptions() -> R
     assert_eq!(account.balance, Amount(1_000 - 40 - FEE));
     assert_eq!(account.salt, None);
     bob_feed.unsubscribe().await?;
+
+    // Batches: an operator seals through the admin API; the batch subscription hears it,
+    // lane_getBatch shows it, and the transaction's status moves to batched.
+    let mut batches: Subscription<stablelane::rpc::BatchNotification> =
+        ws.subscribe_batches("batches".into()).await?;
+    let mut headers = jsonrpsee::http_client::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}")
+            .parse()
+            .map_err(|_| eyre!("header"))?,
+    );
+    let admin = HttpClientBuilder::default()
+        .set_headers(headers)
+        .build(format!("http://{}", node.server.admin_addr()))?;
+    assert_eq!(
+        stablelane::rpc::AdminApiClient::seal_batch(&admin)
+            .await?
+            .batch,
+        Some(1)
+    );
+    assert_eq!(
+        stablelane::rpc::AdminApiClient::seal_batch(&admin)
+            .await?
+            .batch,
+        None
+    );
+    let note = tokio::time::timeout(std::time::Duration::from_secs(10), batches.next())
+        .await?
+        .expect("a batch notification")?;
+    assert_eq!(note.number, 1);
+    assert_eq!(note.status, stablelane::rpc::BatchStatus::Sealed);
+    let batch = http.get_batch(1).await?;
+    assert_eq!(batch.new_root, note.new_root);
+    assert_eq!(batch.transaction_count, 1);
+    assert!(http.get_batch(2).await.is_err());
+    let fetched = http.get_transaction(receipt.receipt.tx_hash).await?;
+    assert_eq!(fetched.status, stablelane::rpc::TxStatus::Batched);
+    assert_eq!(fetched.batch, Some(1));
+    let status = stablelane::rpc::AdminApiClient::status(&admin).await?;
+    assert_eq!((status.batches.sealed, status.batches.open_records), (1, 0));
+    batches.unsubscribe().await?;
     node.server.stop().await;
     Ok(())
 }

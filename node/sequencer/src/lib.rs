@@ -11,8 +11,14 @@
 //! (rebuilding the store when they disagree) and checks per-token supply, refusing to start
 //! when the journal itself does not verify.
 //!
+//! Batches are sealed here too, as journal records ([`JournalRecord::SealBatch`]): the
+//! writer seals on its own when the open batch reaches a [`BatchLimits`] limit, and on
+//! request ([`Sequencer::seal_batch`], which the settler calls for the age limit and
+//! `admin_sealBatch`). Sealed batches and their data are indexed in the store.
+//!
 //! Not here: JSON-RPC, the chain watcher and the settler.
 
+pub mod batch;
 pub mod record;
 pub mod state;
 pub mod store;
@@ -33,6 +39,7 @@ use alloy::{
     sol_types::Eip712Domain,
 };
 use stablelane::{
+    rpc::{BatchNotification, BatchStatus},
     signing::{sign_receipt, SignatureError},
     Receipt, SequenceNumber, Signed, SlotIndex, Transfer, TxHash, Withdrawal,
 };
@@ -41,8 +48,9 @@ use stablelane_storage::{Journal, JournalConfig, JournalMetrics};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{error, info, warn};
 
+pub use batch::{BatchChainState, BatchLimits, InFlight, SealedBatch, SettlerMetrics};
 pub use record::JournalRecord;
-pub use state::{Applied, ApplyError, State};
+pub use state::{Applied, ApplyError, OpenBatchInfo, State};
 pub use store::{ChainCursor, Checkpoint, Store, StoreError, StoreUpdate};
 
 /// Capacity of the event channel; a subscriber further behind loses events (and is told).
@@ -71,6 +79,8 @@ pub struct SequencerConfig {
     pub ledger: LedgerConfig,
     /// EIP-712 domain of the deployment.
     pub domain: Eip712Domain,
+    /// When the writer seals a batch on its own.
+    pub batch: BatchLimits,
 }
 
 pub use stablelane::rpc::SignedReceipt;
@@ -156,6 +166,24 @@ pub struct SequencerMetrics {
     pub slots: u32,
     /// The journal's counters as of the last group.
     pub journal: JournalMetrics,
+    /// Last batch sealed.
+    pub batches_sealed: u64,
+    /// Records in the open batch.
+    pub open_batch_records: u64,
+    /// Leaves changed in the open batch.
+    pub open_batch_changed_slots: usize,
+    /// Last batch committed on-chain, as the settler last saw it.
+    pub batches_committed: u64,
+    /// Last batch seen finalized.
+    pub batches_finalized: u64,
+    /// Commit transactions sent.
+    pub commits_sent: u64,
+    /// Stuck commits replaced with higher fees.
+    pub commit_replacements: u64,
+    /// Commits the contract refused.
+    pub commit_refusals: u64,
+    /// Failed settler steps.
+    pub settler_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -173,9 +201,17 @@ enum Submission {
     Deposit(Deposit),
     Forced(ForcedWithdrawal),
     RegisterViewingKey(Address, Signature),
+    Seal,
 }
 
-type Reply = oneshot::Sender<Result<Option<Receipt>, SubmitError>>;
+/// What the writer did with a submission.
+#[derive(Debug, Default)]
+struct Done {
+    receipt: Option<Receipt>,
+    sealed: Option<u64>,
+}
+
+type Reply = oneshot::Sender<Result<Done, SubmitError>>;
 
 /// Handle to the running sequencer. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -184,7 +220,9 @@ pub struct Sequencer {
     state: Arc<RwLock<State>>,
     store: Arc<Store>,
     events: broadcast::Sender<Event>,
+    batch_events: broadcast::Sender<BatchNotification>,
     counters: Arc<Counters>,
+    settler: Arc<SettlerMetrics>,
     operator: Arc<PrivateKeySigner>,
     writer: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
@@ -262,6 +300,7 @@ fn replay(
             })?;
         if catch_up {
             update.receipts.extend(done.receipt);
+            update.batches.extend(done.sealed.map(|b| *b));
             changed.extend(done.effects.changed.iter().copied());
             if update.receipts.len() + changed.len() >= CATCH_UP_WRITE_EVERY {
                 flush(&state, &mut update, &mut changed, seq)?;
@@ -288,6 +327,13 @@ fn replay(
     }
     if let Some(difference) = store.diff_slots(state.ledger())? {
         return Err(ReplayFailure::Inconsistent(difference));
+    }
+    let stored_batches = store.last_batch_number()?;
+    if stored_batches != state.last_batch().0 {
+        return Err(ReplayFailure::Inconsistent(format!(
+            "store has {stored_batches} batches, the journal seals {}",
+            state.last_batch().0
+        )));
     }
     state.ledger().check_supply().map_err(OpenError::Supply)?;
     let root = state.root().map_err(|e| OpenError::Replay {
@@ -350,6 +396,7 @@ impl Sequencer {
 
         let (intake, rx) = mpsc::channel(config.intake_queue_max.max(1));
         let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
+        let (batch_events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         let state = Arc::new(RwLock::new(state));
         let store = Arc::new(store);
         let counters = Arc::new(Counters::default());
@@ -362,15 +409,19 @@ impl Sequencer {
             state: state.clone(),
             store: store.clone(),
             events: events.clone(),
+            batch_events: batch_events.clone(),
             counters: counters.clone(),
             group_max: config.group_max.max(1),
+            limits: config.batch.clamped(),
         }));
         Ok(Self {
             intake,
             state,
             store,
             events,
+            batch_events,
             counters,
+            settler: Arc::new(SettlerMetrics::default()),
             operator: Arc::new(operator),
             writer: Arc::new(Mutex::new(Some(handle))),
         })
@@ -420,7 +471,15 @@ impl Sequencer {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default();
-        let (last_seq, slots) = self.read(|s| (s.last_seq().get(), s.ledger().slot_count()));
+        let (last_seq, slots, sealed, open) = self.read(|s| {
+            (
+                s.last_seq().get(),
+                s.ledger().slot_count(),
+                s.last_batch().0,
+                s.open_batch(),
+            )
+        });
+        let settler = &self.settler;
         SequencerMetrics {
             queue_depth: self.intake.max_capacity() - self.intake.capacity(),
             queue_capacity: self.intake.max_capacity(),
@@ -430,6 +489,15 @@ impl Sequencer {
             transactions: self.store.transaction_count(),
             slots,
             journal,
+            batches_sealed: sealed,
+            open_batch_records: open.records,
+            open_batch_changed_slots: open.changed_slots,
+            batches_committed: settler.last_committed.load(Ordering::Relaxed),
+            batches_finalized: settler.last_finalized.load(Ordering::Relaxed),
+            commits_sent: settler.commits_sent.load(Ordering::Relaxed),
+            commit_replacements: settler.replacements.load(Ordering::Relaxed),
+            commit_refusals: settler.commit_refusals.load(Ordering::Relaxed),
+            settler_failures: settler.step_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -455,7 +523,7 @@ impl Sequencer {
         Ok(SignedReceipt { receipt, signature })
     }
 
-    async fn submit(&self, submission: Submission) -> Result<Option<Receipt>, SubmitError> {
+    async fn submit(&self, submission: Submission) -> Result<Done, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.intake
             .try_send((submission, reply))
@@ -480,6 +548,7 @@ impl Sequencer {
         let receipt = self
             .submit(Submission::Transfer(tx))
             .await?
+            .receipt
             .ok_or_else(|| SubmitError::Stopped("no receipt".into()))?;
         self.sign(receipt)
     }
@@ -492,6 +561,7 @@ impl Sequencer {
         let receipt = self
             .submit(Submission::Withdrawal(tx))
             .await?
+            .receipt
             .ok_or_else(|| SubmitError::Stopped("no receipt".into()))?;
         self.sign(receipt)
     }
@@ -516,6 +586,73 @@ impl Sequencer {
             .await
             .map(|_| ())
     }
+
+    /// Seals the open batch now; its number, or `None` when it was empty. Durable (the
+    /// seal record is journaled) when this returns.
+    pub async fn seal_batch(&self) -> Result<Option<u64>, SubmitError> {
+        self.submit(Submission::Seal).await.map(|done| done.sealed)
+    }
+
+    /// A summary of the open batch.
+    pub fn open_batch(&self) -> OpenBatchInfo {
+        self.read(State::open_batch)
+    }
+
+    /// Sealed batch `number` and what the settler knows of it on-chain.
+    pub fn batch(&self, number: u64) -> Result<Option<(SealedBatch, BatchChainState)>, StoreError> {
+        match self.store.batch(number)? {
+            None => Ok(None),
+            Some(batch) => Ok(Some((batch, self.store.batch_chain_state(number)?))),
+        }
+    }
+
+    /// The batch carrying journal record `seq` and its on-chain state, once sealed.
+    pub fn batch_of_sequence(
+        &self,
+        seq: u64,
+    ) -> Result<Option<(u64, BatchChainState)>, StoreError> {
+        match self.store.batch_of_sequence(seq)? {
+            None => Ok(None),
+            Some(number) => Ok(Some((number, self.store.batch_chain_state(number)?))),
+        }
+    }
+
+    /// Records what the settler learnt about batch `number` and tells batch subscribers
+    /// when its status changed.
+    pub fn set_batch_chain_state(
+        &self,
+        number: u64,
+        state: &BatchChainState,
+    ) -> Result<(), StoreError> {
+        let before = self.store.batch_chain_state(number)?;
+        self.store.set_batch_chain_state(number, state)?;
+        if before.status != state.status {
+            if let Some(batch) = self.store.batch(number)? {
+                let _ = self.batch_events.send(BatchNotification {
+                    number,
+                    status: state.status,
+                    new_root: batch.new_root,
+                    l2_tx_hash: state.l2_tx_hash,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The settler's counters.
+    pub fn settler_metrics(&self) -> &SettlerMetrics {
+        &self.settler
+    }
+
+    /// The operator key's address.
+    pub fn operator_address(&self) -> Address {
+        self.operator.address()
+    }
+
+    /// Receives every batch status change from now on (sealed, committed, finalized).
+    pub fn subscribe_batches(&self) -> broadcast::Receiver<BatchNotification> {
+        self.batch_events.subscribe()
+    }
 }
 
 fn now_s() -> u64 {
@@ -531,14 +668,17 @@ struct Writer {
     state: Arc<RwLock<State>>,
     store: Arc<Store>,
     events: broadcast::Sender<Event>,
+    batch_events: broadcast::Sender<BatchNotification>,
     counters: Arc<Counters>,
     group_max: usize,
+    limits: BatchLimits,
 }
 
-/// One accepted submission waiting for its group's sync.
+/// One accepted record waiting for its group's sync (a seal the writer decided on its own
+/// has no one to answer).
 struct Pending {
     ticket: stablelane_storage::AppendTicket,
-    reply: Reply,
+    reply: Option<Reply>,
     applied: Applied,
 }
 
@@ -576,7 +716,9 @@ async fn writer(mut w: Writer) {
                     let reason = format!("journal sync failed: {e}");
                     error!(target: "sequencer", %reason, "sequencer stopping");
                     failed.get_or_insert_with(|| reason.clone());
-                    let _ = p.reply.send(Err(SubmitError::Stopped(reason)));
+                    if let Some(reply) = p.reply {
+                        let _ = reply.send(Err(SubmitError::Stopped(reason)));
+                    }
                 }
             }
         }
@@ -606,6 +748,10 @@ async fn writer(mut w: Writer) {
                     .into_iter()
                     .filter_map(|i| st.ledger().slot(i).map(|s| (i, s.clone())))
                     .collect(),
+                batches: durable
+                    .iter()
+                    .filter_map(|(_, a)| a.sealed.as_deref().cloned())
+                    .collect(),
                 applied_seq: st.last_seq().get(),
             }
         };
@@ -616,6 +762,15 @@ async fn writer(mut w: Writer) {
             error!(target: "sequencer", %reason, "sequencer stopping");
             failed.get_or_insert(reason);
         }
+        for batch in &update.batches {
+            info!(target: "sequencer", batch = batch.number, transactions = batch.transaction_count, changed_slots = batch.changed_slots, withdrawals = batch.withdrawals.len(), data_bytes = batch.data.len(), root = %batch.new_root, "batch sealed");
+            let _ = w.batch_events.send(BatchNotification {
+                number: batch.number,
+                status: BatchStatus::Sealed,
+                new_root: batch.new_root,
+                l2_tx_hash: None,
+            });
+        }
         for (reply, applied) in durable {
             if let Some(receipt) = &applied.receipt {
                 // No subscriber is fine.
@@ -624,7 +779,12 @@ async fn writer(mut w: Writer) {
                     counterparty: applied.counterparty,
                 });
             }
-            let _ = reply.send(Ok(applied.receipt));
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(Done {
+                    sealed: applied.sealed.as_ref().map(|b| b.number),
+                    receipt: applied.receipt,
+                }));
+            }
         }
     }
     if failed.is_none() {
@@ -684,7 +844,10 @@ fn apply_group(
             };
             match known {
                 Ok(Some(receipt)) => {
-                    let _ = reply.send(Ok(Some(receipt)));
+                    let _ = reply.send(Ok(Done {
+                        receipt: Some(receipt),
+                        sealed: None,
+                    }));
                     continue;
                 }
                 Ok(None) => {}
@@ -708,44 +871,101 @@ fn apply_group(
             Submission::RegisterViewingKey(owner, signature) => {
                 JournalRecord::RegisterViewingKey { owner, signature }
             }
+            Submission::Seal => {
+                let open = st.open_batch();
+                if open.records == 0 {
+                    let _ = reply.send(Ok(Done::default()));
+                    continue;
+                }
+                JournalRecord::SealBatch {
+                    number: open.number,
+                }
+            }
         };
-        let seq = st.last_seq().get() + 1;
-        match st.apply(&record, SequenceNumber(seq), true) {
-            Err(ApplyError::Rejected(rejection)) => {
-                let _ = reply.send(Err(SubmitError::Rejected(rejection)));
+        let sealing = matches!(record, JournalRecord::SealBatch { .. });
+        let accepted = journal_record(
+            &mut w.journal,
+            &mut st,
+            record,
+            Some(reply),
+            &mut pending,
+            failed,
+        );
+        if !accepted {
+            continue;
+        }
+        if let Some(p) = pending.last() {
+            if let (Some(hash), Some(receipt)) = (p.applied.tx_hash, &p.applied.receipt) {
+                in_group.insert(hash, receipt.clone());
             }
-            Err(other) => {
-                let _ = reply.send(Err(SubmitError::Stopped(other.to_string())));
-            }
-            Ok(applied) => match w.journal.submit(record.encode()) {
-                Ok(ticket) if ticket.seq().0 == seq => {
-                    if let (Some(hash), Some(receipt)) = (applied.tx_hash, &applied.receipt) {
-                        in_group.insert(hash, receipt.clone());
-                    }
-                    pending.push(Pending {
-                        ticket,
-                        reply,
-                        applied,
-                    });
-                }
-                Ok(ticket) => {
-                    // The state already holds the record under another number: stop, a
-                    // restart rebuilds the state from the journal.
-                    let reason = format!("journal sequence {} != {seq}", ticket.seq().0);
-                    error!(target: "sequencer", %reason, "sequencer stopping");
-                    *failed = Some(reason.clone());
-                    let _ = reply.send(Err(SubmitError::Stopped(reason)));
-                }
-                Err(e) => {
-                    // Applied in memory but not journaled: never acknowledge, stop accepting;
-                    // a restart replays the durable journal.
-                    let reason = format!("journal append failed: {e}");
-                    error!(target: "sequencer", %reason, "sequencer stopping");
-                    *failed = Some(reason.clone());
-                    let _ = reply.send(Err(SubmitError::Stopped(reason)));
-                }
-            },
+        }
+        if !sealing && st.open_batch_full(&w.limits) {
+            let number = st.open_batch().number;
+            journal_record(
+                &mut w.journal,
+                &mut st,
+                JournalRecord::SealBatch { number },
+                None,
+                &mut pending,
+                failed,
+            );
         }
     }
     pending
+}
+
+/// Applies `record` and submits it to the journal; whether it was accepted. Answers
+/// `reply` at once only when refused.
+fn journal_record(
+    journal: &mut Journal,
+    st: &mut State,
+    record: JournalRecord,
+    reply: Option<Reply>,
+    pending: &mut Vec<Pending>,
+    failed: &mut Option<String>,
+) -> bool {
+    let answer = |reply: Option<Reply>, e: SubmitError| {
+        if let Some(reply) = reply {
+            let _ = reply.send(Err(e));
+        }
+    };
+    let seq = st.last_seq().get() + 1;
+    match st.apply(&record, SequenceNumber(seq), true) {
+        Err(ApplyError::Rejected(rejection)) => {
+            answer(reply, SubmitError::Rejected(rejection));
+            false
+        }
+        Err(other) => {
+            answer(reply, SubmitError::Stopped(other.to_string()));
+            false
+        }
+        Ok(applied) => match journal.submit(record.encode()) {
+            Ok(ticket) if ticket.seq().0 == seq => {
+                pending.push(Pending {
+                    ticket,
+                    reply,
+                    applied,
+                });
+                true
+            }
+            Ok(ticket) => {
+                // The state already holds the record under another number: stop, a
+                // restart rebuilds the state from the journal.
+                let reason = format!("journal sequence {} != {seq}", ticket.seq().0);
+                error!(target: "sequencer", %reason, "sequencer stopping");
+                *failed = Some(reason.clone());
+                answer(reply, SubmitError::Stopped(reason));
+                false
+            }
+            Err(e) => {
+                // Applied in memory but not journaled: never acknowledge, stop accepting;
+                // a restart replays the durable journal.
+                let reason = format!("journal append failed: {e}");
+                error!(target: "sequencer", %reason, "sequencer stopping");
+                *failed = Some(reason.clone());
+                answer(reply, SubmitError::Stopped(reason));
+                false
+            }
+        },
+    }
 }

@@ -41,6 +41,11 @@ pub enum JournalRecord {
         /// The request.
         request: ForcedWithdrawal,
     },
+    /// The end of a batch: every record since the previous seal belongs to batch `number`.
+    SealBatch {
+        /// The batch's number (the previous one + 1).
+        number: u64,
+    },
     /// A viewing-key registration (the owner's signature over the fixed message).
     RegisterViewingKey {
         /// The registering owner.

@@ -6,15 +6,19 @@
 //! Only the live path hashes a leaf at once, for the sender's receipt. Receipts are not kept
 //! here; the sequencer's [`Store`](crate::store::Store) indexes them.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Instant,
+};
 
 use alloy::{
-    primitives::{Address, B256},
+    primitives::{Address, Bytes, B256},
     sol_types::Eip712Domain,
 };
 use rayon::prelude::*;
 use stablelane::{
-    signing::viewing_key_from_signature, Message, Receipt, SequenceNumber, SlotIndex, TxHash,
+    rpc::BatchWithdrawal, signing::viewing_key_from_signature, Message, Receipt, SequenceNumber,
+    SlotIndex, TxHash,
 };
 use stablelane_circuits::{
     field::{fr_from_be_bytes, fr_to_be_bytes},
@@ -22,9 +26,16 @@ use stablelane_circuits::{
     tree::{SlotIndex as TreeIndex, StateTree},
     Fr,
 };
-use stablelane_ledger::{Effects, Ledger, LedgerConfig, PayOut, Rejection};
+use stablelane_contracts::{
+    batch_body::{seal_note, BatchBody, LeafUpdate, NewSlot},
+    batch_data::{deposit_hash, encode_batch_data, forced_hash},
+};
+use stablelane_ledger::{Effects, Ledger, LedgerConfig, Rejection};
 
-use crate::record::JournalRecord;
+use crate::{
+    batch::{BatchLimits, SealedBatch},
+    record::JournalRecord,
+};
 
 /// Why a record could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +47,9 @@ pub enum ApplyError {
     /// A salt or leaf was not a field element, or the tree refused an index.
     #[error("state tree: {0}")]
     Tree(String),
+    /// A seal record out of order, or of an empty batch.
+    #[error("batch: {0}")]
+    Batch(String),
 }
 
 /// The result of applying one record.
@@ -49,6 +63,55 @@ pub struct Applied {
     pub receipt: Option<Receipt>,
     /// The other party a transaction concerns: a transfer's recipient.
     pub counterparty: Option<Address>,
+    /// The batch a seal record sealed.
+    pub sealed: Option<Box<SealedBatch>>,
+}
+
+/// The batch being filled: everything applied since the last seal.
+#[derive(Debug, Clone)]
+struct OpenBatch {
+    first_seq: u64,
+    first_slot: u32,
+    changed: BTreeSet<u32>,
+    withdrawals: Vec<BatchWithdrawal>,
+    transactions: u64,
+    records: u64,
+    deposits: usize,
+    forced: bool,
+    since: Option<Instant>,
+}
+
+impl OpenBatch {
+    fn new(first_seq: u64, first_slot: u32) -> Self {
+        Self {
+            first_seq,
+            first_slot,
+            changed: BTreeSet::new(),
+            withdrawals: Vec::new(),
+            transactions: 0,
+            records: 0,
+            deposits: 0,
+            forced: false,
+            since: None,
+        }
+    }
+}
+
+/// A summary of the open batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenBatchInfo {
+    /// The number it will get.
+    pub number: u64,
+    /// Records in it.
+    pub records: u64,
+    /// Leaves changed so far.
+    pub changed_slots: usize,
+    /// Withdrawals waiting.
+    pub withdrawals: usize,
+    /// Whether it serves a forced-withdrawal request (the settler seals those at once).
+    pub forced: bool,
+    /// When its first record was applied (in this process).
+    pub since: Option<Instant>,
 }
 
 /// Ledger + tree.
@@ -60,20 +123,30 @@ pub struct State {
     /// Slots changed since the tree was last brought up to date, with their new leaf when
     /// it was already hashed (for a receipt).
     pending: BTreeMap<u32, Option<Fr>>,
-    pay_outs: Vec<PayOut>,
     last_seq: SequenceNumber,
+    open: OpenBatch,
+    last_batch: u64,
+    last_batch_root: B256,
+    deposits_hash: B256,
+    forced_hash: B256,
 }
 
 impl State {
     /// An empty state.
     pub fn new(config: LedgerConfig, domain: Eip712Domain) -> Self {
+        let tree = StateTree::new();
+        let genesis = B256::from(fr_to_be_bytes(&tree.root()));
         Self {
             ledger: Ledger::new(config),
             domain,
-            tree: StateTree::new(),
+            tree,
             pending: BTreeMap::new(),
-            pay_outs: Vec::new(),
             last_seq: SequenceNumber(0),
+            open: OpenBatch::new(1, 0),
+            last_batch: 0,
+            last_batch_root: genesis,
+            deposits_hash: B256::ZERO,
+            forced_hash: B256::ZERO,
         }
     }
 
@@ -92,9 +165,33 @@ impl State {
         self.last_seq
     }
 
-    /// Withdrawals accepted so far that a batch must pay out, in order.
-    pub fn pay_outs(&self) -> &[PayOut] {
-        &self.pay_outs
+    /// Withdrawals of the open batch (accepted, not yet in a sealed batch), in order.
+    pub fn pay_outs(&self) -> &[BatchWithdrawal] {
+        &self.open.withdrawals
+    }
+
+    /// The last sealed batch's number and root (0 and the genesis root before any).
+    pub fn last_batch(&self) -> (u64, B256) {
+        (self.last_batch, self.last_batch_root)
+    }
+
+    /// A summary of the open batch.
+    pub fn open_batch(&self) -> OpenBatchInfo {
+        OpenBatchInfo {
+            number: self.last_batch + 1,
+            records: self.open.records,
+            changed_slots: self.open.changed.len(),
+            withdrawals: self.open.withdrawals.len(),
+            forced: self.open.forced,
+            since: self.open.since,
+        }
+    }
+
+    /// Whether the open batch reached one of `limits` (the next record could exceed it).
+    pub fn open_batch_full(&self, limits: &BatchLimits) -> bool {
+        self.open.changed.len() >= limits.max_changed_slots
+            || self.open.withdrawals.len() >= limits.max_withdrawals
+            || self.open.deposits >= limits.max_deposits
     }
 
     /// The current leaf hash of a slot (hashed now if the tree has not caught up with it).
@@ -147,8 +244,30 @@ impl State {
         seq: SequenceNumber,
         with_receipt: bool,
     ) -> Result<Applied, ApplyError> {
+        let mut forced_index = None;
         let (effects, signed, counterparty) = match record {
-            JournalRecord::Deposit { deposit } => (self.ledger.apply_deposit(deposit)?, None, None),
+            JournalRecord::SealBatch { number } => {
+                let sealed = self.seal(*number, seq)?;
+                self.last_seq = seq;
+                return Ok(Applied {
+                    effects: Effects::default(),
+                    tx_hash: None,
+                    receipt: None,
+                    counterparty: None,
+                    sealed: Some(Box::new(sealed)),
+                });
+            }
+            JournalRecord::Deposit { deposit } => {
+                let effects = self.ledger.apply_deposit(deposit)?;
+                self.deposits_hash = deposit_hash(
+                    self.deposits_hash,
+                    deposit.recipient,
+                    deposit.token,
+                    deposit.amount.base_units(),
+                );
+                self.open.deposits += 1;
+                (effects, None, None)
+            }
             JournalRecord::Transfer { tx, accepted_at_s } => {
                 let effects = self.ledger.apply_transfer(&tx.message, *accepted_at_s)?;
                 let hash = TxHash(tx.message.signing_hash(&self.domain));
@@ -168,7 +287,11 @@ impl State {
                 )
             }
             JournalRecord::ForcedWithdrawal { request } => {
-                (self.ledger.apply_forced_withdrawal(request)?, None, None)
+                let effects = self.ledger.apply_forced_withdrawal(request)?;
+                self.forced_hash = forced_hash(self.forced_hash, request.owner, request.token);
+                self.open.forced = true;
+                forced_index = Some(request.queue_index);
+                (effects, None, None)
             }
             JournalRecord::RegisterViewingKey { owner, signature } => (
                 self.ledger
@@ -180,10 +303,23 @@ impl State {
         self.last_seq = seq;
         for slot in &effects.changed {
             self.pending.insert(slot.get(), None);
+            self.open.changed.insert(slot.get());
         }
-        if let Some(pay_out) = effects.pay_out {
-            self.pay_outs.push(pay_out);
+        if let Some(pay_out) = &effects.pay_out {
+            self.open.withdrawals.push(BatchWithdrawal {
+                index: self.open.withdrawals.len() as u32,
+                recipient: pay_out.recipient,
+                token: pay_out.token,
+                amount: pay_out.amount,
+                tx_hash: signed.map(|(hash, _, _)| hash),
+                forced_index,
+            });
         }
+        self.open.records += 1;
+        if signed.is_some() {
+            self.open.transactions += 1;
+        }
+        self.open.since.get_or_insert_with(Instant::now);
         let (tx_hash, receipt) = match signed {
             Some((hash, owner, token)) if with_receipt => {
                 (Some(hash), Some(self.receipt_for(hash, seq, owner, token)?))
@@ -196,7 +332,89 @@ impl State {
             tx_hash,
             receipt,
             counterparty,
+            sealed: None,
         })
+    }
+
+    /// Closes the open batch as batch `number` (sealed by record `seq`): brings the tree up
+    /// to date and builds the batch data.
+    fn seal(&mut self, number: u64, seq: SequenceNumber) -> Result<SealedBatch, ApplyError> {
+        if number != self.last_batch + 1 {
+            return Err(ApplyError::Batch(format!(
+                "seal of batch {number}, expected {}",
+                self.last_batch + 1
+            )));
+        }
+        if self.open.records == 0 {
+            return Err(ApplyError::Batch(format!("batch {number} is empty")));
+        }
+        let new_root = self.root()?;
+        let slot_count = self.ledger.slot_count();
+        let operator_key = self.ledger.config().operator_secret;
+        let new_slots = (self.open.first_slot..slot_count)
+            .map(|i| {
+                self.ledger
+                    .slot(SlotIndex(i))
+                    .map(|s| NewSlot {
+                        owner: s.owner,
+                        token: s.token,
+                    })
+                    .ok_or_else(|| ApplyError::Tree(format!("slot {i} missing")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let leaves = self
+            .open
+            .changed
+            .iter()
+            .map(|&i| {
+                let slot = self
+                    .ledger
+                    .slot(SlotIndex(i))
+                    .ok_or_else(|| ApplyError::Tree(format!("slot {i} missing")))?;
+                let key = self.ledger.viewing_key(slot.owner).unwrap_or(operator_key);
+                Ok(LeafUpdate {
+                    slot: i,
+                    leaf: B256::from(fr_to_be_bytes(&self.tree.leaf(TreeIndex::new(i)))),
+                    note: seal_note(&key, number, i, slot.balance.base_units(), slot.nonce.get()),
+                })
+            })
+            .collect::<Result<Vec<_>, ApplyError>>()?;
+        let body = BatchBody {
+            first_slot: self.open.first_slot,
+            new_slots,
+            leaves,
+        };
+        let withdrawals = std::mem::take(&mut self.open.withdrawals);
+        let contract_withdrawals: Vec<_> = withdrawals
+            .iter()
+            .map(|w| stablelane_contracts::batch_data::Withdrawal {
+                recipient: w.recipient,
+                token: w.token,
+                amount_base_units: w.amount.base_units(),
+            })
+            .collect();
+        let data = encode_batch_data(&contract_withdrawals, &body.encode())
+            .map_err(|e| ApplyError::Batch(e.to_string()))?;
+        let sealed = SealedBatch {
+            number,
+            prev_root: self.last_batch_root,
+            new_root,
+            deposits_consumed: self.ledger.deposits_consumed(),
+            deposits_hash: self.deposits_hash,
+            forced_consumed: self.ledger.forced_consumed(),
+            forced_hash: self.forced_hash,
+            first_sequence: self.open.first_seq,
+            last_sequence: seq.get(),
+            transaction_count: self.open.transactions,
+            changed_slots: body.leaves.len() as u32,
+            new_slots: body.new_slots.len() as u32,
+            withdrawals,
+            data: Bytes::from(data),
+        };
+        self.last_batch = number;
+        self.last_batch_root = new_root;
+        self.open = OpenBatch::new(seq.get() + 1, slot_count);
+        Ok(sealed)
     }
 
     fn receipt_for(

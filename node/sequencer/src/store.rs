@@ -7,8 +7,10 @@
 //! store up from the journal, checks it against the replayed state, and rebuilds it from
 //! scratch when it is ahead of the journal or disagrees with it.
 //!
-//! The chain watcher keeps its scan cursor here too ([`ChainCursor`]); batches join with
-//! the settler.
+//! Sealed batches are indexed by number and by the sequence number of their seal record
+//! (so a transaction's batch is one range lookup). The chain watcher keeps its scan cursor
+//! here ([`ChainCursor`]) and the settler what it knows of each batch on-chain
+//! ([`BatchChainState`]): both are reconciled with the chain after a restart.
 
 use std::{
     path::Path,
@@ -19,8 +21,10 @@ use alloy::primitives::B256;
 use stablelane::{Receipt, SequenceNumber, SlotIndex, TxHash};
 use stablelane_ledger::{Ledger, Slot};
 
+use crate::batch::{BatchChainState, SealedBatch};
+
 /// Version of the store's layout; a store of another version is rebuilt.
-pub const STORE_FORMAT: u64 = 1;
+pub const STORE_FORMAT: u64 = 2;
 
 const META_FORMAT: &[u8] = b"format";
 const META_DEPLOYMENT: &[u8] = b"deployment";
@@ -74,6 +78,8 @@ pub struct StoreUpdate {
     pub receipts: Vec<Receipt>,
     /// Slots changed in this range, with their state at `applied_seq`.
     pub slots: Vec<(SlotIndex, Slot)>,
+    /// Batches sealed in this range.
+    pub batches: Vec<SealedBatch>,
     /// The last journal record the update covers.
     pub applied_seq: u64,
 }
@@ -86,6 +92,9 @@ pub struct Store {
     receipts: sled::Tree,
     tx_index: sled::Tree,
     slots: sled::Tree,
+    batches: sled::Tree,
+    batch_by_seq: sled::Tree,
+    batch_chain: sled::Tree,
     tx_count: AtomicU64,
 }
 
@@ -126,6 +135,9 @@ impl Store {
             receipts: db.open_tree("receipts")?,
             tx_index: db.open_tree("tx_index")?,
             slots: db.open_tree("slots")?,
+            batches: db.open_tree("batches")?,
+            batch_by_seq: db.open_tree("batch_by_seq")?,
+            batch_chain: db.open_tree("batch_chain")?,
             db,
             tx_count: AtomicU64::new(0),
         };
@@ -145,6 +157,9 @@ impl Store {
         self.receipts.clear()?;
         self.tx_index.clear()?;
         self.slots.clear()?;
+        self.batches.clear()?;
+        self.batch_by_seq.clear()?;
+        self.batch_chain.clear()?;
         self.meta.clear()?;
         self.meta
             .insert(META_FORMAT, &STORE_FORMAT.to_be_bytes()[..])?;
@@ -259,6 +274,12 @@ impl Store {
             }
             self.slots.apply_batch(slots)?;
         }
+        for batch in &update.batches {
+            let number = batch.number.to_be_bytes();
+            self.batches.insert(&number[..], encode(batch))?;
+            self.batch_by_seq
+                .insert(&batch.last_sequence.to_be_bytes()[..], &number[..])?;
+        }
         let count = self
             .tx_count
             .fetch_add(update.receipts.len() as u64, Ordering::Relaxed)
@@ -325,6 +346,56 @@ impl Store {
             )));
         }
         Ok(None)
+    }
+
+    /// Sealed batch `number`.
+    pub fn batch(&self, number: u64) -> Result<Option<SealedBatch>, StoreError> {
+        self.batches
+            .get(number.to_be_bytes())?
+            .map(|bytes| decode(format!("batches/{number}"), &bytes))
+            .transpose()
+    }
+
+    /// The number of the last sealed batch (0: none).
+    pub fn last_batch_number(&self) -> Result<u64, StoreError> {
+        match self.batches.last()? {
+            None => Ok(0),
+            Some((key, _)) => u64_value("batches", Some(key)),
+        }
+    }
+
+    /// The batch that carries journal record `seq`, if it is sealed.
+    pub fn batch_of_sequence(&self, seq: u64) -> Result<Option<u64>, StoreError> {
+        match self.batch_by_seq.range(seq.to_be_bytes()..).next() {
+            None => Ok(None),
+            Some(entry) => {
+                let (_, number) = entry?;
+                u64_value("batch_by_seq", Some(number)).map(Some)
+            }
+        }
+    }
+
+    /// What the settler recorded about batch `number` on-chain (default: only sealed).
+    pub fn batch_chain_state(&self, number: u64) -> Result<BatchChainState, StoreError> {
+        Ok(self
+            .batch_chain
+            .get(number.to_be_bytes())?
+            .map(|bytes| decode(format!("batch_chain/{number}"), &bytes))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Records what the settler knows about batch `number`, durably (flushed before
+    /// returning: an in-flight commit must be known after a crash).
+    pub fn set_batch_chain_state(
+        &self,
+        number: u64,
+        state: &BatchChainState,
+    ) -> Result<(), StoreError> {
+        self.batch_chain
+            .insert(number.to_be_bytes(), encode(state))?;
+        self.batch_chain.flush()?;
+        Ok(())
     }
 
     /// Flushes sled's buffers (the journal, not this, is what makes writes durable).

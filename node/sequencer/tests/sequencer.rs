@@ -26,6 +26,7 @@ fn config(dir: &std::path::Path) -> SequencerConfig {
             slots_max: 10_000,
         },
         domain: domain(31337, Address::repeat_byte(0x11)),
+        batch: Default::default(),
     }
 }
 
@@ -230,6 +231,7 @@ async fn a_store_that_disagrees_with_the_journal_is_rebuilt_from_it() {
             .write(&stablelane_sequencer::StoreUpdate {
                 receipts: vec![],
                 slots: vec![(stablelane::SlotIndex(0), slot)],
+                batches: vec![],
                 applied_seq: store.applied_seq().unwrap(),
             })
             .unwrap();
@@ -253,6 +255,7 @@ async fn a_store_that_disagrees_with_the_journal_is_rebuilt_from_it() {
             .write(&stablelane_sequencer::StoreUpdate {
                 receipts: vec![],
                 slots: vec![],
+                batches: vec![],
                 applied_seq: 1_000,
             })
             .unwrap();
@@ -301,5 +304,133 @@ async fn subscribers_see_acknowledged_transactions_of_their_address() {
     assert_eq!(metrics.transactions, 3);
     assert_eq!(metrics.last_seq, 6);
     assert!(metrics.groups >= 1 && metrics.journal.syncs >= 1);
+    seq.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_seal_on_request_and_at_limits_and_replay_byte_for_byte() {
+    use stablelane::rpc::BatchStatus;
+    use stablelane_contracts::{
+        batch_body::{open_note, BatchBody},
+        batch_data::{decode_batch_data, deposit_hash},
+    };
+    use stablelane_sequencer::BatchLimits;
+
+    let dir = tempfile::tempdir().unwrap();
+    let operator = PrivateKeySigner::random();
+    let mut cfg = config(dir.path());
+    cfg.batch = BatchLimits {
+        max_withdrawals: 2,
+        ..BatchLimits::default()
+    };
+    let alice = PrivateKeySigner::random();
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    let mut batches = seq.subscribe_batches();
+
+    // Nothing to seal yet.
+    assert_eq!(seq.seal_batch().await.unwrap(), None);
+
+    // Alice registers her viewing key, gets a deposit; batch 1 is sealed on request.
+    let vk_sig = {
+        use alloy::{signers::SignerSync, sol_types::SolStruct};
+        let hash = stablelane::messages::viewing_key_message(alice.address())
+            .eip712_signing_hash(&cfg.domain);
+        alice.sign_hash_sync(&hash).unwrap()
+    };
+    seq.register_viewing_key(alice.address(), vk_sig)
+        .await
+        .unwrap();
+    seq.submit_deposit(Deposit {
+        queue_index: 0,
+        recipient: alice.address(),
+        token: TOKEN,
+        amount: Amount(1_000),
+    })
+    .await
+    .unwrap();
+    let transfer = sign(
+        &alice,
+        transfer(&alice, Address::repeat_byte(0xb0), 100, 0),
+        &cfg.domain,
+    )
+    .unwrap();
+    let paid = seq.submit_transfer(transfer).await.unwrap();
+    assert_eq!(seq.seal_batch().await.unwrap(), Some(1));
+    assert_eq!(seq.seal_batch().await.unwrap(), None);
+    let note = batches.recv().await.unwrap();
+    assert_eq!((note.number, note.status), (1, BatchStatus::Sealed));
+
+    let (one, chain) = seq.batch(1).unwrap().unwrap();
+    assert_eq!(chain.status, BatchStatus::Sealed);
+    assert_eq!(one.new_root, seq.root().unwrap());
+    assert_eq!(
+        one.prev_root,
+        B256::from(stablelane_circuits::field::fr_to_be_bytes(
+            &stablelane_circuits::tree::empty_root()
+        ))
+    );
+    assert_eq!((one.deposits_consumed, one.transaction_count), (1, 1));
+    assert_eq!(
+        one.deposits_hash,
+        deposit_hash(B256::ZERO, alice.address(), TOKEN, 1_000)
+    );
+    // Three slots: alice, the recipient and the fee recipient; all new.
+    assert_eq!((one.new_slots, one.changed_slots), (3, 3));
+    let (withdrawals, rest) = decode_batch_data(&one.data).unwrap();
+    assert!(withdrawals.is_empty());
+    let body = BatchBody::decode(rest).unwrap();
+    assert_eq!(body.first_slot, 0);
+    assert_eq!(body.new_slots[0].owner, alice.address());
+    // Alice opens her own note with her viewing key; the leaf matches her receipt.
+    let vk = stablelane::signing::derive_viewing_key(&alice, &cfg.domain).unwrap();
+    assert_eq!(vk, stablelane::signing::viewing_key_from_signature(&vk_sig));
+    let leaf = body
+        .leaves
+        .iter()
+        .find(|l| l.slot == paid.receipt.slot.get())
+        .unwrap();
+    assert_eq!(leaf.leaf, paid.receipt.leaf);
+    assert_eq!(open_note(&vk, 1, leaf.slot, &leaf.note), (890, 1));
+    // The transaction's batch is found by its sequence number.
+    assert_eq!(
+        seq.batch_of_sequence(paid.receipt.sequence.get())
+            .unwrap()
+            .map(|(n, _)| n),
+        Some(1)
+    );
+
+    // Two withdrawals reach max_withdrawals: the writer seals batch 2 on its own.
+    for (nonce, amount) in [(1u64, 10u128), (2, 20)] {
+        let w = Withdrawal {
+            from: alice.address(),
+            recipient: Address::repeat_byte(0x99),
+            token: TOKEN,
+            amount: Amount(amount),
+            fee: Amount(10),
+            nonce: Nonce(nonce),
+            valid_until: u64::MAX,
+        };
+        seq.submit_withdrawal(sign(&alice, w, &cfg.domain).unwrap())
+            .await
+            .unwrap();
+    }
+    let note = batches.recv().await.unwrap();
+    assert_eq!(note.number, 2);
+    let (two, _) = seq.batch(2).unwrap().unwrap();
+    assert_eq!(two.prev_root, one.new_root);
+    assert_eq!(two.withdrawals.len(), 2);
+    assert_eq!(two.withdrawals[1].amount, Amount(20));
+    assert!(two.withdrawals[0].tx_hash.is_some());
+    assert_eq!(seq.read(|s| s.open_batch().records), 0);
+    // Unchanged slots are not repeated: alice and the fee recipient only.
+    assert_eq!((two.new_slots, two.changed_slots), (0, 2));
+    seq.shutdown().await;
+
+    // A store rebuilt from the journal yields the same batches byte for byte.
+    std::fs::remove_dir_all(&cfg.store_dir).unwrap();
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    assert_eq!(seq.batch(1).unwrap().unwrap().0, one);
+    assert_eq!(seq.batch(2).unwrap().unwrap().0, two);
+    assert!(seq.batch(3).unwrap().is_none());
     seq.shutdown().await;
 }

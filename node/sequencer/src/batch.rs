@@ -1,0 +1,181 @@
+//! Batches: what the sequencer seals (a journaled, deterministic boundary in the record
+//! sequence) and what the settler records about their life on-chain.
+//!
+//! A batch covers the records after the previous seal up to its own seal record. Sealing is
+//! a journal record, so replaying the journal yields the same batches with the same data
+//! byte for byte; the settler can always rebuild what it has to commit.
+
+use alloy::primitives::{keccak256, Bytes, B256};
+use serde::{Deserialize, Serialize};
+use stablelane::rpc::{BatchInfo, BatchStatus, BatchWithdrawal};
+use stablelane_contracts::batch_data::{Withdrawal, MAX_WITHDRAWALS_PER_BATCH};
+
+/// Deposits one batch may consume (the contract's `MAX_DEPOSITS_PER_BATCH`).
+pub const MAX_DEPOSITS_PER_BATCH: usize = 1024;
+
+/// When the writer seals a batch on its own (the settler adds the age limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Seal once this many leaves changed (bounds calldata and commit gas: about 60 bytes
+    /// per changed leaf).
+    pub max_changed_slots: usize,
+    /// Seal once this many withdrawals are waiting (at most the contract's 1,024).
+    pub max_withdrawals: usize,
+    /// Seal once this many deposits were consumed (at most the contract's 1,024).
+    pub max_deposits: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        Self {
+            max_changed_slots: 2_048,
+            max_withdrawals: MAX_WITHDRAWALS_PER_BATCH,
+            max_deposits: MAX_DEPOSITS_PER_BATCH,
+        }
+    }
+}
+
+impl BatchLimits {
+    /// These limits clamped to what the contract accepts.
+    pub fn clamped(self) -> Self {
+        Self {
+            max_changed_slots: self.max_changed_slots.max(1),
+            max_withdrawals: self.max_withdrawals.clamp(1, MAX_WITHDRAWALS_PER_BATCH),
+            max_deposits: self.max_deposits.clamp(1, MAX_DEPOSITS_PER_BATCH),
+        }
+    }
+}
+
+/// A sealed batch: the header fields the contract checks, its data, and the node's index
+/// of what it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedBatch {
+    /// Batch number.
+    pub number: u64,
+    /// Root before.
+    pub prev_root: B256,
+    /// Root after.
+    pub new_root: B256,
+    /// Deposits consumed after it.
+    pub deposits_consumed: u64,
+    /// Rolling deposit hash at `deposits_consumed`.
+    pub deposits_hash: B256,
+    /// Forced requests consumed after it.
+    pub forced_consumed: u64,
+    /// Rolling forced-request hash at `forced_consumed`.
+    pub forced_hash: B256,
+    /// First journal record it covers.
+    pub first_sequence: u64,
+    /// Its seal record.
+    pub last_sequence: u64,
+    /// Signed transactions in it.
+    pub transaction_count: u64,
+    /// Leaves changed.
+    pub changed_slots: u32,
+    /// Slots created.
+    pub new_slots: u32,
+    /// Withdrawals it pays out, in data order.
+    pub withdrawals: Vec<BatchWithdrawal>,
+    /// The batch data posted with the commit.
+    pub data: Bytes,
+}
+
+impl SealedBatch {
+    /// `keccak256(data)`.
+    pub fn data_hash(&self) -> B256 {
+        keccak256(&self.data)
+    }
+
+    /// The withdrawals as the contract sees them.
+    pub fn contract_withdrawals(&self) -> Vec<Withdrawal> {
+        self.withdrawals
+            .iter()
+            .map(|w| Withdrawal {
+                recipient: w.recipient,
+                token: w.token,
+                amount_base_units: w.amount.base_units(),
+            })
+            .collect()
+    }
+
+    /// The batch as `lane_getBatch` shows it, with what the settler knows.
+    pub fn info(&self, chain: &BatchChainState) -> BatchInfo {
+        BatchInfo {
+            number: self.number,
+            status: chain.status,
+            prev_root: self.prev_root,
+            new_root: self.new_root,
+            deposits_consumed: self.deposits_consumed,
+            forced_consumed: self.forced_consumed,
+            data_hash: self.data_hash(),
+            data_bytes: self.data.len() as u64,
+            first_sequence: self.first_sequence,
+            last_sequence: self.last_sequence,
+            transaction_count: self.transaction_count,
+            changed_slots: self.changed_slots,
+            new_slots: self.new_slots,
+            withdrawals: self.withdrawals.clone(),
+            l2_tx_hash: chain.l2_tx_hash,
+            l2_block: chain.l2_block,
+            claimable_at: chain.claimable_at,
+        }
+    }
+}
+
+/// A commit transaction sent and not yet seen included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InFlight {
+    /// The operator account's nonce it uses.
+    pub nonce: u64,
+    /// Every transaction sent with that nonce (replacements append), oldest first.
+    pub tx_hashes: Vec<B256>,
+    /// Fee cap of the latest.
+    pub max_fee_per_gas: u128,
+    /// Priority fee of the latest.
+    pub max_priority_fee_per_gas: u128,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Unix time the latest was sent.
+    pub sent_at_s: u64,
+}
+
+/// What the settler knows about a batch on-chain (kept in the store, reconciled with the
+/// contract after every restart).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchChainState {
+    /// Status.
+    pub status: BatchStatus,
+    /// The commit transaction once included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_tx_hash: Option<B256>,
+    /// Its block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_block: Option<u64>,
+    /// Unix time its withdrawals become claimable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimable_at: Option<u64>,
+    /// A commit sent and not yet included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
+}
+
+/// The settler's counters (shared through the [`Sequencer`](crate::Sequencer) handle so
+/// `/metrics` can show them).
+#[derive(Debug, Default)]
+pub struct SettlerMetrics {
+    /// Last batch the contract has committed, as last seen.
+    pub last_committed: std::sync::atomic::AtomicU64,
+    /// Last batch seen finalized.
+    pub last_finalized: std::sync::atomic::AtomicU64,
+    /// Commit transactions sent (replacements included).
+    pub commits_sent: std::sync::atomic::AtomicU64,
+    /// Replacements of a stuck commit with a higher fee.
+    pub replacements: std::sync::atomic::AtomicU64,
+    /// Commits refused by the contract (in simulation or mined and reverted).
+    pub commit_refusals: std::sync::atomic::AtomicU64,
+    /// Failed settler steps (L2 RPC errors and the like).
+    pub step_failures: std::sync::atomic::AtomicU64,
+}
