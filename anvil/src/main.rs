@@ -20,9 +20,10 @@ struct Args {
     /// Loopback port for anvil's JSON-RPC.
     #[arg(long, default_value_t = 8545, env = "STABLELANE_DEVNET_PORT")]
     port: u16,
-    /// Seconds between blocks (default: a block per transaction).
-    #[arg(long)]
-    block_time: Option<u64>,
+    /// Seconds between blocks; 0: a block per transaction only. Blocks keep coming like on a
+    /// real L2, so chain time moves and committed batches finalize.
+    #[arg(long, default_value_t = 1)]
+    block_time: u64,
     /// Dev accounts to create (owner, operator, then wallets).
     #[arg(long, default_value_t = 10)]
     accounts: usize,
@@ -79,7 +80,7 @@ async fn main() -> Result<()> {
 
     let options = DevnetOptions {
         port: args.port,
-        block_time_s: args.block_time,
+        block_time_s: (args.block_time > 0).then_some(args.block_time),
         accounts: args.accounts,
         deploy: DeployConfig {
             finalization_delay_s: args.finalization_delay,
@@ -103,7 +104,7 @@ async fn main() -> Result<()> {
         let process = stablelane_devnet::node::start(binary, &config, &log, &description)?;
         std::fs::write(&node_pid_file, process.pid().to_string())
             .wrap_err_with(|| format!("writing {}", node_pid_file.display()))?;
-        stablelane_devnet::node::demo(&description, &process)
+        stablelane_devnet::node::demo(&description, &process, binary)
             .await
             .wrap_err("the demo payment failed")?;
         description.node_rpc_url = Some(process.rpc_url.clone());

@@ -1,7 +1,8 @@
 //! The devnet's node and demo payment (`stablelane-devnet --node <stablelane binary>`):
 //! writes a node config for the fresh deployment, starts `stablelane node` with the
-//! operator's key, waits until it answers, then deposits on-chain, waits for the node to
-//! credit the deposit and pays a second dev wallet off-chain, printing each step.
+//! operator's key, waits until it answers, then runs the demo: an on-chain deposit credited
+//! by the node, an off-chain payment, and a withdrawal that a batch carries on-chain and the
+//! payee claims with the wallet CLI, printing each step.
 
 use std::{
     io::{BufRead, BufReader},
@@ -14,8 +15,8 @@ use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use eyre::{bail, eyre, Context as _, Result};
 use jsonrpsee::http_client::HttpClientBuilder;
 use stablelane::{
-    rpc::{LaneApiClient, TokenInfo as NodeToken},
-    Amount, Transfer,
+    rpc::{AdminApiClient, LaneApiClient, TokenInfo as NodeToken, TxStatus},
+    Amount, Transfer, Withdrawal,
 };
 use stablelane_contracts::{Settlement, TestStablecoin};
 
@@ -91,7 +92,8 @@ pub fn write_config(
         "# Written by stablelane-devnet for this devnet run; recreated every run.\n\
          data_dir = \"{data}\"\nchain_id = {chain_id}\nsettlement = \"{settlement}\"\n\n\
          [rpc]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\n\
-         [chain]\nl2_rpc_url = \"{l2}\"\nconfirmations = 1\npoll_interval_ms = 250\nstart_block = {start}\n",
+         [chain]\nl2_rpc_url = \"{l2}\"\nconfirmations = 1\npoll_interval_ms = 250\nstart_block = {start}\n\n\
+         [batch]\nmax_age_ms = 5000\nresend_after_s = 15\n",
         data = data_dir.display(),
         chain_id = description.chain_id,
         settlement = description.settlement,
@@ -175,9 +177,15 @@ pub fn wait_until_ready(child: &mut Child, timeout: Duration) -> Result<(String,
     }
 }
 
-/// The demo: dev wallet 0 deposits 100 USDC on-chain, the node credits it, and wallet 0
-/// pays 25 USDC to wallet 1 off-chain. Prints each step.
-pub async fn demo(description: &DevnetDescription, node: &NodeProcess) -> Result<()> {
+/// The demo: dev wallet 0 deposits 100 USDC on-chain, the node credits it, wallet 0 pays 25
+/// USDC to wallet 1 off-chain, wallet 1 withdraws 10 USDC, the batch carrying it is
+/// committed on-chain and finalized, and wallet 1 claims it with `binary wallet claim`.
+/// Prints each step.
+pub async fn demo(
+    description: &DevnetDescription,
+    node: &NodeProcess,
+    binary: &Path,
+) -> Result<()> {
     let (Some(alice_account), Some(bob_account)) = (
         description.dev_accounts.first(),
         description.dev_accounts.get(1),
@@ -278,6 +286,118 @@ pub async fn demo(description: &DevnetDescription, node: &NodeProcess) -> Result
         "demo: balances now {} USDC (payer) and {} USDC (payee)",
         receipt.receipt.balance.to_human(usdc.decimals),
         bob_balance.to_human(usdc.decimals)
+    );
+
+    // Wallet 1 withdraws to its own L2 address; a batch carries it on-chain.
+    let bob_key: PrivateKeySigner = bob_account.private_key.parse()?;
+    let withdrawal = Withdrawal {
+        from: bob,
+        recipient: bob,
+        token: usdc.address,
+        amount: Amount::from_human("10", usdc.decimals)?,
+        fee: usdc.minimum_fee,
+        nonce: client.get_account(bob, usdc.address, None).await?.nonce,
+        valid_until: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + 600,
+    };
+    let signed = stablelane::sign(&bob_key, withdrawal, &domain)?;
+    let receipt = client.send_withdrawal(signed).await?;
+    let tx = receipt.receipt.tx_hash;
+    println!("demo: {bob} withdraws 10 USDC to its L2 address: tx {tx}");
+    let admin = {
+        let mut headers = jsonrpsee::http_client::HeaderMap::new();
+        headers.insert(
+            "authorization",
+            format!("Bearer {}", node.admin_token)
+                .parse()
+                .map_err(|_| eyre!("admin token is not a header value"))?,
+        );
+        HttpClientBuilder::default()
+            .set_headers(headers)
+            .build(&node.admin_url)?
+    };
+    if let Some(n) = admin.seal_batch().await?.batch {
+        println!("demo: operator sealed batch {n} (admin_sealBatch)");
+    }
+    let bob_l2 = wallet_provider(&description.l2_rpc_url, std::slice::from_ref(&bob_key))?;
+    let delay = Settlement::new(description.settlement, bob_l2.clone())
+        .finalizationDelay()
+        .call()
+        .await?;
+    let started = Instant::now();
+    let mut shown = TxStatus::Accepted;
+    loop {
+        let info = client.get_transaction(tx).await?;
+        if info.status != shown {
+            shown = info.status;
+            match (info.status, info.batch) {
+                (TxStatus::Batched, Some(n)) => {
+                    println!("demo: in batch {n}; the settler commits it")
+                }
+                (TxStatus::Committed, Some(n)) => {
+                    let batch = client.get_batch(n).await?;
+                    println!(
+                        "demo: batch {n} committed on-chain in L2 tx {} (block {}), root {}; claimable after the {} s finalization delay",
+                        batch.l2_tx_hash.unwrap_or_default(),
+                        batch.l2_block.unwrap_or_default(),
+                        batch.new_root,
+                        delay
+                    );
+                }
+                (TxStatus::Finalized, Some(n)) => {
+                    println!(
+                        "demo: batch {n} finalized after {} s",
+                        started.elapsed().as_secs()
+                    );
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            bail!("the withdrawal's batch was not finalized within 90 s (status {:?}); see the node log", info.status);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let before = TestStablecoin::new(usdc.address, bob_l2.clone())
+        .balanceOf(bob)
+        .call()
+        .await?;
+    println!(
+        "demo: $ stablelane wallet claim {tx} --l2-rpc {}",
+        description.l2_rpc_url
+    );
+    let output = std::process::Command::new(binary)
+        .args([
+            "wallet",
+            "claim",
+            &tx.to_string(),
+            "--rpc",
+            &node.rpc_url,
+            "--l2-rpc",
+            &description.l2_rpc_url,
+        ])
+        .env("STABLELANE_PRIVATE_KEY", &bob_account.private_key)
+        .output()
+        .wrap_err_with(|| format!("running {} wallet claim", binary.display()))?;
+    if !output.status.success() {
+        bail!(
+            "wallet claim failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    print!("demo: {}", String::from_utf8_lossy(&output.stdout));
+    let after = TestStablecoin::new(usdc.address, bob_l2.clone())
+        .balanceOf(bob)
+        .call()
+        .await?;
+    println!(
+        "demo: {bob}'s on-chain USDC balance grew by {} USDC",
+        Amount(u128::try_from(after.saturating_sub(before)).unwrap_or(u128::MAX))
+            .to_human(usdc.decimals)
     );
     Ok(())
 }

@@ -122,6 +122,26 @@ enum WalletCommand {
     /// Prints a signed message without sending it.
     #[command(subcommand)]
     Sign(SignCommand),
+    /// Claims on the L2 the withdrawals of a finalized batch: one withdrawal by its
+    /// transaction hash, or with --batch all of a batch's withdrawals to the recipient.
+    /// The wallet's key pays the gas; the tokens go to the withdrawal's recipient.
+    Claim(ClaimArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClaimArgs {
+    /// The withdrawal's transaction hash.
+    #[arg(required_unless_present = "batch")]
+    tx_hash: Option<B256>,
+    /// Claim every withdrawal of this batch paying --recipient.
+    #[arg(long, conflicts_with = "tx_hash")]
+    batch: Option<u64>,
+    /// Recipient whose withdrawals to claim with --batch (default: the wallet's address).
+    #[arg(long, requires = "batch")]
+    recipient: Option<Address>,
+    /// The L2's JSON-RPC URL.
+    #[arg(long, env = "STABLELANE_L2_RPC_URL")]
+    l2_rpc: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -394,6 +414,7 @@ pub async fn run(args: WalletArgs) -> Result<()> {
             session.check(&info.receipt, *tx_hash)?;
             println!("{}", serde_json::to_string_pretty(&info)?);
         }
+        WalletCommand::Claim(c) => claim(&session, &args.key.signer()?, c).await?,
         WalletCommand::Sign(SignCommand::Transfer(t)) => {
             let signed = session.transfer(&args.key.signer()?, t).await?;
             println!("{}", serde_json::to_string_pretty(&signed)?);
@@ -402,6 +423,146 @@ pub async fn run(args: WalletArgs) -> Result<()> {
             let signed = session.withdrawal(&args.key.signer()?, w).await?;
             println!("{}", serde_json::to_string_pretty(&signed)?);
         }
+    }
+    Ok(())
+}
+
+/// Claims withdrawals on the L2 with proofs built from the node's copy of the batch, after
+/// checking it against the root the contract recorded.
+async fn claim(session: &Session, key: &PrivateKeySigner, args: &ClaimArgs) -> Result<()> {
+    use alloy::{
+        network::EthereumWallet,
+        providers::{Provider, ProviderBuilder},
+    };
+    use stablelane_contracts::{
+        batch_data::{withdrawal_proof, withdrawals_root},
+        Settlement,
+    };
+
+    let (number, wanted) = match (args.tx_hash, args.batch) {
+        (Some(hash), _) => {
+            let info = session
+                .client
+                .get_transaction(TxHash(hash))
+                .await
+                .map_err(rpc_error)?;
+            session.check(&info.receipt, hash)?;
+            let number = info.batch.ok_or_else(|| {
+                eyre!("transaction {hash} is not in a batch yet (status {:?}); try again after the next batch is finalized", info.status)
+            })?;
+            (number, Some(TxHash(hash)))
+        }
+        (None, Some(number)) => (number, None),
+        (None, None) => bail!("pass a withdrawal's transaction hash or --batch"),
+    };
+    let batch = session.client.get_batch(number).await.map_err(rpc_error)?;
+    let recipient = args.recipient.unwrap_or(key.address());
+    let chosen: Vec<_> = batch
+        .withdrawals
+        .iter()
+        .filter(|w| match wanted {
+            Some(hash) => w.tx_hash == Some(hash),
+            None => w.recipient == recipient,
+        })
+        .collect();
+    if chosen.is_empty() {
+        match wanted {
+            Some(hash) => {
+                bail!("batch {number} pays no withdrawal of transaction {hash} (is it a transfer?)")
+            }
+            None => bail!("batch {number} pays nothing to {recipient}"),
+        }
+    }
+    let list: Vec<stablelane_contracts::batch_data::Withdrawal> = batch
+        .withdrawals
+        .iter()
+        .map(|w| stablelane_contracts::batch_data::Withdrawal {
+            recipient: w.recipient,
+            token: w.token,
+            amount_base_units: w.amount.base_units(),
+        })
+        .collect();
+    let url = args
+        .l2_rpc
+        .parse()
+        .map_err(|e| eyre!("bad L2 RPC URL {}: {e}", args.l2_rpc))?;
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect_http(url);
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .wrap_err_with(|| format!("cannot reach the L2 at {}", args.l2_rpc))?;
+    if chain_id != session.info.chain_id {
+        bail!(
+            "the L2 at {} is chain {chain_id}, the node settles on chain {}",
+            args.l2_rpc,
+            session.info.chain_id
+        );
+    }
+    let settlement = Settlement::new(session.info.settlement, &provider);
+    let last = settlement.lastBatchNumber().call().await?;
+    if number > last {
+        bail!("batch {number} is not committed on-chain yet (the contract is at batch {last}); status {:?}", batch.status);
+    }
+    let committed = settlement.batch(number).call().await?;
+    if committed.withdrawalsRoot != withdrawals_root(&list) {
+        bail!("the node's withdrawal list of batch {number} does not match the root the contract recorded");
+    }
+    let now = now_s();
+    let claimable_at = committed
+        .committedAt
+        .saturating_add(settlement.finalizationDelay().call().await?);
+    for w in chosen {
+        let symbol = session
+            .info
+            .tokens
+            .iter()
+            .find(|t| t.address == w.token)
+            .map_or_else(
+                || w.token.to_string(),
+                |t| format!("{} {}", w.amount.to_human(t.decimals), t.symbol),
+            );
+        if settlement.isClaimed(number, w.index).call().await? {
+            println!(
+                "already claimed: {symbol} to {} (batch {number}, withdrawal {})",
+                w.recipient, w.index
+            );
+            continue;
+        }
+        if now < claimable_at {
+            bail!(
+                "batch {number} is not final yet: withdrawals are claimable from unix time {claimable_at} (in about {} s)",
+                claimable_at - now
+            );
+        }
+        let proof = withdrawal_proof(&list, w.index as usize)
+            .ok_or_else(|| eyre!("withdrawal {} out of range", w.index))?;
+        let pending = settlement
+            .claimWithdrawal(
+                number,
+                w.index,
+                w.recipient,
+                w.token,
+                w.amount.base_units(),
+                proof,
+            )
+            .send()
+            .await
+            .map_err(
+                |e| match e.as_decoded_interface_error::<Settlement::SettlementErrors>() {
+                    Some(decoded) => eyre!("the contract refuses the claim: {decoded:?}"),
+                    None => eyre!("sending the claim: {e}"),
+                },
+            )?;
+        let receipt = pending.get_receipt().await?;
+        if !receipt.status() {
+            bail!("claim transaction {} reverted", receipt.transaction_hash);
+        }
+        println!(
+            "claimed {symbol} to {} (batch {number}, withdrawal {}): {}",
+            w.recipient, w.index, receipt.transaction_hash
+        );
     }
     Ok(())
 }

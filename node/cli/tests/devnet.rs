@@ -1,6 +1,7 @@
 //! The main job's node half (`make devnet` runs the same functions): a fresh devnet, the node
-//! started from the config the devnet writes, the demo payment (on-chain deposit credited by
-//! the chain watcher, then an off-chain transfer), and the wallet CLI against that node.
+//! started from the config the devnet writes, the demo (on-chain deposit credited by the
+//! chain watcher, an off-chain transfer, a withdrawal committed in a batch, finalized and
+//! claimed with `stablelane wallet claim`), and the wallet CLI against that node.
 
 mod common;
 
@@ -13,6 +14,8 @@ use stablelane_devnet::{node, DeployConfig, Devnet, DevnetOptions};
 async fn devnet_node_credits_the_demo_deposit_and_pays() -> Result<()> {
     let devnet = Devnet::start(DevnetOptions {
         port: 0,
+        // As `make devnet`: a block every second, so chain time moves and batches finalize.
+        block_time_s: Some(1),
         deploy: DeployConfig::default(),
         ..DevnetOptions::default()
     })
@@ -26,7 +29,7 @@ async fn devnet_node_credits_the_demo_deposit_and_pays() -> Result<()> {
         &run_dir.path().join("node.log"),
         &description,
     )?;
-    node::demo(&description, &process).await?;
+    node::demo(&description, &process, &common::binary()).await?;
 
     let client = jsonrpsee::http_client::HttpClientBuilder::default().build(&process.rpc_url)?;
     let usdc = description
@@ -40,10 +43,18 @@ async fn devnet_node_credits_the_demo_deposit_and_pays() -> Result<()> {
         client.get_account(payer, usdc, None).await?.balance,
         stablelane::Amount(74_990_000)
     );
+    // 25 received, 10 withdrawn with a 0.01 fee.
     assert_eq!(
         client.get_account(payee, usdc, None).await?.balance,
-        stablelane::Amount(25_000_000)
+        stablelane::Amount(14_990_000)
     );
+    // The withdrawal's batch is committed with the node's root and its withdrawal claimed.
+    let batch = client.get_batch(1).await?;
+    assert_eq!(batch.status, stablelane::rpc::BatchStatus::Finalized);
+    let settlement =
+        stablelane_contracts::Settlement::new(description.settlement, devnet.provider().clone());
+    assert_eq!(settlement.stateRoot().call().await?, batch.new_root);
+    assert!(settlement.isClaimed(1, 0).call().await?);
 
     // The wallet CLI against the devnet's node.
     let (ok, out, err) = common::run_cli(
