@@ -140,9 +140,7 @@ async fn main() -> Result<()> {
             "  node admin    {admin}  (bearer token in {})",
             out.display()
         );
-        println!(
-            "  not built yet: the settler (batches are not committed, withdrawals not claimable)"
-        );
+        println!("  batches       sealed after 5 s or on admin_sealBatch, committed by the node's settler");
     }
     println!("  owner         {}", description.owner.address);
     println!("  operator      {}", description.operator.address);
