@@ -657,3 +657,37 @@ impl Drop for Proxy {
         self.task.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_reorged_out_is_committed_again() -> Result<()> {
+    let node = Node::start().await?;
+    let l2 = node.devnet.rpc_url();
+    let watcher = node.watcher(&l2)?;
+    let settler = node.settler(&l2, Duration::from_secs(60))?;
+    node.deposit(0, 5_000_000).await?;
+    watcher.step().await?;
+    node.transfer(0, node.wallets[1].address(), 1_000_000)
+        .await?;
+    assert_eq!(node.sequencer.seal_batch().await?, Some(1));
+
+    // The deposit stays; the commit's block is reorged away.
+    let snapshot = node.provider().anvil_snapshot().await?;
+    step_until_committed(&settler, 1).await?;
+    assert_eq!(node.settlement().lastBatchNumber().call().await?, 1);
+    ensure!(
+        node.provider().anvil_revert(snapshot).await?,
+        "revert failed"
+    );
+    assert_eq!(node.settlement().lastBatchNumber().call().await?, 0);
+
+    // The settler notices, marks batch 1 sealed again and commits it once more.
+    assert_eq!(step_until_committed(&settler, 1).await?, vec![1]);
+    assert_eq!(node.committed_events().await?, vec![1]);
+    assert_eq!(
+        node.settlement().stateRoot().call().await?,
+        node.sequencer.root()?
+    );
+    let (_, chain) = node.sequencer.batch(1)?.ok_or_else(|| eyre!("no batch"))?;
+    assert_eq!(chain.status, BatchStatus::Committed);
+    Ok(())
+}
