@@ -5,8 +5,10 @@
 //! stablelane journal verify --config node.toml  # offline replay check of a data directory
 //! stablelane config example                   # the documented example configuration
 //! stablelane wallet transfer --to 0x… --amount 1.25 --token USDC
+//! stablelane bench --admin http://127.0.0.1:8646 --transfers 100000   # load generator
 //! ```
 
+mod bench;
 mod config;
 mod node;
 mod wallet;
@@ -46,6 +48,9 @@ enum Command {
     Config(ConfigCommand),
     /// A wallet for a node's JSON-RPC API.
     Wallet(wallet::WalletArgs),
+    /// Load generator: funds accounts, pre-signs transfers, sends them, reports throughput
+    /// and latency.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +104,10 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         Command::Wallet(args) => {
             init_tracing("warn");
             wallet::run(args).await
+        }
+        Command::Bench(args) => {
+            init_tracing("warn");
+            bench::run(args).await
         }
     }
 }

@@ -1,0 +1,577 @@
+//! `stablelane bench`: a load generator for any node.
+//!
+//! 1. Derives `--accounts` keys from `--seed` (deterministic: a rerun reuses the accounts)
+//!    and funds each one, either through `admin_devDeposit` (a node started with
+//!    `[dev] deposits = true`) or not at all (`--no-fund`: the accounts were funded before,
+//!    e.g. on-chain).
+//! 2. Pre-signs `--transfers` transfers, round-robin over the accounts, each to the next
+//!    account, with consecutive nonces per sender (in parallel, before the clock starts).
+//! 3. Sends them over HTTP (one call per request, or JSON-RPC batches of `--batch`) or
+//!    WebSocket, from `--concurrency` workers. Each worker owns a set of senders, so every
+//!    sender's nonces arrive in order. `--rate` paces the offered load (open loop) to
+//!    measure latency at a given throughput; without it, workers send as fast as the node
+//!    answers (closed loop).
+//! 4. Prints progress every second, then throughput, acknowledgement latency p50/p90/p99/max,
+//!    errors by code, and the node's own counters from `/metrics` when `--admin` is given.
+//!
+//! Every acknowledgement is a durable one: the node answers after the journal's fsync.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use alloy::{primitives::keccak256, signers::local::PrivateKeySigner};
+use clap::{Args, ValueEnum};
+use eyre::{bail, eyre, Context as _, Result};
+use jsonrpsee::{
+    core::{client::ClientT, params::BatchRequestBuilder},
+    http_client::{HeaderMap, HttpClient, HttpClientBuilder},
+    ws_client::WsClientBuilder,
+};
+use stablelane::{
+    domain,
+    rpc::{method, AdminApiClient, LaneApiClient},
+    sign, Amount, Nonce, Signed, Transfer,
+};
+
+/// How transfers travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// HTTP, one connection per worker.
+    Http,
+    /// WebSocket, one connection per worker.
+    Ws,
+}
+
+/// `stablelane bench …`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The node's JSON-RPC URL (http://…; ws://… is derived for --transport ws).
+    #[arg(
+        long,
+        env = "STABLELANE_RPC_URL",
+        default_value = "http://127.0.0.1:8645"
+    )]
+    rpc: String,
+    /// The node's admin URL, for funding with admin_devDeposit and reading /metrics.
+    #[arg(long, env = "STABLELANE_ADMIN_URL")]
+    admin: Option<String>,
+    /// Admin bearer token.
+    #[arg(long, env = "STABLELANE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Accounts sending and receiving.
+    #[arg(long, default_value_t = 1_000)]
+    accounts: usize,
+    /// Transfers to send.
+    #[arg(long, default_value_t = 100_000)]
+    transfers: usize,
+    /// Concurrent workers (connections).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Transfers per HTTP JSON-RPC batch request (1: one call per request).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Transport.
+    #[arg(long, value_enum, default_value_t = Transport::Http)]
+    transport: Transport,
+    /// Offered load in transfers per second (open loop); default: as fast as answered.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Token symbol or address (default: the node's first token).
+    #[arg(long)]
+    token: Option<String>,
+    /// Seed the account keys are derived from.
+    #[arg(long, default_value = "stablelane-bench")]
+    seed: String,
+    /// Do not fund the accounts (they already hold enough).
+    #[arg(long)]
+    no_fund: bool,
+}
+
+/// One worker's share: transfers in the order it sends them.
+type Share = Vec<Signed<Transfer>>;
+
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    failed: AtomicU64,
+    latencies_us: Mutex<Vec<u32>>,
+    errors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Tally {
+    fn error(&self, key: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut errors) = self.errors.lock() {
+            *errors.entry(key).or_default() += 1;
+        }
+    }
+}
+
+fn error_key(e: &jsonrpsee::core::client::Error) -> String {
+    match e {
+        jsonrpsee::core::client::Error::Call(obj) => format!("code {}", obj.code()),
+        other => {
+            let text = other.to_string();
+            text.chars().take(60).collect()
+        }
+    }
+}
+
+fn derive_keys(seed: &str, n: usize) -> Result<Vec<PrivateKeySigner>> {
+    (0..n)
+        .map(|i| {
+            let mut material = seed.as_bytes().to_vec();
+            material.extend_from_slice(&(i as u64).to_be_bytes());
+            PrivateKeySigner::from_bytes(&keccak256(&material))
+                .map_err(|e| eyre!("deriving key {i}: {e}"))
+        })
+        .collect()
+}
+
+fn admin_client(url: &str, token: Option<&str>) -> Result<HttpClient> {
+    let mut headers = HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            "authorization",
+            format!("Bearer {token}")
+                .parse()
+                .map_err(|_| eyre!("the admin token is not a valid header value"))?,
+        );
+    }
+    Ok(HttpClientBuilder::default()
+        .set_headers(headers)
+        .build(url)?)
+}
+
+/// Runs the benchmark.
+pub async fn run(args: BenchArgs) -> Result<()> {
+    if args.accounts < 2 || args.transfers == 0 || args.concurrency == 0 || args.batch == 0 {
+        bail!("--accounts must be at least 2; --transfers, --concurrency and --batch positive");
+    }
+    if args.transport == Transport::Ws && args.batch > 1 {
+        bail!("--batch applies to --transport http");
+    }
+    if args.batch > args.accounts / args.concurrency.min(args.accounts) {
+        bail!("--batch must not exceed accounts per worker (--accounts / --concurrency): a batch must not hold two transfers of one sender");
+    }
+    let client = HttpClientBuilder::default()
+        .max_request_size(64 * 1024 * 1024)
+        .build(&args.rpc)?;
+    let info = client
+        .chain_info()
+        .await
+        .wrap_err_with(|| format!("cannot reach the node at {}", args.rpc))?;
+    let token = match &args.token {
+        Some(t) => info.token(t).ok_or_else(|| eyre!("unknown token {t}"))?,
+        None => info
+            .tokens
+            .first()
+            .ok_or_else(|| eyre!("the node has no token"))?,
+    }
+    .clone();
+    let fee = client.estimate_fee(token.address).await?.fee;
+    let domain = domain(info.chain_id, info.settlement);
+    let keys = derive_keys(&args.seed, args.accounts)?;
+    let per_sender = args.transfers.div_ceil(args.accounts) as u128;
+    let amount = Amount(1);
+
+    // Fund.
+    let admin = match &args.admin {
+        Some(url) => Some(admin_client(url, args.admin_token.as_deref())?),
+        None => None,
+    };
+    if !args.no_fund {
+        let Some(admin) = &admin else {
+            bail!("funding needs --admin (a node with [dev] deposits = true), or pass --no-fund");
+        };
+        let need = Amount(per_sender * (amount.base_units() + fee.base_units()));
+        let started = Instant::now();
+        eprintln!(
+            "funding {} accounts with {} base units each (admin_devDeposit)…",
+            keys.len(),
+            need
+        );
+        for (i, key) in keys.iter().enumerate() {
+            admin
+                .dev_deposit(key.address(), token.address, need)
+                .await
+                .map_err(|e| eyre!("admin_devDeposit: {e} (is [dev] deposits = true?)"))?;
+            if (i + 1) % 1_000 == 0 {
+                eprintln!("  funded {}/{}", i + 1, keys.len());
+            }
+        }
+        eprintln!("funded in {:.1} s", started.elapsed().as_secs_f64());
+    }
+
+    // Current nonces, then pre-sign in parallel.
+    let mut nonces = Vec::with_capacity(keys.len());
+    for key in &keys {
+        nonces.push(
+            client
+                .get_account(key.address(), token.address, None)
+                .await?
+                .nonce,
+        );
+    }
+    let started = Instant::now();
+    let workers = args.concurrency.min(args.accounts);
+    let keys = Arc::new(keys);
+    let nonces = Arc::new(nonces);
+    let mut signers = Vec::new();
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    for t in 0..threads {
+        let (keys, nonces, domain) = (keys.clone(), nonces.clone(), domain.clone());
+        let (transfers, accounts, token) = (args.transfers, args.accounts, token.address);
+        signers.push(std::thread::spawn(
+            move || -> Result<Vec<(usize, Signed<Transfer>)>> {
+                let mut out = Vec::new();
+                for i in (t..transfers).step_by(threads) {
+                    let sender = i % accounts;
+                    let round = (i / accounts) as u64;
+                    let key = &keys[sender];
+                    let to = keys[(sender + 1) % accounts].address();
+                    let message = Transfer {
+                        from: key.address(),
+                        to,
+                        token,
+                        amount,
+                        fee,
+                        nonce: Nonce(nonces[sender].get() + round),
+                        valid_until: u64::MAX,
+                    };
+                    out.push((i, sign(key, message, &domain)?));
+                }
+                Ok(out)
+            },
+        ));
+    }
+    let mut signed: Vec<Option<Signed<Transfer>>> = vec![None; args.transfers];
+    for handle in signers {
+        for (i, tx) in handle
+            .join()
+            .map_err(|_| eyre!("signing thread panicked"))??
+        {
+            signed[i] = Some(tx);
+        }
+    }
+    // Worker w owns senders s with s % workers == w, and sends their transfers in index
+    // order (so each sender's nonces in order).
+    let mut shares: Vec<Share> = vec![Vec::new(); workers];
+    for (i, tx) in signed.into_iter().enumerate() {
+        let tx = tx.ok_or_else(|| eyre!("transfer {i} not signed"))?;
+        shares[(i % args.accounts) % workers].push(tx);
+    }
+    eprintln!(
+        "signed {} transfers over {} accounts in {:.1} s; sending over {:?} with {} workers{}{}",
+        args.transfers,
+        args.accounts,
+        started.elapsed().as_secs_f64(),
+        args.transport,
+        workers,
+        if args.batch > 1 {
+            format!(", batches of {}", args.batch)
+        } else {
+            String::new()
+        },
+        args.rate
+            .map_or(String::new(), |r| format!(", offered {r} transfers/s"))
+    );
+
+    let before = match &admin {
+        Some(_) => scrape(&args).await.ok(),
+        None => None,
+    };
+    let tally = Arc::new(Tally::default());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for share in shares {
+        let tally = tally.clone();
+        let args_rpc = args.rpc.clone();
+        let (transport, batch) = (args.transport, args.batch);
+        let per_worker_rate = args.rate.map(|r| r as f64 / workers as f64);
+        tasks.push(tokio::spawn(async move {
+            worker(share, &args_rpc, transport, batch, per_worker_rate, &tally).await
+        }));
+    }
+    let progress = {
+        let tally = tally.clone();
+        let total = args.transfers as u64;
+        tokio::spawn(async move {
+            let mut last = 0u64;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let acked = tally.acked.load(Ordering::Relaxed);
+                let failed = tally.failed.load(Ordering::Relaxed);
+                eprintln!(
+                    "  {:>6.1} s  acked {acked:>9}/{total}  {:>7} /s  errors {failed}",
+                    started.elapsed().as_secs_f64(),
+                    acked - last
+                );
+                last = acked;
+            }
+        })
+    };
+    for task in tasks {
+        task.await.map_err(|e| eyre!("worker: {e}"))??;
+    }
+    progress.abort();
+    let elapsed = started.elapsed();
+
+    let acked = tally.acked.load(Ordering::Relaxed);
+    let failed = tally.failed.load(Ordering::Relaxed);
+    let mut latencies = tally
+        .latencies_us
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(latencies[i]) / 1_000.0
+    };
+    println!(
+        "transfers      {} sent, {acked} acknowledged, {failed} failed",
+        tally.sent.load(Ordering::Relaxed)
+    );
+    println!(
+        "throughput     {:.0} acknowledged transfers/s over {:.2} s",
+        acked as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "latency (ms)   p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  (per request{})",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        latencies.last().map_or(0.0, |l| f64::from(*l) / 1_000.0),
+        if args.batch > 1 {
+            "; a batch is one request"
+        } else {
+            ""
+        }
+    );
+    if let Ok(errors) = tally.errors.lock() {
+        for (key, n) in errors.iter() {
+            println!("error          {key}: {n}");
+        }
+    }
+    if let (Some(admin), Some(before)) = (&admin, before) {
+        let after = scrape(&args).await?;
+        for name in [
+            "stablelane_transactions_accepted_total{kind=\"transfer\"}",
+            "stablelane_sequencer_groups_total",
+            "stablelane_journal_records_total",
+            "stablelane_intake_busy_total",
+        ] {
+            let delta =
+                after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0);
+            println!("node           {name} +{delta}");
+        }
+        let records = after
+            .get("stablelane_journal_records_total")
+            .copied()
+            .unwrap_or(0.0)
+            - before
+                .get("stablelane_journal_records_total")
+                .copied()
+                .unwrap_or(0.0);
+        let groups = after
+            .get("stablelane_sequencer_groups_total")
+            .copied()
+            .unwrap_or(0.0)
+            - before
+                .get("stablelane_sequencer_groups_total")
+                .copied()
+                .unwrap_or(0.0);
+        if groups > 0.0 {
+            println!(
+                "node           {:.1} records per fsync group",
+                records / groups
+            );
+        }
+        let status = admin.status().await?;
+        println!(
+            "node           last sequence {}, slots {}, batches sealed {}",
+            status.last_sequence, status.slot_count, status.batches.sealed
+        );
+    }
+    if failed > 0 {
+        bail!("{failed} transfers failed");
+    }
+    Ok(())
+}
+
+/// The node's Prometheus counters (unlabelled and labelled names as written).
+async fn scrape(args: &BenchArgs) -> Result<BTreeMap<String, f64>> {
+    let url = format!(
+        "{}/metrics",
+        args.admin
+            .as_deref()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+    );
+    let mut request = reqwest_lite(&url, args.admin_token.as_deref())?;
+    let text = request.send().await?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect())
+}
+
+/// A tiny GET over HTTP/1.1 (the CLI has no HTTP client of its own besides jsonrpsee's).
+struct Get {
+    host: String,
+    path: String,
+    token: Option<String>,
+}
+
+fn reqwest_lite(url: &str, token: Option<&str>) -> Result<Get> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| eyre!("--admin must be an http:// URL"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    Ok(Get {
+        host: host.to_owned(),
+        path: format!("/{path}"),
+        token: token.map(str::to_owned),
+    })
+}
+
+impl Get {
+    async fn send(&mut self) -> Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&self.host).await?;
+        let auth = self
+            .token
+            .as_ref()
+            .map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+            self.path, self.host
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| eyre!("bad HTTP response"))?;
+        if !head.starts_with("HTTP/1.1 200") {
+            bail!(
+                "GET {}: {}",
+                self.path,
+                head.lines().next().unwrap_or_default()
+            );
+        }
+        Ok(body.to_owned())
+    }
+}
+
+async fn worker(
+    share: Share,
+    rpc: &str,
+    transport: Transport,
+    batch: usize,
+    rate: Option<f64>,
+    tally: &Tally,
+) -> Result<()> {
+    let interval = rate.map(|r| Duration::from_secs_f64(batch as f64 / r.max(0.001)));
+    let mut next = Instant::now();
+    let pace = |next: &mut Instant| {
+        let wait = interval.map(|i| {
+            *next += i;
+            next.saturating_duration_since(Instant::now())
+        });
+        async move {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
+    match transport {
+        Transport::Ws => {
+            let url = rpc
+                .replacen("http://", "ws://", 1)
+                .replacen("https://", "wss://", 1);
+            let client = WsClientBuilder::default().build(&url).await?;
+            for tx in share {
+                pace(&mut next).await;
+                let t = Instant::now();
+                tally.sent.fetch_add(1, Ordering::Relaxed);
+                match client.send_transfer(tx).await {
+                    Ok(_) => record(tally, t, 1),
+                    Err(e) => tally.error(error_key(&e)),
+                }
+            }
+        }
+        Transport::Http if batch == 1 => {
+            let client = HttpClientBuilder::default().build(rpc)?;
+            for tx in share {
+                pace(&mut next).await;
+                let t = Instant::now();
+                tally.sent.fetch_add(1, Ordering::Relaxed);
+                match client.send_transfer(tx).await {
+                    Ok(_) => record(tally, t, 1),
+                    Err(e) => tally.error(error_key(&e)),
+                }
+            }
+        }
+        Transport::Http => {
+            let client = HttpClientBuilder::default()
+                .max_request_size(64 * 1024 * 1024)
+                .max_response_size(64 * 1024 * 1024)
+                .build(rpc)?;
+            // A batch must not hold two transfers of one sender (their order in a batch is
+            // not guaranteed): the share is ordered round-robin over its senders, so chunks
+            // no larger than the number of senders are safe.
+            for chunk in share.chunks(batch) {
+                pace(&mut next).await;
+                let mut request = BatchRequestBuilder::new();
+                for tx in chunk {
+                    request.insert(method::SEND_TRANSFER, [tx])?;
+                }
+                let t = Instant::now();
+                tally.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                match client.batch_request::<serde_json::Value>(request).await {
+                    Ok(response) => {
+                        let mut ok = 0;
+                        for entry in response.into_iter() {
+                            match entry {
+                                Ok(_) => ok += 1,
+                                Err(e) => tally.error(format!("code {}", e.code())),
+                            }
+                        }
+                        record(tally, t, ok);
+                    }
+                    Err(e) => {
+                        for _ in chunk {
+                            tally.error(error_key(&e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn record(tally: &Tally, started: Instant, acked: u64) {
+    tally.acked.fetch_add(acked, Ordering::Relaxed);
+    let us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+    if let Ok(mut l) = tally.latencies_us.lock() {
+        l.push(us);
+    }
+}
