@@ -674,12 +674,47 @@ struct Writer {
     limits: BatchLimits,
 }
 
+/// Groups applied and submitted to the journal but not yet answered, at most: the applier
+/// runs this far ahead of the journal's fsync (pipelining), then waits.
+const PIPELINE_DEPTH: usize = 4;
+
 /// One accepted record waiting for its group's sync (a seal the writer decided on its own
 /// has no one to answer).
 struct Pending {
     ticket: stablelane_storage::AppendTicket,
     reply: Option<Reply>,
     applied: Applied,
+}
+
+/// A group on its way from the applier to the completer.
+struct Committing {
+    pending: Vec<Pending>,
+    /// Repeats of transactions still in flight: answered with the original receipt once
+    /// this group (and so every earlier one) is durable.
+    followers: Vec<(Reply, Receipt)>,
+    /// The store update of this group, with slots as they were right after it.
+    update: StoreUpdate,
+}
+
+/// What the applier and the completer share.
+struct Shared {
+    /// Receipts applied but not yet in the store (for idempotent repeats).
+    in_flight: Mutex<HashMap<TxHash, Receipt>>,
+    /// Why the sequencer stopped, once it did.
+    failed: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn failed(&self) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn fail(&self, reason: String) {
+        error!(target: "sequencer", %reason, "sequencer stopping");
+        if let Ok(mut f) = self.failed.lock() {
+            f.get_or_insert(reason);
+        }
+    }
 }
 
 fn write_state(state: &Arc<RwLock<State>>) -> std::sync::RwLockWriteGuard<'_, State> {
@@ -689,9 +724,25 @@ fn write_state(state: &Arc<RwLock<State>>) -> std::sync::RwLockWriteGuard<'_, St
     }
 }
 
-/// The single writer: apply a group, journal it, wait for one fsync, index it, answer.
+/// The single writer, in two pipelined stages. The applier takes a group, applies it under
+/// the state lock, submits its records to the journal and hands it to the completer, then
+/// goes on with the next group while the journal syncs. The completer, in group order,
+/// waits for the group's fsync, indexes it in the store, and only then answers and
+/// publishes: nothing is acknowledged before it is durable.
 async fn writer(mut w: Writer) {
-    let mut failed: Option<String> = None;
+    let shared = Arc::new(Shared {
+        in_flight: Mutex::new(HashMap::new()),
+        failed: Mutex::new(None),
+    });
+    let (to_completer, from_applier) = mpsc::channel::<Committing>(PIPELINE_DEPTH);
+    let completer = tokio::spawn(complete(
+        from_applier,
+        w.store.clone(),
+        w.events.clone(),
+        w.batch_events.clone(),
+        w.counters.clone(),
+        shared.clone(),
+    ));
     while let Some(first) = w.rx.recv().await {
         let mut group = vec![first];
         while group.len() < w.group_max {
@@ -700,94 +751,29 @@ async fn writer(mut w: Writer) {
                 Err(_) => break,
             }
         }
-        if let Some(reason) = &failed {
+        if let Some(reason) = shared.failed() {
             for (_, reply) in group {
                 let _ = reply.send(Err(SubmitError::Stopped(reason.clone())));
             }
             continue;
         }
-        let pending = apply_group(&mut w, group, &mut failed);
-        // Answer only once the group is durable.
-        let mut durable = Vec::with_capacity(pending.len());
-        for p in pending {
-            match p.ticket.await {
-                Ok(_) => durable.push((p.reply, p.applied)),
-                Err(e) => {
-                    let reason = format!("journal sync failed: {e}");
-                    error!(target: "sequencer", %reason, "sequencer stopping");
-                    failed.get_or_insert_with(|| reason.clone());
-                    if let Some(reply) = p.reply {
-                        let _ = reply.send(Err(SubmitError::Stopped(reason)));
-                    }
-                }
-            }
-        }
-        w.counters.groups.fetch_add(1, Ordering::Relaxed);
+        let committing = apply_group(&mut w, group, &shared);
         if let Ok(mut m) = w.counters.journal.lock() {
             *m = w.journal.metrics();
         }
-        if durable.is_empty() {
+        if committing.pending.is_empty() && committing.followers.is_empty() {
             continue;
         }
-        // Index before answering, so a repeat of an acknowledged transaction finds it.
-        let update = {
-            let st = match w.state.read() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let changed: BTreeSet<SlotIndex> = durable
-                .iter()
-                .flat_map(|(_, a)| a.effects.changed.iter().copied())
-                .collect();
-            StoreUpdate {
-                receipts: durable
-                    .iter()
-                    .filter_map(|(_, a)| a.receipt.clone())
-                    .collect(),
-                slots: changed
-                    .into_iter()
-                    .filter_map(|i| st.ledger().slot(i).map(|s| (i, s.clone())))
-                    .collect(),
-                batches: durable
-                    .iter()
-                    .filter_map(|(_, a)| a.sealed.as_deref().cloned())
-                    .collect(),
-                applied_seq: st.last_seq().get(),
-            }
-        };
-        if let Err(e) = w.store.write(&update) {
-            // The journal has the group: acknowledge it, but stop; a restart catches the
-            // store up from the journal.
-            let reason = format!("store write failed: {e}");
-            error!(target: "sequencer", %reason, "sequencer stopping");
-            failed.get_or_insert(reason);
-        }
-        for batch in &update.batches {
-            info!(target: "sequencer", batch = batch.number, transactions = batch.transaction_count, changed_slots = batch.changed_slots, withdrawals = batch.withdrawals.len(), data_bytes = batch.data.len(), root = %batch.new_root, "batch sealed");
-            let _ = w.batch_events.send(BatchNotification {
-                number: batch.number,
-                status: BatchStatus::Sealed,
-                new_root: batch.new_root,
-                l2_tx_hash: None,
-            });
-        }
-        for (reply, applied) in durable {
-            if let Some(receipt) = &applied.receipt {
-                // No subscriber is fine.
-                let _ = w.events.send(Event {
-                    receipt: receipt.clone(),
-                    counterparty: applied.counterparty,
-                });
-            }
-            if let Some(reply) = reply {
-                let _ = reply.send(Ok(Done {
-                    sealed: applied.sealed.as_ref().map(|b| b.number),
-                    receipt: applied.receipt,
-                }));
-            }
+        if to_completer.send(committing).await.is_err() {
+            shared.fail("the completer ended".into());
         }
     }
-    if failed.is_none() {
+    drop(to_completer);
+    let _ = completer.await;
+    if let Ok(mut m) = w.counters.journal.lock() {
+        *m = w.journal.metrics();
+    }
+    if shared.failed().is_none() {
         let checkpoint = {
             let mut st = write_state(&w.state);
             st.root().map(|root| Checkpoint {
@@ -809,15 +795,95 @@ async fn writer(mut w: Writer) {
     }
 }
 
+/// The completer: per group, in order, wait for durability, index, answer, publish.
+async fn complete(
+    mut rx: mpsc::Receiver<Committing>,
+    store: Arc<Store>,
+    events: broadcast::Sender<Event>,
+    batch_events: broadcast::Sender<BatchNotification>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+) {
+    while let Some(group) = rx.recv().await {
+        let mut durable = Vec::with_capacity(group.pending.len());
+        let mut lost = false;
+        for p in group.pending {
+            match p.ticket.await {
+                Ok(_) => durable.push((p.reply, p.applied)),
+                Err(e) => {
+                    let reason = format!("journal sync failed: {e}");
+                    shared.fail(reason.clone());
+                    lost = true;
+                    if let Some(reply) = p.reply {
+                        let _ = reply.send(Err(SubmitError::Stopped(reason)));
+                    }
+                }
+            }
+        }
+        counters.groups.fetch_add(1, Ordering::Relaxed);
+        if lost {
+            // Some records of the group are not durable: the store must not claim them,
+            // and repeats cannot be answered. A restart replays the durable journal.
+            let reason = shared.failed().unwrap_or_default();
+            for (reply, _) in durable {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(SubmitError::Stopped(reason.clone())));
+                }
+            }
+            for (reply, _) in group.followers {
+                let _ = reply.send(Err(SubmitError::Stopped(reason.clone())));
+            }
+            continue;
+        }
+        // Index before answering, so a repeat of an acknowledged transaction finds it.
+        if let Err(e) = store.write(&group.update) {
+            // The journal has the group: acknowledge it, but stop; a restart catches the
+            // store up from the journal.
+            shared.fail(format!("store write failed: {e}"));
+        }
+        if let Ok(mut in_flight) = shared.in_flight.lock() {
+            for receipt in &group.update.receipts {
+                in_flight.remove(&receipt.tx_hash);
+            }
+        }
+        for batch in &group.update.batches {
+            info!(target: "sequencer", batch = batch.number, transactions = batch.transaction_count, changed_slots = batch.changed_slots, withdrawals = batch.withdrawals.len(), data_bytes = batch.data.len(), root = %batch.new_root, "batch sealed");
+            let _ = batch_events.send(BatchNotification {
+                number: batch.number,
+                status: BatchStatus::Sealed,
+                new_root: batch.new_root,
+                l2_tx_hash: None,
+            });
+        }
+        for (reply, applied) in durable {
+            if let Some(receipt) = &applied.receipt {
+                // No subscriber is fine.
+                let _ = events.send(Event {
+                    receipt: receipt.clone(),
+                    counterparty: applied.counterparty,
+                });
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(Done {
+                    sealed: applied.sealed.as_ref().map(|b| b.number),
+                    receipt: applied.receipt,
+                }));
+            }
+        }
+        for (reply, receipt) in group.followers {
+            let _ = reply.send(Ok(Done {
+                receipt: Some(receipt),
+                sealed: None,
+            }));
+        }
+    }
+}
+
 /// Applies a group under the state lock and submits the accepted records to the journal.
-fn apply_group(
-    w: &mut Writer,
-    group: Vec<(Submission, Reply)>,
-    failed: &mut Option<String>,
-) -> Vec<Pending> {
+fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared) -> Committing {
     let mut pending = Vec::with_capacity(group.len());
-    // Receipts of this group, not yet in the store, for repeats within the group.
-    let mut in_group: HashMap<TxHash, Receipt> = HashMap::new();
+    let mut followers = Vec::new();
+    let mut failed = shared.failed();
     let mut st = write_state(&w.state);
     let now = now_s();
     for (submission, reply) in group {
@@ -838,11 +904,16 @@ fn apply_group(
             _ => None,
         };
         if let Some(hash) = hash {
-            let known = match in_group.get(&hash) {
-                Some(r) => Ok(Some(r.clone())),
-                None => w.store.receipt(&hash),
-            };
-            match known {
+            let in_flight = shared
+                .in_flight
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&hash).cloned());
+            if let Some(receipt) = in_flight {
+                followers.push((reply, receipt));
+                continue;
+            }
+            match w.store.receipt(&hash) {
                 Ok(Some(receipt)) => {
                     let _ = reply.send(Ok(Done {
                         receipt: Some(receipt),
@@ -889,14 +960,16 @@ fn apply_group(
             record,
             Some(reply),
             &mut pending,
-            failed,
+            &mut failed,
         );
         if !accepted {
             continue;
         }
         if let Some(p) = pending.last() {
             if let (Some(hash), Some(receipt)) = (p.applied.tx_hash, &p.applied.receipt) {
-                in_group.insert(hash, receipt.clone());
+                if let Ok(mut in_flight) = shared.in_flight.lock() {
+                    in_flight.insert(hash, receipt.clone());
+                }
             }
         }
         if !sealing && st.open_batch_full(&w.limits) {
@@ -907,11 +980,39 @@ fn apply_group(
                 JournalRecord::SealBatch { number },
                 None,
                 &mut pending,
-                failed,
+                &mut failed,
             );
         }
     }
-    pending
+    if let Some(reason) = failed {
+        shared.fail(reason);
+    }
+    // The store update as of right after this group (later groups may change the same
+    // slots before this one is durable).
+    let changed: BTreeSet<SlotIndex> = pending
+        .iter()
+        .flat_map(|p| p.applied.effects.changed.iter().copied())
+        .collect();
+    let update = StoreUpdate {
+        receipts: pending
+            .iter()
+            .filter_map(|p| p.applied.receipt.clone())
+            .collect(),
+        slots: changed
+            .into_iter()
+            .filter_map(|i| st.ledger().slot(i).map(|s| (i, s.clone())))
+            .collect(),
+        batches: pending
+            .iter()
+            .filter_map(|p| p.applied.sealed.as_deref().cloned())
+            .collect(),
+        applied_seq: st.last_seq().get(),
+    };
+    Committing {
+        pending,
+        followers,
+        update,
+    }
 }
 
 /// Applies `record` and submits it to the journal; whether it was accepted. Answers

@@ -434,3 +434,48 @@ async fn batches_seal_on_request_and_at_limits_and_replay_byte_for_byte() {
     assert!(seq.batch(3).unwrap().is_none());
     seq.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_repeats_of_a_transfer_in_flight_get_the_original_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let operator = PrivateKeySigner::random();
+    let cfg = config(dir.path());
+    let seq = Sequencer::open(cfg.clone(), operator).unwrap();
+    let alice = PrivateKeySigner::random();
+    seq.submit_deposit(Deposit {
+        queue_index: 0,
+        recipient: alice.address(),
+        token: TOKEN,
+        amount: Amount(1_000),
+    })
+    .await
+    .unwrap();
+    for nonce in 0..20u64 {
+        let signed = sign(
+            &alice,
+            transfer(&alice, Address::repeat_byte(0xb0), 1, nonce),
+            &cfg.domain,
+        )
+        .unwrap();
+        // Eight copies at once: some land in the same group, some in later groups while
+        // the first is still being synced.
+        let copies: Vec<_> = (0..8)
+            .map(|_| {
+                let (seq, signed) = (seq.clone(), signed.clone());
+                tokio::spawn(async move { seq.submit_transfer(signed).await })
+            })
+            .collect();
+        let mut receipts = Vec::new();
+        for copy in copies {
+            receipts.push(copy.await.unwrap().unwrap());
+        }
+        assert!(receipts.iter().all(|r| r == &receipts[0]), "nonce {nonce}");
+    }
+    // One debit per transfer.
+    assert_eq!(
+        seq.read(|s| s.ledger().balance(alice.address(), TOKEN)),
+        Amount(1_000 - 20 * 11)
+    );
+    assert_eq!(seq.store().transaction_count(), 20);
+    seq.shutdown().await;
+}
