@@ -291,13 +291,23 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for share in shares {
+    for (index, share) in shares.into_iter().enumerate() {
         let tally = tally.clone();
         let args_rpc = args.rpc.clone();
         let (transport, batch) = (args.transport, args.batch);
         let per_worker_rate = args.rate.map(|r| r as f64 / workers as f64);
         tasks.push(tokio::spawn(async move {
-            worker(share, &args_rpc, transport, batch, per_worker_rate, &tally).await
+            let phase = (index as f64) / (workers as f64);
+            worker(
+                share,
+                &args_rpc,
+                transport,
+                batch,
+                per_worker_rate,
+                phase,
+                &tally,
+            )
+            .await
         }));
     }
     let progress = {
@@ -486,10 +496,13 @@ async fn worker(
     transport: Transport,
     batch: usize,
     rate: Option<f64>,
+    phase: f64,
     tally: &Tally,
 ) -> Result<()> {
     let interval = rate.map(|r| Duration::from_secs_f64(batch as f64 / r.max(0.001)));
-    let mut next = Instant::now();
+    // Workers are spread over one interval so the offered load is smooth, not bursts of
+    // one request per worker at the same instant.
+    let mut next = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(phase));
     let pace = |next: &mut Instant| {
         let wait = interval.map(|i| {
             *next += i;

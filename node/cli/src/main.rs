@@ -20,6 +20,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::NodeConfig;
 
+/// mimalloc: the node allocates per request (JSON, HTTP, receipts); glibc's malloc showed
+/// up at about 12% of the node's CPU under load (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "stablelane",
