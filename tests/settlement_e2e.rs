@@ -2,8 +2,7 @@
 //! watcher and settler (in process, stepped by the test) with the real settlement contract.
 //!
 //! - deposit → credited → transfers → withdrawal → batch committed with the node's root →
-//!   finalized → claimed, the recipient's token balance grown by the amount; chain-sync of
-//!   the commits' calldata rebuilds every committed root;
+//!   finalized → claimed, the recipient's token balance grown by the amount;
 //! - a forced withdrawal requested on-chain is served (sealed, committed, paid) before its
 //!   deadline without anyone's help;
 //! - the operator gone for good: the deadline passes, anyone activates exodus, unprocessed
@@ -11,7 +10,8 @@
 //! - an L2 outage while a batch is being committed: transfers keep being accepted, and
 //!   afterwards every batch is committed exactly once, in order;
 //! - the node restarted between sending a commit and its confirmation: no second commit, no
-//!   gap; a stuck commit is replaced with higher fees under the same nonce.
+//!   gap; a stuck commit is replaced with higher fees under the same nonce;
+//! - a commit reorged out before finalization is committed again.
 
 use std::time::Duration;
 

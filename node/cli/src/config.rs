@@ -122,6 +122,9 @@ pub struct BatchSection {
     pub max_changed_slots: usize,
     /// Seal once this many withdrawals wait (the contract takes at most 1,024).
     pub max_withdrawals: usize,
+    /// Seal before the batch data exceeds this many bytes (4,096 to 120,000; L2 nodes
+    /// refuse transactions above 128 KiB).
+    pub max_data_bytes: usize,
     /// Seal once the batch's first record is this old, milliseconds.
     pub max_age_ms: u64,
     /// Commit sealed batches on the L2 (needs `chain.l2_rpc_url`).
@@ -193,8 +196,9 @@ impl Default for NodeConfig {
                 start_block: 0,
             },
             batch: BatchSection {
-                max_changed_slots: 2_048,
+                max_changed_slots: 1_024,
                 max_withdrawals: 1_024,
+                max_data_bytes: 100_000,
                 max_age_ms: 60_000,
                 commit: true,
                 resend_after_s: 60,
@@ -255,8 +259,9 @@ impl NodeConfig {
             || self.batch.max_withdrawals == 0
             || self.batch.max_withdrawals > 1_024
             || self.batch.max_age_ms == 0
+            || !(4_096..=120_000).contains(&self.batch.max_data_bytes)
         {
-            bail!("batch.max_changed_slots and batch.max_age_ms must be positive, batch.max_withdrawals within 1..=1024");
+            bail!("batch.max_changed_slots and batch.max_age_ms must be positive, batch.max_withdrawals within 1..=1024, batch.max_data_bytes within 4096..=120000");
         }
         if self.rpc.listen == self.rpc.admin_listen && self.rpc.listen.port() != 0 {
             bail!("rpc.listen and rpc.admin_listen must differ");

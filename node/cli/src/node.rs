@@ -39,6 +39,7 @@ fn sequencer_config(config: &NodeConfig, operator: &PrivateKeySigner) -> Sequenc
         batch: BatchLimits {
             max_changed_slots: config.batch.max_changed_slots,
             max_withdrawals: config.batch.max_withdrawals,
+            max_data_bytes: config.batch.max_data_bytes,
             ..BatchLimits::default()
         },
     }

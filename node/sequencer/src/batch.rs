@@ -12,6 +12,16 @@ use stablelane_contracts::batch_data::{Withdrawal, MAX_WITHDRAWALS_PER_BATCH};
 
 /// Deposits one batch may consume (the contract's `MAX_DEPOSITS_PER_BATCH`).
 pub const MAX_DEPOSITS_PER_BATCH: usize = 1024;
+/// Default bound on a batch's data: leaves room under a 128 KiB transaction for the header,
+/// ABI encoding and signature.
+pub const DEFAULT_MAX_DATA_BYTES: usize = 100_000;
+/// Largest data bound accepted.
+pub const MAX_DATA_BYTES: usize = 120_000;
+/// Smallest data bound accepted (a few records must fit).
+pub const MIN_DATA_BYTES: usize = 4_096;
+/// Most bytes one record can add to the batch data: a withdrawal (56) plus a few changed
+/// and new slots; registering a viewing key re-salts one slot per token.
+pub const RECORD_DATA_HEADROOM: usize = 1_024;
 
 /// When the writer seals a batch on its own (the settler adds the age limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,14 +33,18 @@ pub struct BatchLimits {
     pub max_withdrawals: usize,
     /// Seal once this many deposits were consumed (at most the contract's 1,024).
     pub max_deposits: usize,
+    /// Seal once the batch data would exceed this many bytes: L2 nodes refuse transactions
+    /// above 128 KiB (geth's default), and a sealed batch cannot be split.
+    pub max_data_bytes: usize,
 }
 
 impl Default for BatchLimits {
     fn default() -> Self {
         Self {
-            max_changed_slots: 2_048,
+            max_changed_slots: 1_024,
             max_withdrawals: MAX_WITHDRAWALS_PER_BATCH,
             max_deposits: MAX_DEPOSITS_PER_BATCH,
+            max_data_bytes: DEFAULT_MAX_DATA_BYTES,
         }
     }
 }
@@ -42,6 +56,7 @@ impl BatchLimits {
             max_changed_slots: self.max_changed_slots.max(1),
             max_withdrawals: self.max_withdrawals.clamp(1, MAX_WITHDRAWALS_PER_BATCH),
             max_deposits: self.max_deposits.clamp(1, MAX_DEPOSITS_PER_BATCH),
+            max_data_bytes: self.max_data_bytes.clamp(MIN_DATA_BYTES, MAX_DATA_BYTES),
         }
     }
 }

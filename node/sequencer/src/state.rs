@@ -192,6 +192,21 @@ impl State {
         self.open.changed.len() >= limits.max_changed_slots
             || self.open.withdrawals.len() >= limits.max_withdrawals
             || self.open.deposits >= limits.max_deposits
+            || self.open_batch_data_bytes() + crate::batch::RECORD_DATA_HEADROOM
+                > limits.max_data_bytes
+    }
+
+    /// Bytes of batch data the open batch would have if sealed now.
+    pub fn open_batch_data_bytes(&self) -> usize {
+        let new_slots = self
+            .ledger
+            .slot_count()
+            .saturating_sub(self.open.first_slot) as usize;
+        5 + self.open.withdrawals.len() * stablelane_contracts::batch_data::WITHDRAWAL_BYTES
+            + 8
+            + new_slots * stablelane_contracts::batch_body::NEW_SLOT_BYTES
+            + 4
+            + self.open.changed.len() * stablelane_contracts::batch_body::LEAF_UPDATE_BYTES
     }
 
     /// The current leaf hash of a slot (hashed now if the tree has not caught up with it).

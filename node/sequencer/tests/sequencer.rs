@@ -479,3 +479,36 @@ async fn concurrent_repeats_of_a_transfer_in_flight_get_the_original_receipt() {
     assert_eq!(seq.store().transaction_count(), 20);
     seq.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_seal_before_their_data_outgrows_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.batch = stablelane_sequencer::BatchLimits {
+        max_data_bytes: 4_096,
+        ..Default::default()
+    };
+    let seq = Sequencer::open(cfg, PrivateKeySigner::random()).unwrap();
+    // Each deposit to a new account adds a new slot (40 bytes) and a changed leaf (60).
+    for i in 0..100u64 {
+        seq.submit_deposit(Deposit {
+            queue_index: i,
+            recipient: Address::from_word(B256::from(alloy::primitives::U256::from(i + 1))),
+            token: TOKEN,
+            amount: Amount(5),
+        })
+        .await
+        .unwrap();
+    }
+    let sealed = seq.read(|s| s.last_batch().0);
+    assert!(sealed >= 2, "only {sealed} batches sealed");
+    for n in 1..=sealed {
+        let (batch, _) = seq.batch(n).unwrap().unwrap();
+        assert!(
+            batch.data.len() <= 4_096,
+            "batch {n}: {} bytes",
+            batch.data.len()
+        );
+    }
+    seq.shutdown().await;
+}
