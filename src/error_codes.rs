@@ -58,6 +58,8 @@ pub enum ErrorCode {
     SlotLimitReached = 1020,
     /// The account's nonce cannot grow any more.
     NonceExhausted = 1021,
+    /// The owner already registered another viewing key.
+    ViewingKeyConflict = 1022,
     /// The node's intake queue is full: retry later.
     Busy = 1030,
     /// Too many requests from this client: retry later (reserved: no rate limit yet).
@@ -100,6 +102,7 @@ impl ErrorCode {
         Self::ZeroRecipient,
         Self::SlotLimitReached,
         Self::NonceExhausted,
+        Self::ViewingKeyConflict,
         Self::Busy,
         Self::RateLimited,
         Self::Unauthorized,
@@ -133,6 +136,7 @@ impl ErrorCode {
             Self::ZeroRecipient => "zero_recipient",
             Self::SlotLimitReached => "slot_limit_reached",
             Self::NonceExhausted => "nonce_exhausted",
+            Self::ViewingKeyConflict => "viewing_key_conflict",
             Self::Busy => "busy",
             Self::RateLimited => "rate_limited",
             Self::Unauthorized => "unauthorized",

@@ -37,6 +37,8 @@ pub mod method {
     pub const ADMIN_STATUS: &str = "admin_status";
     /// `lane_getBatch`.
     pub const GET_BATCH: &str = "lane_getBatch";
+    /// `lane_registerViewingKey`.
+    pub const REGISTER_VIEWING_KEY: &str = "lane_registerViewingKey";
     /// `admin_sealBatch`.
     pub const ADMIN_SEAL_BATCH: &str = "admin_sealBatch";
     /// `admin_devDeposit` (only on nodes configured for development).
@@ -380,6 +382,15 @@ mod client {
         /// Receipts of transactions sent or received by `address` (WebSocket only).
         #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = ReceiptNotification)]
         async fn subscribe_receipts(&self, kind: String, address: Address) -> SubscriptionResult;
+
+        /// Registers the owner's viewing key from its signature over the fixed viewing-key
+        /// message (idempotent); `true` once registered.
+        #[method(name = "registerViewingKey")]
+        async fn register_viewing_key(
+            &self,
+            owner: Address,
+            signature: alloy::primitives::Signature,
+        ) -> RpcResult<bool>;
 
         /// A batch and its status.
         #[method(name = "getBatch")]

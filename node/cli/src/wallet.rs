@@ -122,6 +122,10 @@ enum WalletCommand {
     /// Prints a signed message without sending it.
     #[command(subcommand)]
     Sign(SignCommand),
+    /// Registers the wallet's viewing key with the node (done automatically before every
+    /// transfer and withdrawal): from then on the batch data carries this wallet's balance
+    /// notes encrypted to it, so it can rebuild its leaf from chain data alone.
+    Register,
     /// Claims on the L2 the withdrawals of a finalized batch: one withdrawal by its
     /// transaction hash, or with --batch all of a batch's withdrawals to the recipient.
     /// The wallet's key pays the gas; the tokens go to the withdrawal's recipient.
@@ -323,6 +327,21 @@ impl Session {
         Ok(sign(key, message, &self.domain())?)
     }
 
+    /// Registers the wallet's viewing key (idempotent: the node journals it once).
+    async fn register(&self, key: &PrivateKeySigner) -> Result<()> {
+        use alloy::{signers::SignerSync, sol_types::SolStruct};
+        let hash = stablelane::messages::viewing_key_message(key.address())
+            .eip712_signing_hash(&self.domain());
+        let signature = key
+            .sign_hash_sync(&hash)
+            .map_err(|e| eyre!("signing the viewing-key message: {e}"))?;
+        self.client
+            .register_viewing_key(key.address(), signature)
+            .await
+            .map_err(rpc_error)?;
+        Ok(())
+    }
+
     /// Checks the receipt is the operator's and for `expected`.
     fn check(&self, receipt: &SignedReceipt, expected: B256) -> Result<TxHash> {
         verify_receipt(
@@ -383,8 +402,14 @@ pub async fn run(args: WalletArgs) -> Result<()> {
                 account.nonce.get()
             );
         }
+        WalletCommand::Register => {
+            let key = args.key.signer()?;
+            session.register(&key).await?;
+            println!("viewing key of {} registered", key.address());
+        }
         WalletCommand::Transfer(t) => {
             let key = args.key.signer()?;
+            session.register(&key).await?;
             let signed = session.transfer(&key, t).await?;
             let hash = signed.message.signing_hash(&session.domain());
             let receipt = session
@@ -396,6 +421,7 @@ pub async fn run(args: WalletArgs) -> Result<()> {
         }
         WalletCommand::Withdraw(w) => {
             let key = args.key.signer()?;
+            session.register(&key).await?;
             let signed = session.withdrawal(&key, w).await?;
             let hash = signed.message.signing_hash(&session.domain());
             let receipt = session

@@ -97,6 +97,7 @@ impl From<Rejection> for RpcError {
             Rejection::ZeroRecipient => ErrorCode::ZeroRecipient,
             Rejection::SlotLimitReached => ErrorCode::SlotLimitReached,
             Rejection::UnknownAccount => ErrorCode::NotFound,
+            Rejection::ViewingKeyAlreadyRegistered => ErrorCode::ViewingKeyConflict,
             // Deposits, forced withdrawals, viewing keys and supply are not submitted over
             // the wallet API; should one surface here it is the node's fault.
             _ => ErrorCode::InternalError,

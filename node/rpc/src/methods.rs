@@ -154,6 +154,29 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
             })
         },
     )?;
+    register(
+        &mut module,
+        method::REGISTER_VIEWING_KEY,
+        |ctx, raw| async move {
+            let items = positional(raw.as_deref(), method::REGISTER_VIEWING_KEY, 2)?;
+            let owner: Address = required(&items, 0, "owner")?;
+            let signature: alloy::primitives::Signature = required(&items, 1, "signature")?;
+            let hash = alloy::sol_types::SolStruct::eip712_signing_hash(
+                &stablelane::messages::viewing_key_message(owner),
+                &ctx.domain,
+            );
+            let signer = stablelane::signing::recover(&signature, &hash)?;
+            if signer != owner {
+                return Err(RpcError::new(
+                    ErrorCode::SignerMismatch,
+                    format!("viewing-key message signed by {signer}, not {owner}"),
+                ));
+            }
+            ctx.sequencer.register_viewing_key(owner, signature).await?;
+            info!(target: "rpc", %owner, "viewing key registered");
+            Ok::<_, RpcError>(true)
+        },
+    )?;
     register(&mut module, method::GET_BATCH, |ctx, raw| async move {
         let items = positional(raw.as_deref(), method::GET_BATCH, 1)?;
         let number: u64 = required(&items, 0, "batchNumber")?;

@@ -583,6 +583,37 @@ async fn typed_clients_over_http_and_websocket_with_receipt_subscriptions() -> R
     assert_eq!(account.salt, None);
     bob_feed.unsubscribe().await?;
 
+    // Viewing-key registration: the owner's own signature only, journaled once.
+    let vk_hash = {
+        use alloy::sol_types::SolStruct;
+        stablelane::messages::viewing_key_message(node.bob.address())
+            .eip712_signing_hash(&node.domain)
+    };
+    let vk_signature = alloy::signers::SignerSync::sign_hash_sync(&node.bob, &vk_hash)?;
+    assert!(
+        http.register_viewing_key(node.bob.address(), vk_signature)
+            .await?
+    );
+    let last = node.sequencer.read(|s| s.last_seq());
+    assert!(
+        http.register_viewing_key(node.bob.address(), vk_signature)
+            .await?
+    );
+    assert_eq!(node.sequencer.read(|s| s.last_seq()), last);
+    assert_eq!(
+        node.sequencer
+            .read(|s| s.ledger().viewing_key(node.bob.address())),
+        Some(stablelane::signing::viewing_key_from_signature(
+            &vk_signature
+        ))
+    );
+    let forged = alloy::signers::SignerSync::sign_hash_sync(&node.alice, &vk_hash)?;
+    let refused = http
+        .register_viewing_key(node.bob.address(), forged)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("signed by"), "{refused}");
+
     // Batches: an operator seals through the admin API; the batch subscription hears it,
     // lane_getBatch shows it, and the transaction's status moves to batched.
     let mut batches: Subscription<stablelane::rpc::BatchNotification> =

@@ -940,6 +940,12 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
             Submission::Deposit(deposit) => JournalRecord::Deposit { deposit },
             Submission::Forced(request) => JournalRecord::ForcedWithdrawal { request },
             Submission::RegisterViewingKey(owner, signature) => {
+                let key = stablelane::signing::viewing_key_from_signature(&signature);
+                if st.ledger().viewing_key(owner) == Some(key) {
+                    // Already registered: nothing to journal.
+                    let _ = reply.send(Ok(Done::default()));
+                    continue;
+                }
                 JournalRecord::RegisterViewingKey { owner, signature }
             }
             Submission::Seal => {
