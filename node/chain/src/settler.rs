@@ -127,6 +127,8 @@ pub struct Settler {
     provider: DynProvider,
     signer: PrivateKeySigner,
     sequencer: Sequencer,
+    /// Whether the contract's `operator` was seen to be this key.
+    operator_checked: std::sync::atomic::AtomicBool,
 }
 
 impl Settler {
@@ -153,6 +155,7 @@ impl Settler {
             provider,
             signer,
             sequencer,
+            operator_checked: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -218,6 +221,20 @@ impl Settler {
         }
 
         let contract = self.contract();
+        if !self
+            .operator_checked
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let operator = contract.operator().call().await.map_err(rpc)?;
+            if operator != self.signer.address() {
+                return Err(SettlerError::Diverged(format!(
+                    "this node's key {} is not the contract's operator {operator}: commits would be refused",
+                    self.signer.address()
+                )));
+            }
+            self.operator_checked
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let head = self.provider.get_block_number().await.map_err(rpc)?;
         let on_chain = contract.lastBatchNumber().call().await.map_err(rpc)?;
         report.last_committed = on_chain;
@@ -432,10 +449,42 @@ impl Settler {
                     return Ok(None);
                 }
             }
+            let mut known = false;
+            for hash in &in_flight.tx_hashes {
+                if self
+                    .provider
+                    .get_transaction_by_hash(*hash)
+                    .await
+                    .map_err(rpc)?
+                    .is_some()
+                {
+                    known = true;
+                    break;
+                }
+            }
             if confirmed_nonce > in_flight.nonce {
                 // The nonce was used by a transaction that is not ours (or not known).
                 warn!(target: "settler", batch = n, nonce = in_flight.nonce, "commit nonce consumed by another transaction; sending again");
                 state.in_flight = None;
+            } else if !known {
+                // The L2 has none of our transactions (a broadcast that failed, a dropped
+                // mempool): send again under the same nonce at no lower fees.
+                warn!(target: "settler", batch = n, nonce = in_flight.nonce, "commit unknown to the L2; broadcasting again");
+                let (fee, tip) = self.fees().await?;
+                let cap = self.config.max_fee_per_gas;
+                let tip = tip.max(in_flight.max_priority_fee_per_gas).min(cap);
+                let fee = fee.max(in_flight.max_fee_per_gas).min(cap).max(tip);
+                let hash = self
+                    .send(
+                        batch,
+                        &mut state,
+                        in_flight.nonce,
+                        in_flight.gas_limit,
+                        fee,
+                        tip,
+                    )
+                    .await?;
+                return Ok(Some(hash));
             } else {
                 let waited = now_s().saturating_sub(in_flight.sent_at_s);
                 if waited < self.config.resend_after.as_secs() {
@@ -445,7 +494,8 @@ impl Settler {
                 let estimate = self.fees().await?;
                 let max_priority = bump(in_flight.max_priority_fee_per_gas)
                     .max(estimate.1)
-                    .max(1);
+                    .max(1)
+                    .min(self.config.max_fee_per_gas);
                 let max_fee = bump(in_flight.max_fee_per_gas)
                     .max(estimate.0)
                     .min(self.config.max_fee_per_gas)
@@ -482,22 +532,25 @@ impl Settler {
         let gas = match self.provider.estimate_gas(request).await {
             Ok(gas) => gas,
             Err(e) => {
-                let reason = e
-                    .as_error_resp()
-                    .and_then(|r| r.as_decoded_interface_error::<Settlement::SettlementErrors>())
-                    .map_or_else(|| e.to_string(), |d| format!("{d:?}"));
-                if e.as_error_resp().is_some() {
+                let response = e.as_error_resp();
+                let decoded = response
+                    .and_then(|r| r.as_decoded_interface_error::<Settlement::SettlementErrors>());
+                let reverted = decoded.is_some()
+                    || response.is_some_and(|r| r.message.contains("revert") || r.data.is_some());
+                if reverted {
                     self.sequencer
                         .settler_metrics()
                         .commit_refusals
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let reason = decoded.map_or_else(|| e.to_string(), |d| format!("{d:?}"));
                     return Err(SettlerError::Refused { batch: n, reason });
                 }
-                return Err(rpc(reason));
+                return Err(rpc(e));
             }
         };
         let gas_limit = gas + gas / 5;
         let (max_fee, max_priority) = self.fees().await?;
+        let max_priority = max_priority.min(self.config.max_fee_per_gas);
         let max_fee = max_fee.min(self.config.max_fee_per_gas).max(max_priority);
         let hash = self
             .send(
