@@ -2,7 +2,9 @@
 //! watcher and settler (in process, stepped by the test) with the real settlement contract.
 //!
 //! - deposit → credited → transfers → withdrawal → batch committed with the node's root →
-//!   finalized → claimed, the recipient's token balance grown by the amount;
+//!   finalized → claimed, the recipient's token balance grown by the amount; chain-sync of
+//!   the commits' calldata alone rebuilds every committed root, and a registered wallet
+//!   opens its own note and recomputes its leaf from that data and its key;
 //! - a forced withdrawal requested on-chain is served (sealed, committed, paid) before its
 //!   deadline without anyone's help;
 //! - the operator gone for good: the deadline passes, anyone activates exodus, unprocessed
@@ -339,6 +341,18 @@ async fn deposit_transfer_batch_commit_finalize_claim() -> Result<()> {
     let settler = node.settler(&l2, Duration::from_secs(60))?;
     let (alice, bob) = (node.wallets[0].address(), node.wallets[1].address());
 
+    // Alice registers her viewing key before her deposit is credited.
+    let d = node.devnet.description().clone();
+    let deployment = domain(d.chain_id, d.settlement);
+    let vk_signature = {
+        use alloy::{signers::SignerSync, sol_types::SolStruct};
+        let hash =
+            stablelane::messages::viewing_key_message(alice).eip712_signing_hash(&deployment);
+        node.wallets[0].sign_hash_sync(&hash)?
+    };
+    node.sequencer
+        .register_viewing_key(alice, vk_signature)
+        .await?;
     node.deposit(0, 100_000_000).await?;
     assert_eq!(watcher.step().await?.deposits, 1);
     assert_eq!(node.balance(alice), Amount(100_000_000));
@@ -401,6 +415,60 @@ async fn deposit_transfer_batch_commit_finalize_claim() -> Result<()> {
     assert_eq!(step_until_committed(&settler, 2).await?, vec![2]);
     assert_eq!(node.committed_events().await?, vec![1, 2]);
     assert_eq!(settlement.stateRoot().call().await?, node.sequencer.root()?);
+
+    // Anyone rebuilds the tree from the commits' calldata and checks every root.
+    let synced = stablelane_chain::chain_sync(
+        &stablelane_chain::ChainSyncConfig {
+            l2_rpc_url: l2.clone(),
+            settlement: d.settlement,
+            from_block: d.deploy_block,
+            max_block_range: 1_000,
+        },
+        |_| {},
+    )
+    .await?;
+    assert_eq!(synced.last_batch(), 2);
+    assert_eq!(synced.root(), node.sequencer.root()?);
+    for b in synced.batches() {
+        let (sealed, _) = node
+            .sequencer
+            .batch(b.number)?
+            .ok_or_else(|| eyre!("no batch"))?;
+        assert_eq!(b.new_root, sealed.new_root);
+    }
+    // Alice, with only chain data and her key: open her last note, recompute her leaf.
+    let slot = synced
+        .slot_index(alice, node.usdc)
+        .ok_or_else(|| eyre!("alice has no slot on-chain"))?;
+    let note = synced.note(slot).ok_or_else(|| eyre!("no note"))?;
+    let vk = stablelane::signing::derive_viewing_key(&node.wallets[0], &deployment)?;
+    let (balance, nonce) =
+        stablelane_contracts::batch_body::open_note(&vk, note.batch, slot.into(), &note.note);
+    assert_eq!(Amount(balance), node.balance(alice));
+    assert_eq!(
+        Nonce(nonce),
+        node.sequencer.read(|s| s.ledger().nonce(alice, node.usdc))
+    );
+    let salt = stablelane_ledger::derive_salt(&vk, alice, node.usdc);
+    let leaf = stablelane_circuits::leaf_hash(
+        alice.0 .0,
+        node.usdc.0 .0,
+        balance,
+        nonce,
+        stablelane_circuits::field::fr_from_be_bytes(&salt.0)?,
+    );
+    assert_eq!(
+        synced.leaf(slot),
+        Some(B256::from(stablelane_circuits::field::fr_to_be_bytes(
+            &leaf
+        )))
+    );
+    let path = synced.path(slot).ok_or_else(|| eyre!("no path"))?;
+    assert!(path.verify(
+        stablelane_circuits::field::fr_from_be_bytes(&synced.root().0)?,
+        slot,
+        leaf
+    ));
     Ok(())
 }
 

@@ -5,12 +5,14 @@
 //! stablelane journal verify --config node.toml  # offline replay check of a data directory
 //! stablelane config example                   # the documented example configuration
 //! stablelane wallet transfer --to 0x… --amount 1.25 --token USDC
+//! stablelane chain-sync --l2-rpc http://… --settlement 0x…   # verify the operator
 //! stablelane bench --admin http://127.0.0.1:8646 --transfers 100000   # load generator
 //! ```
 
 mod bench;
 mod config;
 mod node;
+mod sync;
 mod wallet;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -53,6 +55,9 @@ enum Command {
     Config(ConfigCommand),
     /// A wallet for a node's JSON-RPC API.
     Wallet(wallet::WalletArgs),
+    /// Rebuilds the state tree from the L2 alone (commit calldata) and checks every
+    /// committed root.
+    ChainSync(sync::ChainSyncArgs),
     /// Load generator: funds accounts, pre-signs transfers, sends them, reports throughput
     /// and latency.
     Bench(bench::BenchArgs),
@@ -109,6 +114,10 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         Command::Wallet(args) => {
             init_tracing("warn");
             wallet::run(args).await
+        }
+        Command::ChainSync(args) => {
+            init_tracing("warn");
+            sync::run(args).await
         }
         Command::Bench(args) => {
             init_tracing("warn");

@@ -56,6 +56,25 @@ async fn devnet_node_credits_the_demo_deposit_and_pays() -> Result<()> {
     assert_eq!(settlement.stateRoot().call().await?, batch.new_root);
     assert!(settlement.isClaimed(1, 0).call().await?);
 
+    // Anyone checks the operator from chain data alone.
+    let (ok, out, err) = common::run_cli(
+        &[
+            "chain-sync",
+            "--l2-rpc",
+            &description.l2_rpc_url,
+            "--settlement",
+            &description.settlement.to_string(),
+            "--from-block",
+            &description.deploy_block.to_string(),
+        ],
+        &[],
+    )?;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("every committed root rebuilt from calldata"),
+        "{out}"
+    );
+
     // The wallet CLI against the devnet's node.
     let (ok, out, err) = common::run_cli(
         &[
