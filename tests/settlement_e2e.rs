@@ -13,7 +13,9 @@
 //!   afterwards every batch is committed exactly once, in order;
 //! - the node restarted between sending a commit and its confirmation: no second commit, no
 //!   gap; a stuck commit is replaced with higher fees under the same nonce;
-//! - a commit reorged out before finalization is committed again.
+//! - a commit reorged out before finalization is committed again;
+//! - a deposit reorged out before N confirmations is never credited, and its re-inclusion is
+//!   credited once (the watcher's own tests in `node/chain/tests/watcher.rs` go further).
 
 use std::time::Duration;
 
@@ -757,5 +759,51 @@ async fn a_commit_reorged_out_is_committed_again() -> Result<()> {
     );
     let (_, chain) = node.sequencer.batch(1)?.ok_or_else(|| eyre!("no batch"))?;
     assert_eq!(chain.status, BatchStatus::Committed);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deposit_reorged_out_before_depth_n_is_never_credited_and_its_reinclusion_once(
+) -> Result<()> {
+    let node = Node::start().await?;
+    let d = node.devnet.description().clone();
+    let alice = node.wallets[0].address();
+    let watcher = Watcher::new(
+        WatcherConfig {
+            l2_rpc_url: node.devnet.rpc_url(),
+            settlement: d.settlement,
+            confirmations: 3,
+            poll_interval: Duration::from_millis(50),
+            max_block_range: 1_000,
+            start_block: d.deploy_block,
+        },
+        node.sequencer.clone(),
+    )?;
+    // A deposit at depth 1 (approve + deposit), then the chain reorganises it away.
+    let snapshot = node.provider().anvil_snapshot().await?;
+    node.deposit(0, 4_000_000).await?;
+    assert_eq!(watcher.step().await?.deposits, 0);
+    ensure!(
+        node.provider().anvil_revert(snapshot).await?,
+        "revert failed"
+    );
+    node.provider().anvil_mine(Some(5), None).await?;
+    assert_eq!(watcher.step().await?.deposits, 0);
+    assert_eq!(node.balance(alice), Amount(0));
+
+    // Re-included later: credited once it is 3 deep, and only once.
+    node.deposit(0, 4_000_000).await?;
+    assert_eq!(watcher.step().await?.deposits, 0);
+    node.provider().anvil_mine(Some(2), None).await?;
+    assert_eq!(watcher.step().await?.deposits, 1);
+    node.provider().anvil_mine(Some(3), None).await?;
+    assert_eq!(watcher.step().await?.deposits, 0);
+    assert_eq!(node.balance(alice), Amount(4_000_000));
+
+    // And the batch consuming it commits against the contract's rolling hash.
+    assert_eq!(node.sequencer.seal_batch().await?, Some(1));
+    let settler = node.settler(&node.devnet.rpc_url(), Duration::from_secs(60))?;
+    step_until_committed(&settler, 1).await?;
+    assert_eq!(node.settlement().depositsConsumed().call().await?, 1);
     Ok(())
 }
