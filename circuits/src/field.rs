@@ -12,6 +12,10 @@ use crate::{Error, Fr, Result};
 /// Length of the big-endian encoding of a field element.
 pub const FR_BYTES: usize = 32;
 
+/// A 32-byte big-endian EVM word (a Solidity `uint256`): how field elements and curve
+/// coordinates cross into contracts.
+pub type EvmWord = [u8; FR_BYTES];
+
 /// Encodes `value` as 32 big-endian bytes (canonical integer in `[0, r)`).
 pub fn fr_to_be_bytes(value: &Fr) -> [u8; FR_BYTES] {
     let limbs = value.into_bigint().0;

@@ -5,9 +5,11 @@
 //! do. (The arkworks sponge returns `state[1]` and is therefore *not* compatible.)
 //!
 //! The constants live in [`PoseidonParams`], one set per width, built once on first use
-//! ([`params`]); an R1CS gadget must use the very same ones. The native permutation runs an
+//! ([`params`]); the R1CS gadget uses the very same ones. The native permutation runs an
 //! optimised but bit-exact form of it (see the `optimized` module) without heap allocation.
+//! The R1CS form, [`gadget`], runs the plain permutation on the same [`PoseidonParams`].
 
+pub mod gadget;
 mod optimized;
 mod params;
 
