@@ -807,3 +807,160 @@ async fn deposit_reorged_out_before_depth_n_is_never_credited_and_its_reinclusio
     assert_eq!(node.settlement().depositsConsumed().call().await?, 1);
     Ok(())
 }
+
+/// Field element of a 32-byte big-endian value below r.
+fn fr(bytes: &B256) -> Result<stablelane_circuits::Fr> {
+    Ok(stablelane_circuits::field::fr_from_be_bytes(&bytes.0)?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attestation_verifies_on_chain_and_exodus_exit_uses_only_chain_data_and_the_key(
+) -> Result<()> {
+    use stablelane_circuits::{
+        keys::insecure_dev_setup,
+        prover::{proof_to_evm, prove},
+        AttestationWitness, ChaCha20Rng, SeedableRng,
+    };
+
+    let node = Node::start().await?;
+    let l2 = node.devnet.rpc_url();
+    let d = node.devnet.description().clone();
+    let deployment = domain(d.chain_id, d.settlement);
+    let watcher = node.watcher(&l2)?;
+    let settler = node.settler(&l2, Duration::from_secs(60))?;
+    let alice_key = node.wallets[0].clone();
+    let alice = alice_key.address();
+    let vk_signature = {
+        use alloy::{signers::SignerSync, sol_types::SolStruct};
+        let hash =
+            stablelane::messages::viewing_key_message(alice).eip712_signing_hash(&deployment);
+        alice_key.sign_hash_sync(&hash)?
+    };
+    node.sequencer
+        .register_viewing_key(alice, vk_signature)
+        .await?;
+    node.deposit(0, 9_000_000).await?;
+    watcher.step().await?;
+    node.transfer(0, node.wallets[1].address(), 2_000_000)
+        .await?;
+    assert_eq!(node.sequencer.seal_batch().await?, Some(1));
+    step_until_committed(&settler, 1).await?;
+    let balance_now = node.balance(alice).base_units();
+
+    // From here on only chain data and alice's key: rebuild, open the note, build the witness.
+    let synced = stablelane_chain::chain_sync(
+        &stablelane_chain::ChainSyncConfig {
+            l2_rpc_url: l2.clone(),
+            settlement: d.settlement,
+            from_block: d.deploy_block,
+            max_block_range: 1_000,
+        },
+        |_| {},
+    )
+    .await?;
+    let vk = stablelane::signing::derive_viewing_key(&alice_key, &deployment)?;
+    let slot = synced
+        .slot_index(alice, node.usdc)
+        .ok_or_else(|| eyre!("no slot"))?;
+    let note = synced.note(slot).ok_or_else(|| eyre!("no note"))?;
+    let (balance, nonce) =
+        stablelane_contracts::batch_body::open_note(&vk, note.batch, slot.into(), &note.note);
+    assert_eq!(balance, balance_now);
+    let salt = stablelane_ledger::derive_salt(&vk, alice, node.usdc);
+    let witness =
+        |threshold: u128, context: stablelane_circuits::Fr| -> Result<AttestationWitness> {
+            Ok(AttestationWitness {
+                root: fr(&synced.root())?,
+                owner: alice.0 .0,
+                token: node.usdc.0 .0,
+                threshold,
+                context,
+                balance,
+                nonce,
+                salt: fr(&salt)?,
+                slot,
+                path: synced.path(slot).ok_or_else(|| eyre!("no path"))?,
+            })
+        };
+    let (proving_key, _) = insecure_dev_setup()?;
+    let mut rng = ChaCha20Rng::from_seed([9; 32]);
+    let evm =
+        |proof: &stablelane_circuits::prover::Proof| proof_to_evm(proof).map(U256::from_be_bytes);
+
+    // An attestation "alice holds at least 5 USDC in batch 1's root", bound to context 42.
+    let proof = prove(
+        &proving_key,
+        &witness(5_000_000, stablelane_circuits::Fr::from(42u64))?,
+        &mut rng,
+    )?;
+    let words = evm(&proof);
+    let settlement = node.settlement();
+    let check = |owner: Address, threshold: u128, context: u64| {
+        let settlement = settlement.clone();
+        async move {
+            settlement
+                .verifyAttestation(1, owner, node.usdc, threshold, U256::from(context), words)
+                .call()
+                .await
+        }
+    };
+    assert!(check(alice, 5_000_000, 42).await?);
+    assert!(
+        !check(alice, 5_000_000, 43).await?,
+        "replayed with another context"
+    );
+    assert!(
+        !check(node.wallets[1].address(), 5_000_000, 42).await?,
+        "another owner"
+    );
+    assert!(!check(alice, 5_000_001, 42).await?, "another threshold");
+    // Above the balance: no proof at all.
+    assert!(prove(
+        &proving_key,
+        &witness(balance + 1, stablelane_circuits::Fr::from(1u64))?,
+        &mut rng
+    )
+    .is_err());
+
+    // The operator disappears; bob's later deposit is never consumed; its deadline passes.
+    node.deposit(1, 1_000_000).await?;
+    node.pass_time(DEADLINE_S + 1).await?;
+    let as_alice = Settlement::new(
+        d.settlement,
+        wallet_provider(&l2, std::slice::from_ref(&alice_key))?,
+    );
+    let receipt = as_alice
+        .activateExodus()
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "activateExodus reverted");
+
+    // Alice exits with exactly her balance, proven against the last committed root.
+    let context = settlement.exitContext(alice).call().await?;
+    let exit_proof = prove(
+        &proving_key,
+        &witness(balance, fr(&B256::from(context))?)?,
+        &mut rng,
+    )?;
+    let before = node.token_balance(alice).await?;
+    let receipt = as_alice
+        .exit(node.usdc, balance, evm(&exit_proof))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "exit reverted");
+    assert_eq!(
+        node.token_balance(alice).await?,
+        before + U256::from(balance)
+    );
+    // A second exit of the same slot reverts.
+    assert!(as_alice
+        .exit(node.usdc, balance, evm(&exit_proof))
+        .call()
+        .await
+        .is_err());
+    Ok(())
+}

@@ -125,7 +125,7 @@ async fn main() -> Result<()> {
     println!("  L2 RPC        {}", description.l2_rpc_url);
     println!("  settlement    {}", description.settlement);
     println!(
-        "  verifier      {}  (rejects every proof until the generated verifier lands)",
+        "  verifier      {}  (Groth16, generated from the INSECURE dev setup keys)",
         description.verifier
     );
     for token in &description.tokens {

@@ -36,6 +36,13 @@ alloy::sol!(
 alloy::sol!(
     #[sol(rpc)]
     #[derive(Debug)]
+    Groth16Verifier,
+    "../artifacts/Groth16Verifier.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
     IGroth16Verifier,
     "../artifacts/IGroth16Verifier.json"
 );
