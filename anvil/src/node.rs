@@ -42,8 +42,13 @@ impl NodeProcess {
 
     /// SIGTERM and wait up to 10 s, then SIGKILL.
     pub fn stop(&mut self) {
+        // Ctrl-C in a terminal reaches the node too; it may already be gone.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
