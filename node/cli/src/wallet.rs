@@ -126,10 +126,35 @@ enum WalletCommand {
     /// transfer and withdrawal): from then on the batch data carries this wallet's balance
     /// notes encrypted to it, so it can rebuild its leaf from chain data alone.
     Register,
+    /// In exodus mode, exits with the wallet's whole balance of a token in the last committed
+    /// root, proven from chain data and the wallet's key alone: the node is not needed.
+    Exit(ExitArgs),
     /// Claims on the L2 the withdrawals of a finalized batch: one withdrawal by its
     /// transaction hash, or with --batch all of a batch's withdrawals to the recipient.
     /// The wallet's key pays the gas; the tokens go to the withdrawal's recipient.
     Claim(ClaimArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExitArgs {
+    /// The L2's JSON-RPC URL.
+    #[arg(long, env = "STABLELANE_L2_RPC_URL")]
+    l2_rpc: String,
+    /// The settlement contract.
+    #[arg(long, env = "STABLELANE_SETTLEMENT")]
+    settlement: Address,
+    /// The token to exit with.
+    #[arg(long)]
+    token: Address,
+    /// The settlement contract's deployment block (where chain-sync starts).
+    #[arg(long, default_value_t = 0)]
+    from_block: u64,
+    /// Groth16 proving key file of the deployment (checked against the deployed verifier).
+    #[arg(long, required_unless_present = "insecure_dev_keys")]
+    proving_key: Option<PathBuf>,
+    /// Use the INSECURE deterministic dev setup's keys (devnets only).
+    #[arg(long, conflicts_with = "proving_key")]
+    insecure_dev_keys: bool,
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +405,9 @@ pub async fn run(args: WalletArgs) -> Result<()> {
         println!("{}", args.key.signer()?.address());
         return Ok(());
     }
+    if let WalletCommand::Exit(exit_args) = &args.command {
+        return exit(&args.key.signer()?, exit_args).await;
+    }
     let session = Session::connect(&args.rpc).await?;
     match &args.command {
         WalletCommand::Address => {}
@@ -441,6 +469,7 @@ pub async fn run(args: WalletArgs) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&info)?);
         }
         WalletCommand::Claim(c) => claim(&session, &args.key.signer()?, c).await?,
+        WalletCommand::Exit(_) => {}
         WalletCommand::Sign(SignCommand::Transfer(t)) => {
             let signed = session.transfer(&args.key.signer()?, t).await?;
             println!("{}", serde_json::to_string_pretty(&signed)?);
@@ -590,5 +619,150 @@ async fn claim(session: &Session, key: &PrivateKeySigner, args: &ClaimArgs) -> R
             w.recipient, w.index, receipt.transaction_hash
         );
     }
+    Ok(())
+}
+
+/// Exodus exit from chain data and the wallet's key: rebuild the tree (chain-sync), open the
+/// wallet's last note with its viewing key, recompute its leaf, prove "holds at least its
+/// balance" bound to the contract's exit context, and send `exit`.
+async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
+    use alloy::{
+        network::EthereumWallet,
+        providers::{Provider, ProviderBuilder},
+    };
+    use stablelane_circuits::{
+        field::{fr_from_be_bytes, fr_to_be_bytes},
+        keys, leaf_hash,
+        prover::{proof_to_evm, prove},
+        AttestationWitness, ChaCha20Rng, SeedableRng,
+    };
+    use stablelane_contracts::{Groth16Verifier, Settlement};
+
+    let owner = key.address();
+    let url = args
+        .l2_rpc
+        .parse()
+        .map_err(|e| eyre!("bad L2 RPC URL {}: {e}", args.l2_rpc))?;
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect_http(url);
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .wrap_err_with(|| format!("cannot reach the L2 at {}", args.l2_rpc))?;
+    let settlement = Settlement::new(args.settlement, &provider);
+    if !settlement.exodus().call().await? {
+        bail!("the settlement contract is not in exodus mode (anyone may call activateExodus once a deposit or forced withdrawal is overdue)");
+    }
+    if settlement.exited(owner, args.token).call().await? {
+        bail!("{owner} already exited with token {}", args.token);
+    }
+
+    let (proving_key, verifying_key) = match &args.proving_key {
+        Some(path) => {
+            let pk = keys::read_proving_key(path)
+                .map_err(|e| eyre!("reading the proving key {}: {e}", path.display()))?;
+            let vk = pk.vk.clone();
+            (pk, vk)
+        }
+        None => {
+            eprintln!("exit: using the INSECURE dev setup keys (devnets only)");
+            keys::insecure_dev_setup().map_err(|e| eyre!("dev setup: {e}"))?
+        }
+    };
+    let hash = keys::verifying_key_hash(&verifying_key).map_err(|e| eyre!("key hash: {e}"))?;
+    let verifier = Groth16Verifier::new(settlement.verifier().call().await?, &provider);
+    let deployed = verifier.VERIFYING_KEY_HASH().call().await?;
+    if deployed.0 != hash {
+        bail!(
+            "the proving key does not match the deployed verifier (key hash {deployed} on-chain)"
+        );
+    }
+
+    let synced = stablelane_chain::chain_sync(
+        &stablelane_chain::ChainSyncConfig {
+            l2_rpc_url: args.l2_rpc.clone(),
+            settlement: args.settlement,
+            from_block: args.from_block,
+            max_block_range: 2_000,
+        },
+        |p| {
+            eprintln!(
+                "exit: chain-sync batch {}/{}",
+                p.batches_done, p.batches_total
+            )
+        },
+    )
+    .await
+    .wrap_err("rebuilding the state from the chain")?;
+    let slot = synced.slot_index(owner, args.token).ok_or_else(|| {
+        eyre!(
+            "{owner} has no account for token {} in the committed state",
+            args.token
+        )
+    })?;
+    let note = synced
+        .note(slot)
+        .ok_or_else(|| eyre!("no batch carries a note for slot {slot}"))?;
+    let domain = domain(chain_id, args.settlement);
+    let viewing_key = stablelane::signing::derive_viewing_key(key, &domain)?;
+    let (balance, nonce) = stablelane_contracts::batch_body::open_note(
+        &viewing_key,
+        note.batch,
+        slot.into(),
+        &note.note,
+    );
+    let salt = stablelane_ledger::derive_salt(&viewing_key, owner, args.token);
+    let salt = fr_from_be_bytes(&salt.0).map_err(|e| eyre!("salt: {e}"))?;
+    let leaf = leaf_hash(owner.0 .0, args.token.0 .0, balance, nonce, salt);
+    if synced.leaf(slot) != Some(B256::from(fr_to_be_bytes(&leaf))) {
+        bail!("cannot open this account's leaf with this wallet's viewing key: it was not registered (lane_registerViewingKey) before the last batch that changed the account; only the operator can open it");
+    }
+    if balance == 0 {
+        bail!("nothing to exit: the balance in the last committed root is 0");
+    }
+    let context = settlement.exitContext(owner).call().await?;
+    let witness = AttestationWitness {
+        root: fr_from_be_bytes(&synced.root().0).map_err(|e| eyre!("root: {e}"))?,
+        owner: owner.0 .0,
+        token: args.token.0 .0,
+        threshold: balance,
+        context: fr_from_be_bytes(&context.to_be_bytes::<32>())
+            .map_err(|e| eyre!("context: {e}"))?,
+        balance,
+        nonce,
+        salt,
+        slot,
+        path: synced
+            .path(slot)
+            .ok_or_else(|| eyre!("no Merkle path for slot {slot}"))?,
+    };
+    let mut seed = [0u8; 32];
+    // Fresh OS randomness (the proof must not reuse a fixed seed).
+    seed.copy_from_slice(&PrivateKeySigner::random().to_bytes().0);
+    let proof = prove(&proving_key, &witness, &mut ChaCha20Rng::from_seed(seed))
+        .map_err(|e| eyre!("proving: {e}"))?;
+    let words = proof_to_evm(&proof).map(alloy::primitives::U256::from_be_bytes);
+    let receipt = settlement
+        .exit(args.token, balance, words)
+        .send()
+        .await
+        .map_err(
+            |e| match e.as_decoded_interface_error::<Settlement::SettlementErrors>() {
+                Some(decoded) => eyre!("the contract refuses the exit: {decoded:?}"),
+                None => eyre!("sending the exit: {e}"),
+            },
+        )?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("exit transaction {} reverted", receipt.transaction_hash);
+    }
+    println!(
+        "exited with {balance} base units of {} (slot {slot}, root {}): {}",
+        args.token,
+        synced.root(),
+        receipt.transaction_hash
+    );
     Ok(())
 }
