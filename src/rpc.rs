@@ -210,6 +210,17 @@ pub struct BatchWithdrawal {
     pub forced_index: Option<u64>,
 }
 
+impl BatchWithdrawal {
+    /// The withdrawal as the contract encodes and pays it.
+    pub fn on_chain(&self) -> stablelane_contracts::batch_data::Withdrawal {
+        stablelane_contracts::batch_data::Withdrawal {
+            recipient: self.recipient,
+            token: self.token,
+            amount_base_units: self.amount.base_units(),
+        }
+    }
+}
+
 /// A batch (`lane_getBatch`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

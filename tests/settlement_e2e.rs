@@ -214,6 +214,35 @@ impl Node {
         Ok(())
     }
 
+    /// Registers wallet `i`'s viewing key with the node (its signature over the fixed
+    /// viewing-key message, as a wallet sends it).
+    async fn register(&self, i: usize) -> Result<()> {
+        use alloy::{signers::SignerSync, sol_types::SolStruct};
+        let d = self.devnet.description();
+        let key = &self.wallets[i];
+        let hash = stablelane::messages::viewing_key_message(key.address())
+            .eip712_signing_hash(&domain(d.chain_id, d.settlement));
+        self.sequencer
+            .register_viewing_key(key.address(), key.sign_hash_sync(&hash)?)
+            .await?;
+        Ok(())
+    }
+
+    /// The committed state rebuilt from the chain alone.
+    async fn chain_sync(&self) -> Result<stablelane_chain::SyncedState> {
+        let d = self.devnet.description();
+        Ok(stablelane_chain::chain_sync(
+            &stablelane_chain::ChainSyncConfig {
+                l2_rpc_url: self.devnet.rpc_url(),
+                settlement: d.settlement,
+                from_block: d.deploy_block,
+                max_block_range: 1_000,
+            },
+            |_| {},
+        )
+        .await?)
+    }
+
     fn balance(&self, who: Address) -> Amount {
         self.sequencer.read(|s| s.ledger().balance(who, self.usdc))
     }
@@ -346,15 +375,7 @@ async fn deposit_transfer_batch_commit_finalize_claim() -> Result<()> {
     // Alice registers her viewing key before her deposit is credited.
     let d = node.devnet.description().clone();
     let deployment = domain(d.chain_id, d.settlement);
-    let vk_signature = {
-        use alloy::{signers::SignerSync, sol_types::SolStruct};
-        let hash =
-            stablelane::messages::viewing_key_message(alice).eip712_signing_hash(&deployment);
-        node.wallets[0].sign_hash_sync(&hash)?
-    };
-    node.sequencer
-        .register_viewing_key(alice, vk_signature)
-        .await?;
+    node.register(0).await?;
     node.deposit(0, 100_000_000).await?;
     assert_eq!(watcher.step().await?.deposits, 1);
     assert_eq!(node.balance(alice), Amount(100_000_000));
@@ -419,16 +440,7 @@ async fn deposit_transfer_batch_commit_finalize_claim() -> Result<()> {
     assert_eq!(settlement.stateRoot().call().await?, node.sequencer.root()?);
 
     // Anyone rebuilds the tree from the commits' calldata and checks every root.
-    let synced = stablelane_chain::chain_sync(
-        &stablelane_chain::ChainSyncConfig {
-            l2_rpc_url: l2.clone(),
-            settlement: d.settlement,
-            from_block: d.deploy_block,
-            max_block_range: 1_000,
-        },
-        |_| {},
-    )
-    .await?;
+    let synced = node.chain_sync().await?;
     assert_eq!(synced.last_batch(), 2);
     assert_eq!(synced.root(), node.sequencer.root()?);
     for b in synced.batches() {
@@ -830,15 +842,7 @@ async fn attestation_verifies_on_chain_and_exodus_exit_uses_only_chain_data_and_
     let settler = node.settler(&l2, Duration::from_secs(60))?;
     let alice_key = node.wallets[0].clone();
     let alice = alice_key.address();
-    let vk_signature = {
-        use alloy::{signers::SignerSync, sol_types::SolStruct};
-        let hash =
-            stablelane::messages::viewing_key_message(alice).eip712_signing_hash(&deployment);
-        alice_key.sign_hash_sync(&hash)?
-    };
-    node.sequencer
-        .register_viewing_key(alice, vk_signature)
-        .await?;
+    node.register(0).await?;
     node.deposit(0, 9_000_000).await?;
     watcher.step().await?;
     node.transfer(0, node.wallets[1].address(), 2_000_000)
@@ -848,16 +852,7 @@ async fn attestation_verifies_on_chain_and_exodus_exit_uses_only_chain_data_and_
     let balance_now = node.balance(alice).base_units();
 
     // From here on only chain data and alice's key: rebuild, open the note, build the witness.
-    let synced = stablelane_chain::chain_sync(
-        &stablelane_chain::ChainSyncConfig {
-            l2_rpc_url: l2.clone(),
-            settlement: d.settlement,
-            from_block: d.deploy_block,
-            max_block_range: 1_000,
-        },
-        |_| {},
-    )
-    .await?;
+    let synced = node.chain_sync().await?;
     let vk = stablelane::signing::derive_viewing_key(&alice_key, &deployment)?;
     let slot = synced
         .slot_index(alice, node.usdc)

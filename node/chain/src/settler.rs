@@ -471,9 +471,10 @@ impl Settler {
                 // mempool): send again under the same nonce at no lower fees.
                 warn!(target: "settler", batch = n, nonce = in_flight.nonce, "commit unknown to the L2; broadcasting again");
                 let (fee, tip) = self.fees().await?;
-                let cap = self.config.max_fee_per_gas;
-                let tip = tip.max(in_flight.max_priority_fee_per_gas).min(cap);
-                let fee = fee.max(in_flight.max_fee_per_gas).min(cap).max(tip);
+                let (fee, tip) = self.capped(
+                    fee.max(in_flight.max_fee_per_gas),
+                    tip.max(in_flight.max_priority_fee_per_gas),
+                );
                 let hash = self
                     .send(
                         batch,
@@ -492,14 +493,12 @@ impl Settler {
                 }
                 let bump = |fee: u128| fee + fee * u128::from(self.config.fee_bump_percent) / 100;
                 let estimate = self.fees().await?;
-                let max_priority = bump(in_flight.max_priority_fee_per_gas)
-                    .max(estimate.1)
-                    .max(1)
-                    .min(self.config.max_fee_per_gas);
-                let max_fee = bump(in_flight.max_fee_per_gas)
-                    .max(estimate.0)
-                    .min(self.config.max_fee_per_gas)
-                    .max(max_priority);
+                let (max_fee, max_priority) = self.capped(
+                    bump(in_flight.max_fee_per_gas).max(estimate.0),
+                    bump(in_flight.max_priority_fee_per_gas)
+                        .max(estimate.1)
+                        .max(1),
+                );
                 if max_fee <= in_flight.max_fee_per_gas {
                     warn!(target: "settler", batch = n, max_fee, "commit stuck at the configured fee cap (batch.max_fee_per_gas_gwei)");
                     return Ok(None);
@@ -550,8 +549,7 @@ impl Settler {
         };
         let gas_limit = gas + gas / 5;
         let (max_fee, max_priority) = self.fees().await?;
-        let max_priority = max_priority.min(self.config.max_fee_per_gas);
-        let max_fee = max_fee.min(self.config.max_fee_per_gas).max(max_priority);
+        let (max_fee, max_priority) = self.capped(max_fee, max_priority);
         let hash = self
             .send(
                 batch,
@@ -563,6 +561,13 @@ impl Settler {
             )
             .await?;
         Ok(Some(hash))
+    }
+
+    /// `(max fee, priority fee)` within `max_fee_per_gas`, the fee cap never below the tip.
+    fn capped(&self, max_fee: u128, max_priority: u128) -> (u128, u128) {
+        let cap = self.config.max_fee_per_gas;
+        let tip = max_priority.min(cap);
+        (max_fee.min(cap).max(tip), tip)
     }
 
     /// The network's current EIP-1559 fees: (max fee, priority fee).

@@ -482,13 +482,31 @@ pub async fn run(args: WalletArgs) -> Result<()> {
     Ok(())
 }
 
-/// Claims withdrawals on the L2 with proofs built from the node's copy of the batch, after
-/// checking it against the root the contract recorded.
-async fn claim(session: &Session, key: &PrivateKeySigner, args: &ClaimArgs) -> Result<()> {
+/// A provider for the L2 at `url` that signs with `key`, and the L2's chain id.
+async fn connect_l2(
+    url: &str,
+    key: &PrivateKeySigner,
+) -> Result<(impl alloy::providers::Provider + Clone, u64)> {
     use alloy::{
         network::EthereumWallet,
         providers::{Provider, ProviderBuilder},
     };
+    let parsed = url
+        .parse()
+        .map_err(|e| eyre!("bad L2 RPC URL {url}: {e}"))?;
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect_http(parsed);
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .wrap_err_with(|| format!("cannot reach the L2 at {url}"))?;
+    Ok((provider, chain_id))
+}
+
+/// Claims withdrawals on the L2 with proofs built from the node's copy of the batch, after
+/// checking it against the root the contract recorded.
+async fn claim(session: &Session, key: &PrivateKeySigner, args: &ClaimArgs) -> Result<()> {
     use stablelane_contracts::{
         batch_data::{withdrawal_proof, withdrawals_root},
         Settlement,
@@ -528,26 +546,12 @@ async fn claim(session: &Session, key: &PrivateKeySigner, args: &ClaimArgs) -> R
             None => bail!("batch {number} pays nothing to {recipient}"),
         }
     }
-    let list: Vec<stablelane_contracts::batch_data::Withdrawal> = batch
+    let list: Vec<_> = batch
         .withdrawals
         .iter()
-        .map(|w| stablelane_contracts::batch_data::Withdrawal {
-            recipient: w.recipient,
-            token: w.token,
-            amount_base_units: w.amount.base_units(),
-        })
+        .map(stablelane::rpc::BatchWithdrawal::on_chain)
         .collect();
-    let url = args
-        .l2_rpc
-        .parse()
-        .map_err(|e| eyre!("bad L2 RPC URL {}: {e}", args.l2_rpc))?;
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(key.clone()))
-        .connect_http(url);
-    let chain_id = provider
-        .get_chain_id()
-        .await
-        .wrap_err_with(|| format!("cannot reach the L2 at {}", args.l2_rpc))?;
+    let (provider, chain_id) = connect_l2(&args.l2_rpc, key).await?;
     if chain_id != session.info.chain_id {
         bail!(
             "the L2 at {} is chain {chain_id}, the node settles on chain {}",
@@ -626,10 +630,6 @@ async fn claim(session: &Session, key: &PrivateKeySigner, args: &ClaimArgs) -> R
 /// wallet's last note with its viewing key, recompute its leaf, prove "holds at least its
 /// balance" bound to the contract's exit context, and send `exit`.
 async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
-    use alloy::{
-        network::EthereumWallet,
-        providers::{Provider, ProviderBuilder},
-    };
     use stablelane_circuits::{
         field::{fr_from_be_bytes, fr_to_be_bytes},
         keys, leaf_hash,
@@ -639,17 +639,7 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
     use stablelane_contracts::{Groth16Verifier, Settlement};
 
     let owner = key.address();
-    let url = args
-        .l2_rpc
-        .parse()
-        .map_err(|e| eyre!("bad L2 RPC URL {}: {e}", args.l2_rpc))?;
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(key.clone()))
-        .connect_http(url);
-    let chain_id = provider
-        .get_chain_id()
-        .await
-        .wrap_err_with(|| format!("cannot reach the L2 at {}", args.l2_rpc))?;
+    let (provider, chain_id) = connect_l2(&args.l2_rpc, key).await?;
     let settlement = Settlement::new(args.settlement, &provider);
     if !settlement.exodus().call().await? {
         bail!("the settlement contract is not in exodus mode (anyone may call activateExodus once a deposit or forced withdrawal is overdue)");

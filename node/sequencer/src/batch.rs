@@ -106,11 +106,7 @@ impl SealedBatch {
     pub fn contract_withdrawals(&self) -> Vec<Withdrawal> {
         self.withdrawals
             .iter()
-            .map(|w| Withdrawal {
-                recipient: w.recipient,
-                token: w.token,
-                amount_base_units: w.amount.base_units(),
-            })
+            .map(BatchWithdrawal::on_chain)
             .collect()
     }
 

@@ -400,14 +400,8 @@ impl State {
             leaves,
         };
         let withdrawals = std::mem::take(&mut self.open.withdrawals);
-        let contract_withdrawals: Vec<_> = withdrawals
-            .iter()
-            .map(|w| stablelane_contracts::batch_data::Withdrawal {
-                recipient: w.recipient,
-                token: w.token,
-                amount_base_units: w.amount.base_units(),
-            })
-            .collect();
+        let contract_withdrawals: Vec<_> =
+            withdrawals.iter().map(BatchWithdrawal::on_chain).collect();
         let data = encode_batch_data(&contract_withdrawals, &body.encode())
             .map_err(|e| ApplyError::Batch(e.to_string()))?;
         let sealed = SealedBatch {
