@@ -68,6 +68,14 @@ pub enum ErrorCode {
     Unauthorized = 1040,
     /// Unknown transaction, batch or account.
     NotFound = 1050,
+    /// An attestation was asked for a threshold above the balance: no proof exists.
+    BalanceBelowThreshold = 1060,
+    /// The node was started without proving keys (`[prover]` in its config).
+    ProverDisabled = 1061,
+    /// The batch asked for is not committed on-chain yet, or older than the prover keeps.
+    BatchNotProvable = 1062,
+    /// The proof was not ready within the node's proving timeout: retry later.
+    ProvingTimeout = 1063,
 }
 
 impl ErrorCode {
@@ -107,6 +115,10 @@ impl ErrorCode {
         Self::RateLimited,
         Self::Unauthorized,
         Self::NotFound,
+        Self::BalanceBelowThreshold,
+        Self::ProverDisabled,
+        Self::BatchNotProvable,
+        Self::ProvingTimeout,
     ];
 
     /// A stable snake_case name (metrics labels, logs).
@@ -141,6 +153,10 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Unauthorized => "unauthorized",
             Self::NotFound => "not_found",
+            Self::BalanceBelowThreshold => "balance_below_threshold",
+            Self::ProverDisabled => "prover_disabled",
+            Self::BatchNotProvable => "batch_not_provable",
+            Self::ProvingTimeout => "proving_timeout",
         }
     }
 

@@ -7,6 +7,7 @@
 //! except the typed JSON-RPC clients of the `client` feature.
 
 pub mod amount;
+pub mod attestation;
 pub mod error_codes;
 pub mod ids;
 pub mod messages;
@@ -14,10 +15,12 @@ pub mod rpc;
 pub mod signing;
 
 pub use amount::{Amount, AmountError};
+pub use attestation::{attestation_context, verify_attestation, Attestation, AttestationError};
 pub use error_codes::ErrorCode;
 pub use ids::{BatchNumber, Nonce, SequenceNumber, SlotIndex, TxHash};
 pub use messages::{
-    domain, Authentication, Message, Receipt, Signed, Transfer, TypedDomain, Withdrawal,
+    domain, Authentication, Message, ProveBalance, Receipt, Signed, Transfer, TypedDomain,
+    Withdrawal,
 };
 pub use signing::{sign, SignatureError};
 pub use stablelane_contracts as contracts;

@@ -75,6 +75,15 @@ pub mod sol {
             address owner;
             string statement;
         }
+
+        struct ProveBalance {
+            address owner;
+            address token;
+            uint128 threshold;
+            bytes32 challenge;
+            uint64 batch;
+            uint64 expiry;
+        }
     }
 }
 
@@ -201,6 +210,47 @@ impl Message for Authentication {
         sol::Authentication {
             owner: self.owner,
             purpose: self.purpose.clone(),
+            expiry: self.expiry,
+        }
+    }
+
+    fn signer(&self) -> Address {
+        self.owner
+    }
+}
+
+/// A request for a balance attestation (`lane_proveBalance`), signed by the owner.
+///
+/// Every parameter is signed, so that whoever sees a request (a verifier it was forwarded
+/// to, a proxy) can only repeat the very same statement, never probe other thresholds and
+/// bisect the balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProveBalance {
+    /// The account; must be the signer.
+    pub owner: Address,
+    /// The token.
+    pub token: Address,
+    /// The lower bound to prove, in base units.
+    pub threshold: Amount,
+    /// The verifier's challenge the proof is bound to.
+    pub challenge: B256,
+    /// The committed batch whose root to prove under; 0 for the latest committed batch.
+    pub batch: u64,
+    /// Unix time (seconds) after which the node refuses the request.
+    pub expiry: u64,
+}
+
+impl Message for ProveBalance {
+    type Sol = sol::ProveBalance;
+
+    fn to_sol(&self) -> sol::ProveBalance {
+        sol::ProveBalance {
+            owner: self.owner,
+            token: self.token,
+            threshold: self.threshold.base_units(),
+            challenge: self.challenge,
+            batch: self.batch,
             expiry: self.expiry,
         }
     }

@@ -41,6 +41,8 @@ pub mod method {
     pub const REGISTER_VIEWING_KEY: &str = "lane_registerViewingKey";
     /// `admin_sealBatch`.
     pub const ADMIN_SEAL_BATCH: &str = "admin_sealBatch";
+    /// `lane_proveBalance`
+    pub const PROVE_BALANCE: &str = "lane_proveBalance";
     /// `admin_devDeposit` (only on nodes configured for development).
     pub const ADMIN_DEV_DEPOSIT: &str = "admin_devDeposit";
 }
@@ -402,6 +404,14 @@ mod client {
             owner: Address,
             signature: alloy::primitives::Signature,
         ) -> RpcResult<bool>;
+
+        /// A private balance attestation: a Groth16 proof that the signed request's owner
+        /// holds at least its threshold in a committed batch's root, bound to its challenge.
+        #[method(name = "proveBalance")]
+        async fn prove_balance(
+            &self,
+            request: Signed<crate::ProveBalance>,
+        ) -> RpcResult<crate::Attestation>;
 
         /// A batch and its status.
         #[method(name = "getBatch")]

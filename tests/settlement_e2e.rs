@@ -308,6 +308,7 @@ fn open_sequencer(
             },
             domain: domain(d.chain_id, d.settlement),
             batch: Default::default(),
+            sealed_history: stablelane_sequencer::sealed::DEFAULT_HISTORY,
         },
         operator.clone(),
     )?)

@@ -266,6 +266,65 @@ impl StateTree {
         MerklePath { siblings }
     }
 
+    /// Node `position` of `level`: level 0 holds the leaves, level [`TREE_DEPTH`] the root;
+    /// the empty-subtree hash of the level where nothing was set.
+    pub fn node_at(&self, level: usize, position: u32) -> Fr {
+        self.node(level, position)
+    }
+
+    /// Makes the paths of `slots` (each leaf and its 32 ancestors) equal to `source`'s by
+    /// copying nodes, without hashing, and returns the nodes it overwrote as
+    /// `(level, position, previous value)`, each node once.
+    ///
+    /// This keeps a second tree in step with a live one at chosen moments (the sequencer's
+    /// tree as of its last sealed batch) for the price of a copy: if the two trees differed
+    /// only on the paths of `slots`, they are equal afterwards. The returned values are what
+    /// it takes to read the old tree's paths again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TreeAllocation`] if the tree cannot grow to the highest slot; it is then
+    /// unchanged.
+    pub fn copy_paths_from(
+        &mut self,
+        source: &StateTree,
+        slots: &[SlotIndex],
+    ) -> Result<Vec<(u8, u32, Fr)>> {
+        let Some(highest) = slots.iter().max() else {
+            return Ok(Vec::new());
+        };
+        self.grow(u64::from(highest.0) + 1)?;
+        let mut sorted: Vec<u32> = slots.iter().map(|s| s.0).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut previous = Vec::new();
+        for level in 0..=TREE_DEPTH {
+            let mut last = None;
+            for &slot in &sorted {
+                let position = slot.checked_shr(level as u32).unwrap_or(0);
+                // Slots are sorted, so the positions of one level are too: skip repeats.
+                if last == Some(position) {
+                    continue;
+                }
+                last = Some(position);
+                let new = source.node(level, position);
+                let Some(node) = self
+                    .levels
+                    .get_mut(level)
+                    .and_then(|nodes| nodes.get_mut(position as usize))
+                else {
+                    debug_assert!(false, "node {position} beyond a grown level");
+                    continue;
+                };
+                if *node != new {
+                    previous.push((level as u8, position, *node));
+                    *node = new;
+                }
+            }
+        }
+        Ok(previous)
+    }
+
     /// Heap memory held by the tree, in bytes (allocated capacity, including growth
     /// headroom).
     pub fn heap_bytes(&self) -> usize {
@@ -581,6 +640,41 @@ mod tests {
             by_set.set(SlotIndex::new(i as u32), *value).expect("set");
         }
         assert_eq!(StateTree::from_leaves(leaves).expect("5 leaves"), by_set);
+    }
+
+    #[test]
+    fn copied_paths_make_a_stale_copy_equal_and_keep_what_it_takes_to_read_it_again() {
+        let mut live = StateTree::from_leaves((0..40).map(leaf).collect()).expect("tree");
+        let mut copy = live.clone();
+        let old_root = copy.root();
+        let old_paths: Vec<MerklePath> = (0..45).map(|i| copy.path(SlotIndex::new(i))).collect();
+        // Change two slots, one of them twice, and create one beyond the end.
+        let changed = [3u32, 17, 3, 44].map(SlotIndex::new);
+        for (k, slot) in changed.iter().enumerate() {
+            live.set(*slot, Fr::from(7_000 + k as u64)).expect("set");
+        }
+        let previous = copy.copy_paths_from(&live, &changed).expect("copy");
+        assert_eq!(copy, live, "equal after the copy, without hashing");
+        // Each node at most once, and every changed node listed: the old paths read back.
+        let mut seen = std::collections::HashSet::new();
+        assert!(previous.iter().all(|&(l, p, _)| seen.insert((l, p))));
+        let old_node = |level: usize, position: u32| {
+            previous
+                .iter()
+                .find(|&&(l, p, _)| l as usize == level && p == position)
+                .map_or_else(|| copy.node_at(level, position), |&(_, _, v)| v)
+        };
+        assert_eq!(old_node(TREE_DEPTH, 0), old_root);
+        for (i, old_path) in old_paths.iter().enumerate() {
+            let index = SlotIndex::new(i as u32);
+            let siblings: [Fr; TREE_DEPTH] =
+                std::array::from_fn(|level| old_node(level, (index.get() >> level) ^ 1));
+            assert_eq!(&MerklePath::new(siblings), old_path, "slot {i}");
+        }
+        assert!(copy
+            .copy_paths_from(&live, &[])
+            .expect("nothing")
+            .is_empty());
     }
 
     #[test]

@@ -619,6 +619,13 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         return verifier.verifyProof(proof, input);
     }
 
+    /// @notice The proof context of an attestation answering a verifier's `challenge`:
+    ///         keccak256("Stablelane.attestation.v1" ‖ challenge) mod r. Its domain tag keeps
+    ///         it apart from every `exitContext`, so an attestation can never serve as an exit.
+    function attestationContext(bytes32 challenge) public pure returns (uint256) {
+        return uint256(keccak256(abi.encodePacked("Stablelane.attestation.v1", challenge))) % SNARK_SCALAR_FIELD;
+    }
+
     /// @notice The proof context an exit of `owner` must be bound to.
     function exitContext(address owner) public view returns (uint256) {
         return uint256(keccak256(abi.encode(EXIT_DOMAIN, block.chainid, address(this), owner))) % SNARK_SCALAR_FIELD;

@@ -293,6 +293,25 @@ contract SettlementAdminTest is SettlementFixture {
         assertEq(settlement.exitContext(alice), _exitContext(alice), "independent computation, other chain");
     }
 
+    function test_attestationContext_matchesTheRustVectorAndDiffersFromExitContexts() public view {
+        // keccak256("Stablelane.attestation.v1" ‖ 0x00…00) mod r, the vector of the Rust
+        // crate's attestation_context test.
+        assertEq(
+            settlement.attestationContext(bytes32(0)),
+            0x1b209f005935716525b70b5f12b01c88031ef86bd4e8dd1203d0db9f8590b30c,
+            "vector"
+        );
+        bytes32 challenge = keccak256("a verifier's challenge");
+        uint256 ctx = settlement.attestationContext(challenge);
+        assertLt(ctx, R, "in field");
+        assertEq(ctx, uint256(keccak256(bytes.concat("Stablelane.attestation.v1", challenge))) % R, "independent");
+        assertNotEq(ctx, settlement.exitContext(alice), "not an exit context");
+    }
+
+    function testFuzz_attestationContext_isInField(bytes32 challenge) public view {
+        assertLt(settlement.attestationContext(challenge), R, "in field");
+    }
+
     // ----------------------------------------------------------- view reverts
 
     function test_batch_revertsForUncommittedBatch() public {

@@ -50,6 +50,7 @@ impl Setup {
                 },
                 domain: domain(d.chain_id, d.settlement),
                 batch: Default::default(),
+                sealed_history: 0,
             },
             alloy::signers::local::PrivateKeySigner::random(),
         )?;

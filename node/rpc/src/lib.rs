@@ -9,7 +9,7 @@
 //! response size, connections, subscriptions per connection, batch length.
 //!
 //! Not here: the ledger rules (the `stablelane-ledger` crate), ordering and durability (the
-//! sequencer), batches and proofs (later), installing a tracing subscriber
+//! sequencer), batches (the sequencer and the settler), installing a tracing subscriber
 //! (the binary's job).
 
 pub mod auth;
@@ -17,6 +17,7 @@ pub mod error;
 mod methods;
 pub mod metrics;
 mod params;
+pub mod prover;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -89,6 +90,10 @@ pub struct RpcConfig {
     /// Development only: serve `admin_devDeposit`, which credits deposits that did not come
     /// from the chain (for local tests without a chain watcher). Never enable in production.
     pub dev_deposits: bool,
+    /// The prover pool behind `lane_proveBalance` (`None`: the method answers
+    /// `prover_disabled`). The sequencer must keep sealed states
+    /// (`SequencerConfig::sealed_history`).
+    pub prover: Option<Arc<prover::Prover>>,
 }
 
 /// Errors starting the servers.

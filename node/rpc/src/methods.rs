@@ -10,12 +10,15 @@ use alloy::{primitives::Address, sol_types::Eip712Domain};
 use jsonrpsee::{types::ErrorObjectOwned, PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use serde::Serialize;
 use stablelane::{
+    attestation::attestation_context,
+    rpc::BatchStatus,
     rpc::{
         method, Account, BatchInfo, BatchProgress, ChainInfo, FeeQuote, NodeStatus,
         ReceiptNotification, SealResult, TokenInfo as TokenView, TokenSupply, TransactionInfo,
         TxStatus, GET_ACCOUNT_PURPOSE, SUBSCRIBE_BATCHES, SUBSCRIBE_RECEIPTS,
     },
-    Amount, Authentication, ErrorCode, Message, Signed, Transfer, TxHash, Withdrawal,
+    Amount, Attestation, Authentication, ErrorCode, Message, ProveBalance, Signed, Transfer,
+    TxHash, Withdrawal,
 };
 use stablelane_ledger::Deposit;
 use stablelane_sequencer::Sequencer;
@@ -26,6 +29,7 @@ use crate::{
     error::{Result, RpcError},
     metrics::{RpcMetrics, TxKind},
     params::{optional, positional, required, signed},
+    prover::{ProveError, Prover},
     RpcConfig, StartError, TokenInfo,
 };
 
@@ -40,6 +44,7 @@ pub(crate) struct Context {
     tokens: Vec<TokenInfo>,
     pub(crate) metrics: Arc<RpcMetrics>,
     dev_deposits: bool,
+    pub(crate) prover: Option<Arc<Prover>>,
 }
 
 impl Context {
@@ -61,6 +66,7 @@ impl Context {
             tokens: config.tokens.clone(),
             metrics: Arc::new(RpcMetrics::default()),
             dev_deposits: config.dev_deposits,
+            prover: config.prover.clone(),
         })
     }
 }
@@ -177,6 +183,14 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
             Ok::<_, RpcError>(true)
         },
     )?;
+    register(&mut module, method::PROVE_BALANCE, |ctx, raw| async move {
+        let items = positional(raw.as_deref(), method::PROVE_BALANCE, 1)?;
+        let value = items
+            .first()
+            .ok_or_else(|| RpcError::invalid_params("missing parameter 0 (request)"))?;
+        let request: Signed<ProveBalance> = signed(value, "request", &["threshold"])?;
+        prove_balance(&ctx, request).await
+    })?;
     register(&mut module, method::GET_BATCH, |ctx, raw| async move {
         let items = positional(raw.as_deref(), method::GET_BATCH, 1)?;
         let number: u64 = required(&items, 0, "batchNumber")?;
@@ -503,4 +517,154 @@ fn check_authentication(
         )
     })?;
     Ok(())
+}
+
+/// `lane_proveBalance`: checks the owner's signed request, opens the owner's slot as of the
+/// committed batch asked for (the latest committed one by default), checks the statement
+/// natively (a threshold above the balance is refused before any proving work), and proves on
+/// the prover pool.
+async fn prove_balance(ctx: &Context, request: Signed<ProveBalance>) -> Result<Attestation> {
+    let prover = ctx.prover.clone().ok_or_else(|| {
+        RpcError::new(
+            ErrorCode::ProverDisabled,
+            "this node does not prove balances (no [prover] keys configured)",
+        )
+    })?;
+    if request.message.expiry <= now_s() {
+        return Err(RpcError::new(ErrorCode::Expired, "request expired"));
+    }
+    request.verify(&ctx.domain)?;
+    let ProveBalance {
+        owner,
+        token,
+        threshold,
+        challenge,
+        batch,
+        ..
+    } = request.message;
+    if !ctx.tokens.iter().any(|t| t.address == token) {
+        return Err(RpcError::new(
+            ErrorCode::UnsupportedToken,
+            format!("token {token} is not supported"),
+        ));
+    }
+    let batch = provable_batch(ctx, batch)?;
+    let (slot, opening) = ctx.sequencer.read(|state| {
+        let slot = state.ledger().slot_index(owner, token);
+        let sealed = state.sealed();
+        let opening = match (sealed, slot) {
+            (None, _) => Err(RpcError::new(
+                ErrorCode::ProverDisabled,
+                "this node keeps no sealed states",
+            )),
+            (_, None) => Err(RpcError::not_found(format!(
+                "{owner} has no {token} account"
+            ))),
+            (Some(sealed), Some(slot)) => sealed.opening(batch, slot.get()).map_err(|e| match e {
+                stablelane_sequencer::sealed::OpeningError::NoSlot { .. } => {
+                    RpcError::not_found(format!("{owner} had no {token} account at batch {batch}"))
+                }
+                other => RpcError::new(ErrorCode::BatchNotProvable, other.to_string()),
+            }),
+        };
+        (slot, opening)
+    });
+    let opening = opening?;
+    let slot = slot.ok_or_else(|| RpcError::not_found("no account"))?;
+    // The root the contract stores for this batch must be the one the opening verifies
+    // against (a mismatch would be a bug: refuse rather than prove something unverifiable).
+    let (stored, _) = ctx
+        .sequencer
+        .batch(batch)
+        .map_err(internal)?
+        .ok_or_else(|| RpcError::not_found(format!("no batch {batch}")))?;
+    let root = stablelane_sequencer::sealed::root_word(&opening.root);
+    if stored.new_root != root {
+        return Err(internal(format!(
+            "sealed state of batch {batch} has root {root}, the batch {}",
+            stored.new_root
+        )));
+    }
+    let context = attestation_context(&challenge);
+    let witness = stablelane_circuits::AttestationWitness {
+        root: opening.root,
+        owner: owner.0 .0,
+        token: token.0 .0,
+        threshold: threshold.base_units(),
+        context: stablelane_circuits::field::fr_from_be_bytes(&context.to_be_bytes::<32>())
+            .map_err(internal)?,
+        balance: opening.secrets.balance,
+        nonce: opening.secrets.nonce,
+        salt: opening.secrets.salt,
+        slot: stablelane_circuits::SlotIndex::new(slot.get()),
+        path: opening.path,
+    };
+    if opening.secrets.balance < threshold.base_units() {
+        return Err(RpcError::new(
+            ErrorCode::BalanceBelowThreshold,
+            format!("the balance at batch {batch} is below the threshold: no proof exists"),
+        ));
+    }
+    witness.check().map_err(internal)?;
+    let started = std::time::Instant::now();
+    let proof = prover.prove(witness).await.map_err(|e| match e {
+        ProveError::Busy(_) => RpcError::new(ErrorCode::Busy, e.to_string()),
+        ProveError::Timeout(_) => RpcError::new(ErrorCode::ProvingTimeout, e.to_string()),
+        ProveError::Failed(_) => internal(e),
+    })?;
+    info!(target: "rpc", %owner, batch, took = ?started.elapsed(), "balance attested");
+    Ok(Attestation {
+        batch,
+        root,
+        owner,
+        token,
+        threshold,
+        challenge,
+        context,
+        proof: stablelane_circuits::prover::proof_to_evm(&proof)
+            .map(alloy::primitives::U256::from_be_bytes),
+        verifying_key_hash: prover.key_hash(),
+    })
+}
+
+/// The batch a proof request refers to: `requested`, or the latest committed batch for 0.
+/// Only batches committed on-chain (committed or finalized) are provable: their roots are the
+/// ones the contract's `verifyAttestation` knows.
+fn provable_batch(ctx: &Context, requested: u64) -> Result<u64> {
+    let is_committed = |number: u64| -> Result<bool> {
+        Ok(ctx
+            .sequencer
+            .batch(number)
+            .map_err(internal)?
+            .is_some_and(|(_, chain)| {
+                matches!(
+                    chain.status,
+                    BatchStatus::Committed | BatchStatus::Finalized
+                )
+            }))
+    };
+    if requested != 0 {
+        return if is_committed(requested)? {
+            Ok(requested)
+        } else {
+            Err(RpcError::new(
+                ErrorCode::BatchNotProvable,
+                format!("batch {requested} is not committed on-chain"),
+            ))
+        };
+    }
+    let (newest, oldest) = ctx.sequencer.read(|state| {
+        state
+            .sealed()
+            .map_or((0, 1), |sealed| (sealed.head(), sealed.oldest().max(1)))
+    });
+    for number in (oldest..=newest).rev() {
+        if is_committed(number)? {
+            return Ok(number);
+        }
+    }
+    Err(RpcError::new(
+        ErrorCode::BatchNotProvable,
+        "no committed batch yet (a batch is provable once its commit is included on the L2)",
+    ))
 }

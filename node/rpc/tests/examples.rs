@@ -79,6 +79,7 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
             },
             domain: domain.clone(),
             batch: Default::default(),
+            sealed_history: 0,
         },
         operator.clone(),
     )?;
@@ -97,6 +98,7 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
             limits: Limits::default(),
             admin_limits: Limits::default(),
             dev_deposits: true,
+            prover: None,
         },
         sequencer.clone(),
     )

@@ -56,6 +56,7 @@ impl Node {
             },
             domain: domain.clone(),
             batch: Default::default(),
+            sealed_history: 0,
         };
         let sequencer = Sequencer::open(config, operator.clone())?;
         let alice = PrivateKeySigner::random();
@@ -83,6 +84,7 @@ impl Node {
                 limits: Limits::default(),
                 admin_limits: Limits::default(),
                 dev_deposits: false,
+                prover: None,
             },
             sequencer.clone(),
         )

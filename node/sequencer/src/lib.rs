@@ -20,6 +20,7 @@
 
 pub mod batch;
 pub mod record;
+pub mod sealed;
 pub mod state;
 pub mod store;
 
@@ -81,6 +82,9 @@ pub struct SequencerConfig {
     pub domain: Eip712Domain,
     /// When the writer seals a batch on its own.
     pub batch: BatchLimits,
+    /// Sealed batches whose states stay readable for attestations (0: keep none; see
+    /// [`sealed`]).
+    pub sealed_history: usize,
 }
 
 pub use stablelane::rpc::SignedReceipt;
@@ -266,7 +270,8 @@ fn replay(
         )));
     }
     let checkpoint = store.checkpoint()?;
-    let mut state = State::new(config.ledger.clone(), config.domain.clone());
+    let mut state = State::new(config.ledger.clone(), config.domain.clone())
+        .with_sealed_history(config.sealed_history);
     let mut update = StoreUpdate::default();
     let mut changed = BTreeSet::new();
     let flush = |state: &State,

@@ -35,6 +35,7 @@ use stablelane_ledger::{Effects, Ledger, LedgerConfig, Rejection};
 use crate::{
     batch::{BatchLimits, SealedBatch},
     record::JournalRecord,
+    sealed::{slot_secrets, SealedStates},
 };
 
 /// Why a record could not be applied.
@@ -129,6 +130,8 @@ pub struct State {
     last_batch_root: B256,
     deposits_hash: B256,
     forced_hash: B256,
+    /// The states of the last sealed batches, for attestations (off unless enabled).
+    sealed: Option<SealedStates>,
 }
 
 impl State {
@@ -147,7 +150,21 @@ impl State {
             last_batch_root: genesis,
             deposits_hash: B256::ZERO,
             forced_hash: B256::ZERO,
+            sealed: None,
         }
+    }
+
+    /// Also keeps the states of the last `history` sealed batches (0: none), so that slots
+    /// can be opened as of a committed root ([`sealed`](Self::sealed)). Call before applying
+    /// any record.
+    pub fn with_sealed_history(mut self, history: usize) -> Self {
+        self.sealed = (history > 0).then(|| SealedStates::new(history));
+        self
+    }
+
+    /// The states of the last sealed batches, if kept.
+    pub fn sealed(&self) -> Option<&SealedStates> {
+        self.sealed.as_ref()
     }
 
     /// The ledger.
@@ -399,6 +416,23 @@ impl State {
             new_slots,
             leaves,
         };
+        if let Some(sealed) = &mut self.sealed {
+            let changed = self
+                .open
+                .changed
+                .iter()
+                .map(|&i| {
+                    let slot = self
+                        .ledger
+                        .slot(SlotIndex(i))
+                        .ok_or_else(|| ApplyError::Tree(format!("slot {i} missing")))?;
+                    Ok((i, slot_secrets(slot).map_err(ApplyError::Tree)?))
+                })
+                .collect::<Result<Vec<_>, ApplyError>>()?;
+            sealed
+                .record_seal(number, &self.tree, &changed)
+                .map_err(ApplyError::Tree)?;
+        }
         let withdrawals = std::mem::take(&mut self.open.withdrawals);
         let contract_withdrawals: Vec<_> =
             withdrawals.iter().map(BatchWithdrawal::on_chain).collect();
