@@ -98,7 +98,9 @@ pub fn write_config(
          data_dir = \"{data}\"\nchain_id = {chain_id}\nsettlement = \"{settlement}\"\n\n\
          [rpc]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\n\
          [chain]\nl2_rpc_url = \"{l2}\"\nconfirmations = 1\npoll_interval_ms = 250\nstart_block = {start}\n\n\
-         [batch]\nmax_age_ms = 5000\nresend_after_s = 15\n",
+         [batch]\nmax_age_ms = 5000\nresend_after_s = 15\n\n\
+         # INSECURE dev setup keys (published seed): matches the verifier the devnet deploys.\n\
+         [prover]\ninsecure_dev_keys = true\n",
         data = data_dir.display(),
         chain_id = description.chain_id,
         settlement = description.settlement,

@@ -54,6 +54,8 @@ pub struct NodeConfig {
     pub batch: BatchSection,
     /// Development switches; all off by default.
     pub dev: DevSection,
+    /// `[prover]`
+    pub prover: ProverSection,
     /// Supported tokens.
     pub tokens: Vec<TokenSection>,
 }
@@ -137,6 +139,35 @@ pub struct BatchSection {
     pub max_fee_per_gas_gwei: u64,
 }
 
+/// `[prover]`: balance attestations (`lane_proveBalance`). Off unless keys are given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProverSection {
+    /// Groth16 proving key file (from `stablelane keys setup` or a ceremony). The node refuses
+    /// to start if its verifying key is not the one the deployed verifier was generated from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proving_key: Option<PathBuf>,
+    /// Use the INSECURE deterministic dev setup's keys (anyone can forge proofs with them):
+    /// devnets only.
+    pub insecure_dev_keys: bool,
+    /// Proving threads (each proof uses them all; keep cores for the sequencer).
+    pub threads: usize,
+    /// Requests waiting beyond those being proven; more are refused as busy.
+    pub queue_max: usize,
+    /// Longest a request waits for its proof, seconds.
+    pub timeout_s: u64,
+    /// Sealed batches whose states stay provable (about 1.6 MB each for a full batch of
+    /// 1,024 changed slots).
+    pub history_batches: usize,
+}
+
+impl ProverSection {
+    /// Whether proving is configured.
+    pub fn enabled(&self) -> bool {
+        self.proving_key.is_some() || self.insecure_dev_keys
+    }
+}
+
 /// `[dev]`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +237,14 @@ impl Default for NodeConfig {
                 max_fee_per_gas_gwei: 500,
             },
             dev: DevSection::default(),
+            prover: ProverSection {
+                proving_key: None,
+                insecure_dev_keys: false,
+                threads: 1,
+                queue_max: 8,
+                timeout_s: 60,
+                history_batches: 64,
+            },
             tokens: Vec::new(),
         }
     }
@@ -262,6 +301,17 @@ impl NodeConfig {
             || !(4_096..=120_000).contains(&self.batch.max_data_bytes)
         {
             bail!("batch.max_changed_slots and batch.max_age_ms must be positive, batch.max_withdrawals within 1..=1024, batch.max_data_bytes within 4096..=120000");
+        }
+        let p = &self.prover;
+        if p.proving_key.is_some() && p.insecure_dev_keys {
+            bail!("prover.proving_key and prover.insecure_dev_keys exclude each other");
+        }
+        if !(1..=64).contains(&p.threads)
+            || !(1..=1_024).contains(&p.queue_max)
+            || !(1..=3_600).contains(&p.timeout_s)
+            || !(1..=4_096).contains(&p.history_batches)
+        {
+            bail!("prover.threads must be within 1..=64, prover.queue_max 1..=1024, prover.timeout_s 1..=3600, prover.history_batches 1..=4096");
         }
         if self.rpc.listen == self.rpc.admin_listen && self.rpc.listen.port() != 0 {
             bail!("rpc.listen and rpc.admin_listen must differ");

@@ -4,7 +4,12 @@
 use alloy::signers::local::PrivateKeySigner;
 use eyre::{Context as _, Result};
 use stablelane::{domain, SequenceNumber};
-use stablelane_rpc::{AdminToken, Limits, RpcConfig, RpcServer, TokenInfo};
+use std::sync::Arc;
+
+use stablelane_rpc::{
+    prover::{Prover, ProverLimits},
+    AdminToken, Limits, RpcConfig, RpcServer, TokenInfo,
+};
 use stablelane_sequencer::{BatchLimits, JournalRecord, Sequencer, SequencerConfig, State};
 use stablelane_storage::{Journal, JournalConfig};
 use tracing::info;
@@ -42,7 +47,85 @@ fn sequencer_config(config: &NodeConfig, operator: &PrivateKeySigner) -> Sequenc
             max_data_bytes: config.batch.max_data_bytes,
             ..BatchLimits::default()
         },
+        sealed_history: if config.prover.enabled() {
+            config.prover.history_batches
+        } else {
+            0
+        },
     }
+}
+
+/// The prover pool of `[prover]`, if configured: loads the proving key and, when the node
+/// talks to the L2, refuses a key whose verifying key is not the deployed verifier's.
+async fn start_prover(config: &NodeConfig) -> Result<Option<Arc<Prover>>> {
+    use stablelane_circuits::keys;
+    let p = &config.prover;
+    let key = match (&p.proving_key, p.insecure_dev_keys) {
+        (Some(path), _) => {
+            let path = path.clone();
+            info!(target: "node", key = %path.display(), "loading the proving key");
+            tokio::task::spawn_blocking(move || {
+                keys::read_proving_key(&path)
+                    .map_err(|e| eyre::eyre!("reading the proving key {}: {e}", path.display()))
+            })
+            .await??
+        }
+        (None, true) => {
+            tracing::warn!(target: "node", "prover.insecure_dev_keys is on: proofs use the INSECURE dev setup, anyone can forge them (devnets only)");
+            tokio::task::spawn_blocking(keys::insecure_dev_setup)
+                .await?
+                .map_err(|e| eyre::eyre!("dev setup: {e}"))?
+                .0
+        }
+        (None, false) => return Ok(None),
+    };
+    let prover = Prover::new(
+        key,
+        ProverLimits {
+            threads: p.threads,
+            queue_max: p.queue_max,
+            timeout: std::time::Duration::from_secs(p.timeout_s),
+        },
+    )
+    .map_err(|e| eyre::eyre!("{e}"))?;
+    if config.chain.l2_rpc_url.is_empty() {
+        tracing::warn!(target: "node", key_hash = %prover.key_hash(), "chain.l2_rpc_url is empty: the proving key is not checked against the deployed verifier");
+    } else {
+        check_deployed_key(config, prover.key_hash()).await?;
+    }
+    info!(target: "node", key_hash = %prover.key_hash(), threads = p.threads, "prover started");
+    Ok(Some(Arc::new(prover)))
+}
+
+/// Fails unless the settlement contract's verifier publishes `key_hash`.
+async fn check_deployed_key(config: &NodeConfig, key_hash: alloy::primitives::B256) -> Result<()> {
+    use alloy::providers::ProviderBuilder;
+    use stablelane_contracts::{Groth16Verifier, Settlement};
+    let url = config
+        .chain
+        .l2_rpc_url
+        .parse()
+        .map_err(|e| eyre::eyre!("bad chain.l2_rpc_url: {e}"))?;
+    let provider = ProviderBuilder::new().connect_http(url);
+    let verifier = Settlement::new(config.settlement, &provider)
+        .verifier()
+        .call()
+        .await
+        .wrap_err("reading the settlement contract's verifier")?;
+    let deployed = Groth16Verifier::new(verifier, &provider)
+        .VERIFYING_KEY_HASH()
+        .call()
+        .await
+        .wrap_err_with(|| {
+            format!("reading VERIFYING_KEY_HASH of the deployed verifier {verifier} (not a generated Groth16 verifier?)")
+        })?;
+    if deployed != key_hash {
+        eyre::bail!(
+            "the proving key does not match the deployed verifier {verifier}: its verifying key hash is {key_hash}, the contract's {deployed}"
+        );
+    }
+    info!(target: "node", %verifier, "proving key matches the deployed verifier");
+    Ok(())
 }
 
 /// Runs the node until SIGINT or SIGTERM, then shuts down cleanly.
@@ -66,6 +149,9 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
     if config.dev.deposits {
         tracing::warn!(target: "node", "dev.deposits is on: admin_devDeposit credits balances without the chain");
     }
+    let prover = start_prover(&config)
+        .await
+        .wrap_err("starting the prover")?;
     let sequencer = Sequencer::open(sequencer_config(&config, &operator), operator.clone())
         .wrap_err("opening the ledger")?;
     let limits = Limits {
@@ -96,6 +182,7 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
                 ..Limits::default()
             },
             dev_deposits: config.dev.deposits,
+            prover,
         },
         sequencer.clone(),
     )
