@@ -513,3 +513,86 @@ async fn batches_seal_before_their_data_outgrows_the_bound() {
     }
     seq.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sealed_states_open_every_slot_against_its_batch_root_and_survive_restart() {
+    use stablelane_circuits::{field::fr_from_be_bytes, leaf_hash, SlotIndex as TreeIndex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let operator = PrivateKeySigner::random();
+    let mut cfg = config(dir.path());
+    cfg.sealed_history = 3;
+    let keys: Vec<PrivateKeySigner> = (0..4).map(|_| PrivateKeySigner::random()).collect();
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    for (i, key) in keys.iter().enumerate() {
+        seq.submit_deposit(Deposit {
+            queue_index: i as u64,
+            recipient: key.address(),
+            token: TOKEN,
+            amount: Amount(10_000),
+        })
+        .await
+        .unwrap();
+    }
+    // Five batches of payments around the ring; remember each slot's balance at each seal.
+    let mut balances_at: Vec<Vec<(u32, u128, u64)>> = Vec::new();
+    for round in 0..5u64 {
+        for (i, key) in keys.iter().enumerate() {
+            let to = keys[(i + 1) % keys.len()].address();
+            let tx = sign(
+                key,
+                transfer(key, to, 100 + round as u128, round),
+                &cfg.domain,
+            )
+            .unwrap();
+            seq.submit_transfer(tx).await.unwrap();
+        }
+        let number = seq.seal_batch().await.unwrap().unwrap();
+        assert_eq!(number, round + 1);
+        balances_at.push(seq.read(|s| {
+            (0..s.ledger().slot_count())
+                .filter_map(|i| {
+                    s.ledger()
+                        .slot(stablelane::SlotIndex(i))
+                        .map(|slot| (i, slot.balance.base_units(), slot.nonce.get()))
+                })
+                .collect()
+        }));
+    }
+    let check = |seq: &Sequencer| {
+        for batch in 3..=5u64 {
+            let (sealed_batch, _) = seq.batch(batch).unwrap().unwrap();
+            seq.read(|s| {
+                let sealed = s.sealed().expect("kept");
+                assert_eq!((sealed.oldest(), sealed.head()), (2, 5));
+                for &(slot, balance, nonce) in &balances_at[batch as usize - 1] {
+                    let o = sealed.opening(batch, slot).unwrap();
+                    assert_eq!((o.secrets.balance, o.secrets.nonce), (balance, nonce));
+                    let ledger_slot = s.ledger().slot(stablelane::SlotIndex(slot)).unwrap();
+                    let salt = fr_from_be_bytes(&ledger_slot.salt.0).unwrap();
+                    assert_eq!(o.secrets.salt, salt);
+                    let leaf = leaf_hash(
+                        ledger_slot.owner.0 .0,
+                        ledger_slot.token.0 .0,
+                        balance,
+                        nonce,
+                        salt,
+                    );
+                    assert!(o.path.verify(o.root, TreeIndex::new(slot), leaf));
+                    assert_eq!(
+                        stablelane_sequencer::sealed::root_word(&o.root),
+                        sealed_batch.new_root,
+                        "batch {batch}"
+                    );
+                }
+                assert!(sealed.opening(1, 0).is_err(), "outside the history");
+            });
+        }
+    };
+    check(&seq);
+    seq.shutdown().await;
+    // Replay rebuilds the same sealed states.
+    let seq = Sequencer::open(cfg, operator).unwrap();
+    check(&seq);
+    seq.shutdown().await;
+}
