@@ -51,10 +51,22 @@ pub const DEV_SETUP_SEED: [u8; 32] = *b"stablelane INSECURE dev setup v1";
 ///
 /// [`Error::Synthesis`] if the circuit cannot be synthesised (a bug).
 pub fn insecure_dev_setup() -> Result<(ProvingKey, VerifyingKey)> {
-    let mut rng = ChaCha20Rng::from_seed(DEV_SETUP_SEED);
+    setup(&mut ChaCha20Rng::from_seed(DEV_SETUP_SEED))
+}
+
+/// A single-party Groth16 setup of the attestation circuit with secrets drawn from `rng`.
+/// Whoever knows what `rng` produced can forge proofs: draw it from the OS and drop it (a
+/// multi-party ceremony removes even that trust; see `docs/keys.md`).
+///
+/// # Errors
+///
+/// [`Error::Synthesis`] if the circuit cannot be synthesised (a bug).
+pub fn setup<R: ark_std::rand::RngCore + ark_std::rand::CryptoRng>(
+    rng: &mut R,
+) -> Result<(ProvingKey, VerifyingKey)> {
     let pk = Groth16::<Bn254>::generate_random_parameters_with_reduction(
         AttestationCircuit::blank(),
-        &mut rng,
+        rng,
     )?;
     let vk = pk.vk.clone();
     Ok((pk, vk))

@@ -72,10 +72,16 @@ async fn start_prover(config: &NodeConfig) -> Result<Option<Arc<Prover>>> {
         }
         (None, true) => {
             tracing::warn!(target: "node", "prover.insecure_dev_keys is on: proofs use the INSECURE dev setup, anyone can forge them (devnets only)");
-            tokio::task::spawn_blocking(keys::insecure_dev_setup)
-                .await?
-                .map_err(|e| eyre::eyre!("dev setup: {e}"))?
-                .0
+            tokio::task::spawn_blocking(|| {
+                // Without arkworks' per-gadget spans (see the prover pool).
+                tracing::subscriber::with_default(
+                    tracing::subscriber::NoSubscriber::default(),
+                    keys::insecure_dev_setup,
+                )
+            })
+            .await?
+            .map_err(|e| eyre::eyre!("dev setup: {e}"))?
+            .0
         }
         (None, false) => return Ok(None),
     };

@@ -126,6 +126,10 @@ enum WalletCommand {
     /// transfer and withdrawal): from then on the batch data carries this wallet's balance
     /// notes encrypted to it, so it can rebuild its leaf from chain data alone.
     Register,
+    /// Asks the node for a private balance attestation: a Groth16 proof that the wallet holds
+    /// at least --threshold of the token in a committed batch's root, bound to a challenge.
+    /// Writes the attestation JSON (check it with `stablelane verify-attestation`).
+    Attest(AttestArgs),
     /// In exodus mode, exits with the wallet's whole balance of a token in the last committed
     /// root, proven from chain data and the wallet's key alone: the node is not needed.
     Exit(ExitArgs),
@@ -133,6 +137,25 @@ enum WalletCommand {
     /// transaction hash, or with --batch all of a batch's withdrawals to the recipient.
     /// The wallet's key pays the gas; the tokens go to the withdrawal's recipient.
     Claim(ClaimArgs),
+}
+
+#[derive(Debug, Args)]
+struct AttestArgs {
+    /// Token symbol or address (default: the node's only token).
+    #[arg(long)]
+    token: Option<String>,
+    /// The lower bound to prove, in human units ("20" or "20.5").
+    #[arg(long)]
+    threshold: String,
+    /// The verifier's 32-byte challenge (default: 32 random bytes, printed on stderr).
+    #[arg(long)]
+    challenge: Option<B256>,
+    /// A committed batch to prove under (default: the latest committed one).
+    #[arg(long, default_value_t = 0)]
+    batch: u64,
+    /// Write the attestation here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -389,6 +412,57 @@ fn now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Signs a `ProveBalance` request, asks the node, writes the attestation.
+async fn attest(session: &Session, key: &PrivateKeySigner, args: &AttestArgs) -> Result<()> {
+    let token = session.token(args.token.as_deref())?.clone();
+    let threshold = Amount::from_human(&args.threshold, token.decimals)
+        .map_err(|e| eyre!("threshold {:?}: {e}", args.threshold))?;
+    let challenge = match args.challenge {
+        Some(c) => c,
+        None => {
+            let c = B256::from(PrivateKeySigner::random().to_bytes().0);
+            eprintln!("challenge {c}");
+            c
+        }
+    };
+    let request = sign(
+        key,
+        stablelane::ProveBalance {
+            owner: key.address(),
+            token: token.address,
+            threshold,
+            challenge,
+            batch: args.batch,
+            expiry: now_s() + 300,
+        },
+        &session.domain(),
+    )?;
+    eprintln!(
+        "asking the node to prove {} holds at least {} {} (a proof takes about a second)…",
+        key.address(),
+        threshold.to_human(token.decimals),
+        token.symbol
+    );
+    let attestation = session
+        .client
+        .prove_balance(request)
+        .await
+        .map_err(rpc_error)?;
+    let text = serde_json::to_string_pretty(&attestation)? + "\n";
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).wrap_err_with(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "attestation for batch {} written to {}",
+                attestation.batch,
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
 /// Formats a JSON-RPC error from the node as `message (code N)`.
 fn rpc_error(e: jsonrpsee::core::client::Error) -> eyre::Report {
     match e {
@@ -429,6 +503,10 @@ pub async fn run(args: WalletArgs) -> Result<()> {
                 account.balance,
                 account.nonce.get()
             );
+        }
+        WalletCommand::Attest(a) => {
+            let key = args.key.signer()?;
+            attest(&session, &key, a).await?;
         }
         WalletCommand::Register => {
             let key = args.key.signer()?;

@@ -110,6 +110,14 @@ impl Prover {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("prover-{i}"))
+            // arkworks instruments its gadgets with INFO spans that record whole constraint
+            // systems; under an application's INFO logging one proof would take minutes.
+            // The pool's threads log nothing (the outcome is logged by the caller).
+            .start_handler(|_| {
+                std::mem::forget(tracing::subscriber::set_default(
+                    tracing::subscriber::NoSubscriber::default(),
+                ));
+            })
             .build()
             .map_err(|e| format!("prover pool: {e}"))?;
         let admitted_max = threads + limits.queue_max;
@@ -174,18 +182,22 @@ impl Prover {
                         u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
                         Ordering::Relaxed,
                     );
-                    debug!(target: "prover", ?took, "proof made");
                 }
-                Err(e) => {
+                Err(_) => {
                     counters.failures.fetch_add(1, Ordering::Relaxed);
-                    warn!(target: "prover", %e, "proving failed");
                 }
             }
             drop(permit);
-            let _ = tx.send(result);
+            let _ = tx.send((result, took));
         });
         match tokio::time::timeout(self.limits.timeout, rx).await {
-            Ok(Ok(result)) => result,
+            Ok(Ok((result, took))) => {
+                match &result {
+                    Ok(_) => debug!(target: "prover", ?took, "proof made"),
+                    Err(e) => warn!(target: "prover", %e, "proving failed"),
+                }
+                result
+            }
             Ok(Err(_)) => Err(ProveError::Failed("the prover pool dropped the job".into())),
             Err(_) => {
                 self.counters.timeouts.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,378 @@
+//! Balance attestations end to end with the real binaries: a wallet asks the node
+//! (`lane_proveBalance`, and `stablelane wallet attest`) for a proof that it holds at least X
+//! in a committed root; the attestation verifies in Rust (`verify_attestation`), on the CLI
+//! (`stablelane verify-attestation`, which also asks the contract) and on-chain
+//! (`Settlement.verifyAttestation`). A threshold above the balance yields a clear error and no
+//! proof, and the attestation replayed with another context, owner, token, threshold or root
+//! fails everywhere.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    providers::ext::AnvilApi,
+    signers::local::PrivateKeySigner,
+};
+use eyre::{ensure, eyre, Result};
+use jsonrpsee::http_client::{HeaderMap, HttpClient, HttpClientBuilder};
+use stablelane::{
+    attestation::{attestation_context, AttestationVerifier},
+    rpc::{AdminApiClient, BatchStatus, LaneApiClient},
+    Amount, Attestation, ErrorCode, ProveBalance,
+};
+use stablelane_contracts::{Settlement, TestStablecoin};
+use stablelane_devnet::{node, wallet_provider, DeployConfig, Devnet, DevnetOptions};
+
+/// Seals the open batch and waits until it is committed; returns its number.
+async fn seal_and_commit(admin: &HttpClient, client: &HttpClient) -> Result<u64> {
+    let batch = admin
+        .seal_batch()
+        .await?
+        .batch
+        .ok_or_else(|| eyre!("nothing sealed"))?;
+    let started = Instant::now();
+    while client.get_batch(batch).await?.status == BatchStatus::Sealed {
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "batch {batch} not committed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(batch)
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> Result<()> {
+    let devnet = Devnet::start(DevnetOptions {
+        port: 0,
+        deploy: DeployConfig::default(),
+        ..DevnetOptions::default()
+    })
+    .await?;
+    let d = devnet.description().clone();
+    let usdc = d.token("USDC").ok_or_else(|| eyre!("no USDC"))?.address;
+    let run_dir = tempfile::tempdir()?;
+    let config = node::write_config(&d, run_dir.path(), 0, 0)?;
+    let process = node::start(
+        &common::binary(),
+        &config,
+        &run_dir.path().join("node.log"),
+        &d,
+    )?;
+    let alice_account = &d.dev_accounts[0];
+    let alice: PrivateKeySigner = alice_account.private_key.parse()?;
+    let bob: PrivateKeySigner = d.dev_accounts[1].private_key.parse()?;
+    let key_env = [("STABLELANE_PRIVATE_KEY", alice_account.private_key.as_str())];
+    let rpc = process.rpc_url.clone();
+    let client = HttpClientBuilder::default().build(&rpc)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {}", process.admin_token).parse()?,
+    );
+    let admin = HttpClientBuilder::default()
+        .set_headers(headers)
+        .build(&process.admin_url)?;
+
+    // Alice deposits 50 USDC and pays bob 5; the batch holding it is committed.
+    let provider = wallet_provider(&d.l2_rpc_url, std::slice::from_ref(&alice))?;
+    let amount = U256::from(50_000_000u64);
+    TestStablecoin::new(usdc, provider.clone())
+        .approve(d.settlement, amount)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let receipt = Settlement::new(d.settlement, provider.clone())
+        .deposit(usdc, amount, alice.address())
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "deposit reverted");
+    let started = Instant::now();
+    while client
+        .get_account(alice.address(), usdc, None)
+        .await?
+        .balance
+        .base_units()
+        == 0
+    {
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "deposit not credited"
+        );
+        devnet.provider().anvil_mine(Some(1), None).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bob_address = bob.address().to_string();
+    let (ok, _, err) = common::run_cli(
+        &[
+            "wallet",
+            "transfer",
+            "--rpc",
+            &rpc,
+            "--token",
+            &usdc.to_string(),
+            "--to",
+            &bob_address,
+            "--amount",
+            "5",
+        ],
+        &key_env,
+    )?;
+    assert!(ok, "{err}");
+    let batch = seal_and_commit(&admin, &client).await?;
+    let balance = client
+        .get_account(alice.address(), usdc, None)
+        .await?
+        .balance
+        .base_units();
+    assert!(balance > 40_000_000 && balance < 45_000_000, "{balance}");
+
+    // Before asking: nothing provable for an unknown batch, requests must be the owner's.
+    let domain = stablelane::domain(d.chain_id, d.settlement);
+    let challenge = B256::repeat_byte(0x42);
+    let request = |key: &PrivateKeySigner, owner: Address, threshold: u128, batch: u64| {
+        stablelane::sign(
+            key,
+            ProveBalance {
+                owner,
+                token: usdc,
+                threshold: Amount(threshold),
+                challenge,
+                batch,
+                expiry: now_s() + 300,
+            },
+            &domain,
+        )
+    };
+    let code = |e: jsonrpsee::core::client::Error| match e {
+        jsonrpsee::core::client::Error::Call(call) => call.code(),
+        other => panic!("not a call error: {other}"),
+    };
+    let refused = client
+        .prove_balance(request(&bob, alice.address(), 1, 0)?)
+        .await
+        .expect_err("bob cannot ask for alice");
+    assert_eq!(code(refused), ErrorCode::SignerMismatch.code());
+    let refused = client
+        .prove_balance(request(&alice, alice.address(), 1, batch + 5)?)
+        .await
+        .expect_err("uncommitted batch");
+    assert_eq!(code(refused), ErrorCode::BatchNotProvable.code());
+
+    // A threshold above the balance: a clear error, no proof.
+    let refused = client
+        .prove_balance(request(&alice, alice.address(), balance + 1, 0)?)
+        .await
+        .expect_err("above the balance");
+    assert_eq!(code(refused), ErrorCode::BalanceBelowThreshold.code());
+
+    // Alice asks for "at least 20 USDC" (the latest committed batch by default).
+    let attestation = client
+        .prove_balance(request(&alice, alice.address(), 20_000_000, 0)?)
+        .await?;
+    assert_eq!(attestation.batch, batch);
+    assert_eq!(
+        attestation.root,
+        client.get_batch(batch).await?.new_root,
+        "proven under the committed root"
+    );
+    assert_eq!(attestation.context, attestation_context(&challenge));
+
+    // Rust.
+    let (_, vk) = stablelane_circuits::keys::insecure_dev_setup()?;
+    let verifier = AttestationVerifier::new(&vk)?;
+    verifier.verify(&attestation)?;
+    attestation.check_statement(alice.address(), usdc, Amount(20_000_000), &challenge)?;
+
+    // On-chain.
+    let settlement = Settlement::new(d.settlement, devnet.provider().clone());
+    assert_eq!(
+        settlement.attestationContext(challenge).call().await?,
+        attestation.context
+    );
+    let on_chain = |a: Attestation| {
+        let settlement = settlement.clone();
+        async move {
+            settlement
+                .verifyAttestation(a.batch, a.owner, a.token, a.threshold.0, a.context, a.proof)
+                .call()
+                .await
+        }
+    };
+    assert!(on_chain(attestation.clone()).await?, "valid on-chain");
+
+    // CLI.
+    let cli_verify = |a: &Attestation, name: &str| -> Result<(bool, String, String)> {
+        let path = run_dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec_pretty(a)?)?;
+        common::run_cli(
+            &[
+                "verify-attestation",
+                "--attestation",
+                &path.to_string_lossy(),
+                "--insecure-dev-keys",
+                "--l2-rpc",
+                &d.l2_rpc_url,
+                "--settlement",
+                &d.settlement.to_string(),
+            ],
+            &[],
+        )
+    };
+    let (ok, out, err) = cli_verify(&attestation, "valid")?;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("attestation valid"), "{out}");
+
+    // The same through the wallet CLI: ask, then check with expectations.
+    let cli_file = run_dir.path().join("cli-attestation.json");
+    let challenge_hex = challenge.to_string();
+    let (ok, _, err) = common::run_cli(
+        &[
+            "wallet",
+            "attest",
+            "--rpc",
+            &rpc,
+            "--token",
+            &usdc.to_string(),
+            "--threshold",
+            "20",
+            "--challenge",
+            &challenge_hex,
+            "--out",
+            &cli_file.to_string_lossy(),
+        ],
+        &key_env,
+    )?;
+    assert!(ok, "{err}");
+    let (ok, out, err) = common::run_cli(
+        &[
+            "verify-attestation",
+            "--attestation",
+            &cli_file.to_string_lossy(),
+            "--insecure-dev-keys",
+            "--owner",
+            &alice.address().to_string(),
+            "--token",
+            &usdc.to_string(),
+            "--min-threshold",
+            "20000000",
+            "--challenge",
+            &challenge_hex,
+        ],
+        &[],
+    )?;
+    assert!(ok, "{out}\n{err}");
+    // Above the balance through the CLI: refused with the reason.
+    let (ok, _, err) = common::run_cli(
+        &[
+            "wallet",
+            "attest",
+            "--rpc",
+            &rpc,
+            "--token",
+            &usdc.to_string(),
+            "--threshold",
+            "1000",
+        ],
+        &key_env,
+    )?;
+    assert!(!ok);
+    assert!(err.contains("below the threshold"), "{err}");
+
+    // A second committed batch (alice pays bob again): its root differs.
+    let (ok, _, err) = common::run_cli(
+        &[
+            "wallet",
+            "transfer",
+            "--rpc",
+            &rpc,
+            "--token",
+            &usdc.to_string(),
+            "--to",
+            &bob_address,
+            "--amount",
+            "1",
+        ],
+        &key_env,
+    )?;
+    assert!(ok, "{err}");
+    let later = seal_and_commit(&admin, &client).await?;
+    let later_root = client.get_batch(later).await?.new_root;
+    assert_ne!(later_root, attestation.root);
+
+    // Replays fail everywhere.
+    let other_challenge = B256::repeat_byte(0x43);
+    let replays: Vec<(&str, Attestation)> = vec![
+        ("context", {
+            let mut a = attestation.clone();
+            a.challenge = other_challenge;
+            a.context = attestation_context(&other_challenge);
+            a
+        }),
+        (
+            "owner",
+            Attestation {
+                owner: bob.address(),
+                ..attestation.clone()
+            },
+        ),
+        (
+            "token",
+            Attestation {
+                token: d.dev_accounts[2].address,
+                ..attestation.clone()
+            },
+        ),
+        (
+            "threshold",
+            Attestation {
+                threshold: Amount(20_000_001),
+                ..attestation.clone()
+            },
+        ),
+        (
+            "root",
+            Attestation {
+                batch: later,
+                root: later_root,
+                ..attestation.clone()
+            },
+        ),
+    ];
+    for (what, replay) in replays {
+        assert!(
+            verifier.verify(&replay).is_err(),
+            "Rust accepted another {what}"
+        );
+        assert!(
+            !on_chain(replay.clone()).await?,
+            "the contract accepted another {what}"
+        );
+        let (ok, out, _) = cli_verify(&replay, what)?;
+        assert!(!ok, "the CLI accepted another {what}: {out}");
+    }
+    // Proofs for the newer batch are made on request, for the older one still too.
+    let older = client
+        .prove_balance(request(&alice, alice.address(), 1, batch)?)
+        .await?;
+    assert_eq!((older.batch, older.root), (batch, attestation.root));
+    verifier.verify(&older)?;
+    let newer = client
+        .prove_balance(request(&alice, alice.address(), 1, 0)?)
+        .await?;
+    assert_eq!((newer.batch, newer.root), (later, later_root));
+    verifier.verify(&newer)?;
+    Ok(())
+}
