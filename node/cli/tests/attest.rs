@@ -374,5 +374,36 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
         .await?;
     assert_eq!((newer.batch, newer.root), (later, later_root));
     verifier.verify(&newer)?;
+
+    // A node whose proving key is not the deployed verifier's refuses to start.
+    let keys_dir = run_dir.path().join("other-keys");
+    let (ok, _, err) = common::run_cli(
+        &[
+            "keys",
+            "setup",
+            "--random",
+            "--out-dir",
+            &keys_dir.to_string_lossy(),
+        ],
+        &[],
+    )?;
+    assert!(ok, "{err}");
+    let other_dir = tempfile::tempdir()?;
+    let other_config = node::write_config(&d, other_dir.path(), 0, 0)?;
+    let text = std::fs::read_to_string(&other_config)?.replace(
+        "insecure_dev_keys = true",
+        &format!(
+            "proving_key = \"{}\"",
+            keys_dir.join("proving.key").display()
+        ),
+    );
+    std::fs::write(&other_config, text)?;
+    let log = other_dir.path().join("node.log");
+    assert!(node::start(&common::binary(), &other_config, &log, &d).is_err());
+    let log_text = std::fs::read_to_string(&log)?;
+    assert!(
+        log_text.contains("does not match the deployed verifier"),
+        "{log_text}"
+    );
     Ok(())
 }
