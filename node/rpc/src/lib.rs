@@ -133,7 +133,13 @@ impl RpcServer {
 
         let render: metrics::Render = {
             let context = context.clone();
-            Arc::new(move || context.metrics.render(&context.sequencer_metrics()))
+            Arc::new(move || {
+                let mut out = context.metrics.render(&context.sequencer_metrics());
+                if let Some(prover) = &context.prover {
+                    metrics::render_prover(&mut out, prover);
+                }
+                out
+            })
         };
         let admin_middleware = tower::ServiceBuilder::new()
             .layer(BearerAuthLayer::new(config.admin_token.clone()))

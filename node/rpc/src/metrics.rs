@@ -267,6 +267,53 @@ impl RpcMetrics {
     }
 }
 
+/// The prover pool's series (only on nodes with `[prover]` keys).
+pub(crate) fn render_prover(out: &mut String, prover: &crate::prover::Prover) {
+    let c = prover.counters();
+    let series: [(&str, &str, &str, String); 6] = [
+        (
+            "stablelane_prover_proofs_total",
+            "counter",
+            "Balance attestations proven.",
+            c.proofs.load(Relaxed).to_string(),
+        ),
+        (
+            "stablelane_prover_busy_total",
+            "counter",
+            "lane_proveBalance requests refused because the prover queue was full.",
+            c.busy.load(Relaxed).to_string(),
+        ),
+        (
+            "stablelane_prover_timeouts_total",
+            "counter",
+            "lane_proveBalance callers that gave up after prover.timeout_s.",
+            c.timeouts.load(Relaxed).to_string(),
+        ),
+        (
+            "stablelane_prover_failures_total",
+            "counter",
+            "Proofs that failed (a bug: witnesses are checked first).",
+            c.failures.load(Relaxed).to_string(),
+        ),
+        (
+            "stablelane_prover_proving_seconds_total",
+            "counter",
+            "Time spent proving; divided by proofs_total, the mean proof time.",
+            format!("{:.6}", c.proving_micros.load(Relaxed) as f64 / 1e6),
+        ),
+        (
+            "stablelane_prover_admitted",
+            "gauge",
+            "Requests being proven or waiting now.",
+            prover.admitted().to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        head(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
 fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

@@ -304,6 +304,24 @@ async fn proofs_are_made_under_committed_roots_as_of_the_batch_asked_for() -> Re
         node.prove(other_token).await?.err(),
         Some(code(ErrorCode::UnsupportedToken))
     );
+
+    // Four proofs were made; the admin port's metrics say so.
+    let metrics = node
+        .http
+        .get(format!("http://{}/metrics", node.server.admin_addr()))
+        .bearer_auth("test-admin-token")
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("\nstablelane_prover_proofs_total 4\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nstablelane_prover_admitted 0\n"),
+        "{metrics}"
+    );
     Ok(())
 }
 
