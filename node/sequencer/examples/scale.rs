@@ -24,15 +24,23 @@ use stablelane_ledger::{Deposit, LedgerConfig};
 use stablelane_sequencer::{Sequencer, SequencerConfig};
 use stablelane_storage::JournalConfig;
 
+/// The node's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TOKEN: Address = Address::repeat_byte(0xaa);
 const WHALES: usize = 1_000;
 
 fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -147,10 +155,15 @@ async fn main() -> eyre::Result<()> {
             )
         });
         let root = seq.root()?;
+        // Let the allocator return what the replay freed.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         println!(
-            "reopened: {records} records replayed, {slots} slots, in {took:.1} s ({:.0} µs/record); rss {:.0} MiB (tree {:.0} MiB); root {root}",
+            "reopened: {records} records replayed, {slots} slots, in {took:.1} s ({:.0} µs/record); rss {:.0} MiB (anonymous {:.0} MiB, file {:.0} MiB; peak {:.0} MiB; tree {:.0} MiB); root {root}",
             took * 1e6 / records.max(1) as f64,
             rss_mib(),
+            status_mib("RssAnon:"),
+            status_mib("RssFile:"),
+            status_mib("VmHWM:"),
             tree as f64 / (1 << 20) as f64
         );
         seq.shutdown().await;

@@ -272,6 +272,11 @@ fn replay(
     let checkpoint = store.checkpoint()?;
     let mut state = State::new(config.ledger.clone(), config.domain.clone())
         .with_sealed_history(config.sealed_history);
+    // Batches the store holds need not be rebuilt: their seals only close the open batch, and
+    // the tree catches up once. The last of them before the kept history (or the last one)
+    // is checked against the stored root; the kept history is sealed in full.
+    let stored_batches = store.last_batch_number()?;
+    let checked_batch = stored_batches.saturating_sub(state.sealed_history() as u64);
     let mut update = StoreUpdate::default();
     let mut changed = BTreeSet::new();
     let flush = |state: &State,
@@ -297,18 +302,44 @@ fn replay(
             reason: e.to_string(),
         })?;
         let catch_up = seq > applied;
-        let done = state
-            .apply(&decoded, SequenceNumber(seq), catch_up)
-            .map_err(|e| OpenError::Replay {
-                seq,
-                reason: e.to_string(),
+        let stored_seal = match decoded {
+            JournalRecord::SealBatch { number } if !catch_up && number <= checked_batch => {
+                Some(number)
+            }
+            _ => None,
+        };
+        if let Some(number) = stored_seal {
+            let stored = store.batch(number)?.ok_or_else(|| {
+                ReplayFailure::Inconsistent(format!("the store lacks batch {number}"))
             })?;
-        if catch_up {
-            update.receipts.extend(done.receipt);
-            update.batches.extend(done.sealed.map(|b| *b));
-            changed.extend(done.effects.changed.iter().copied());
-            if update.receipts.len() + changed.len() >= CATCH_UP_WRITE_EVERY {
-                flush(&state, &mut update, &mut changed, seq)?;
+            state
+                .replay_stored_seal(
+                    number,
+                    SequenceNumber(seq),
+                    stored.new_root,
+                    number == checked_batch,
+                )
+                .map_err(|e| match e {
+                    ApplyError::Batch(reason) => ReplayFailure::Inconsistent(reason),
+                    other => ReplayFailure::Fatal(OpenError::Replay {
+                        seq,
+                        reason: other.to_string(),
+                    }),
+                })?;
+        } else {
+            let done = state
+                .apply(&decoded, SequenceNumber(seq), catch_up)
+                .map_err(|e| OpenError::Replay {
+                    seq,
+                    reason: e.to_string(),
+                })?;
+            if catch_up {
+                update.receipts.extend(done.receipt);
+                update.batches.extend(done.sealed.map(|b| *b));
+                changed.extend(done.effects.changed.iter().copied());
+                if update.receipts.len() + changed.len() >= CATCH_UP_WRITE_EVERY {
+                    flush(&state, &mut update, &mut changed, seq)?;
+                }
             }
         }
         if let Some(checkpoint) = checkpoint.filter(|c| c.seq.get() == seq) {

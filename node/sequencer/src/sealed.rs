@@ -191,6 +191,23 @@ impl SealedStates {
         Ok(())
     }
 
+    /// Starts over at sealed batch `number` with `live` (up to date at that seal) and the
+    /// secrets of every slot then: the history begins there. Journal replay uses it to skip
+    /// the seals before the retained history.
+    pub fn restart_from(&mut self, number: u64, live: &StateTree, secrets: Vec<SlotSecrets>) {
+        self.tree = live.clone();
+        self.secrets = secrets;
+        self.head = number;
+        self.roots.clear();
+        self.roots.push_back((number, self.tree.root()));
+        self.undo.clear();
+    }
+
+    /// The number of sealed batches whose states are kept.
+    pub fn history(&self) -> usize {
+        self.history
+    }
+
     /// The root of sealed batch `batch`, if retained.
     pub fn root(&self, batch: u64) -> Option<Fr> {
         self.roots

@@ -247,9 +247,20 @@ impl State {
     /// The state root, bringing the tree up to date with every applied record: each changed
     /// leaf is hashed once (in parallel) and each node above the changes rehashed once.
     pub fn root(&mut self) -> Result<B256, ApplyError> {
-        if !self.pending.is_empty() {
-            let pending: Vec<(u32, Option<Fr>)> =
-                std::mem::take(&mut self.pending).into_iter().collect();
+        // In slices, so that catching up after a replay (every slot pending) holds a bounded
+        // amount of intermediate hashes; the nodes above a slice are rehashed once per slice,
+        // a few dozen per slice.
+        const SLICE: usize = 1 << 16;
+        while !self.pending.is_empty() {
+            let pending: Vec<(u32, Option<Fr>)> = if self.pending.len() <= SLICE {
+                std::mem::take(&mut self.pending).into_iter().collect()
+            } else {
+                let split = self.pending.keys().nth(SLICE).copied().unwrap_or(u32::MAX);
+                let rest = self.pending.split_off(&split);
+                std::mem::replace(&mut self.pending, rest)
+                    .into_iter()
+                    .collect()
+            };
             let changes = pending
                 .into_par_iter()
                 .map(|(i, known)| {
@@ -366,6 +377,66 @@ impl State {
             counterparty,
             sealed: None,
         })
+    }
+
+    /// Replays the seal of batch `number` (record `seq`) whose batch the store already holds
+    /// with root `stored_root`, without rebuilding its data: the open batch closes, and the
+    /// tree is left to catch up later, so a replay hashes each leaf once instead of once per
+    /// batch. With `check`, the tree catches up now and its root must equal `stored_root`,
+    /// and the kept sealed states (if any) restart from this batch.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError::Batch`] for a seal out of order, of an empty batch, or (with `check`) a
+    /// root that differs from the stored one.
+    pub fn replay_stored_seal(
+        &mut self,
+        number: u64,
+        seq: SequenceNumber,
+        stored_root: B256,
+        check: bool,
+    ) -> Result<(), ApplyError> {
+        if number != self.last_batch + 1 {
+            return Err(ApplyError::Batch(format!(
+                "seal of batch {number}, expected {}",
+                self.last_batch + 1
+            )));
+        }
+        if self.open.records == 0 {
+            return Err(ApplyError::Batch(format!("batch {number} is empty")));
+        }
+        if check {
+            let root = self.root()?;
+            if root != stored_root {
+                return Err(ApplyError::Batch(format!(
+                    "batch {number}: the journal implies root {root}, the store holds {stored_root}"
+                )));
+            }
+            if self.sealed.is_some() {
+                let secrets = (0..self.ledger.slot_count())
+                    .map(|i| {
+                        let slot = self
+                            .ledger
+                            .slot(SlotIndex(i))
+                            .ok_or_else(|| ApplyError::Tree(format!("slot {i} missing")))?;
+                        slot_secrets(slot).map_err(ApplyError::Tree)
+                    })
+                    .collect::<Result<Vec<_>, ApplyError>>()?;
+                if let Some(sealed) = &mut self.sealed {
+                    sealed.restart_from(number, &self.tree, secrets);
+                }
+            }
+        }
+        self.last_batch = number;
+        self.last_batch_root = stored_root;
+        self.last_seq = seq;
+        self.open = OpenBatch::new(seq.get() + 1, self.ledger.slot_count());
+        Ok(())
+    }
+
+    /// Sealed states kept, 0 if none.
+    pub fn sealed_history(&self) -> usize {
+        self.sealed.as_ref().map_or(0, SealedStates::history)
     }
 
     /// Closes the open batch as batch `number` (sealed by record `seq`): brings the tree up

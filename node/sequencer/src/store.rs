@@ -122,13 +122,17 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// sled's page cache. The store is an index (receipts, slots, batches), read mostly for
+/// recent entries; 128 MiB keeps a node with a million slots under 1 GiB resident.
+const STORE_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 impl Store {
     /// Opens (or creates) the store in directory `path`. A store of another layout version
     /// is cleared (it is rebuilt from the journal).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(STORE_CACHE_BYTES)
             .open()?;
         let store = Self {
             meta: db.open_tree("meta")?,

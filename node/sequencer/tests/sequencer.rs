@@ -596,3 +596,68 @@ async fn sealed_states_open_every_slot_against_its_batch_root_and_survive_restar
     check(&seq);
     seq.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_skips_rebuilding_stored_batches_but_a_wrong_stored_root_forces_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let operator = PrivateKeySigner::random();
+    let cfg = config(dir.path());
+    let alice = PrivateKeySigner::random();
+    let bob = PrivateKeySigner::random();
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    seq.submit_deposit(Deposit {
+        queue_index: 0,
+        recipient: alice.address(),
+        token: TOKEN,
+        amount: Amount(10_000),
+    })
+    .await
+    .unwrap();
+    let mut batches = Vec::new();
+    for nonce in 0..4 {
+        let tx = sign(
+            &alice,
+            transfer(&alice, bob.address(), 10, nonce),
+            &cfg.domain,
+        )
+        .unwrap();
+        seq.submit_transfer(tx).await.unwrap();
+        let number = seq.seal_batch().await.unwrap().unwrap();
+        batches.push(seq.batch(number).unwrap().unwrap().0);
+    }
+    // Changes after the last seal stay in the open batch across the restart.
+    let tx = sign(&alice, transfer(&alice, bob.address(), 10, 4), &cfg.domain).unwrap();
+    seq.submit_transfer(tx).await.unwrap();
+    let root = seq.root().unwrap();
+    seq.shutdown().await;
+
+    // A plain restart: same root, same batches, the open batch still open.
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    assert_eq!(seq.root().unwrap(), root);
+    for batch in &batches {
+        assert_eq!(&seq.batch(batch.number).unwrap().unwrap().0, batch);
+    }
+    assert_eq!(seq.open_batch().number, 5);
+    assert_eq!(seq.open_batch().records, 1);
+    seq.shutdown().await;
+
+    // The store's last batch claims another root: the journal disagrees, the store is
+    // rebuilt from it and holds the true batch again.
+    {
+        let store = stablelane_sequencer::Store::open(&cfg.store_dir).unwrap();
+        let mut wrong = batches[3].clone();
+        wrong.new_root = B256::repeat_byte(0x66);
+        store
+            .write(&stablelane_sequencer::StoreUpdate {
+                batches: vec![wrong],
+                applied_seq: store.applied_seq().unwrap(),
+                ..Default::default()
+            })
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let seq = Sequencer::open(cfg, operator).unwrap();
+    assert_eq!(seq.root().unwrap(), root);
+    assert_eq!(&seq.batch(4).unwrap().unwrap().0, &batches[3]);
+    seq.shutdown().await;
+}
