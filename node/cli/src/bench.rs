@@ -89,8 +89,25 @@ pub struct BenchArgs {
     #[arg(long, default_value = "stablelane-bench")]
     seed: String,
     /// Do not fund the accounts (they already hold enough).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fund_from")]
     no_fund: bool,
+    /// Fund the accounts with signed transfers from this key's account (which must hold
+    /// enough of the token on the node, e.g. after an on-chain deposit) instead of
+    /// `admin_devDeposit`. Works on any node, also one that commits to the L2.
+    #[arg(long, env = "STABLELANE_BENCH_FUNDER_KEY", hide_env_values = true)]
+    fund_from: Option<String>,
+    /// Settlement cost: seal a batch before the run (so funding is not counted) and after
+    /// it, wait until the node has committed every batch of the run on the L2, and report
+    /// each commit's gas and gas per transfer. Needs --admin and --l2-rpc, and a node that
+    /// commits (`[chain]`, `[batch] commit = true`).
+    #[arg(long, requires = "l2_rpc")]
+    settle: bool,
+    /// The L2's JSON-RPC URL (for --settle: the commits' receipts).
+    #[arg(long, env = "STABLELANE_L2_RPC_URL")]
+    l2_rpc: Option<String>,
+    /// How long --settle waits for the commits (seconds).
+    #[arg(long, default_value_t = 600)]
+    settle_timeout_s: u64,
 }
 
 /// One worker's share: transfers in the order it sends them.
@@ -187,7 +204,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Some(url) => Some(admin_client(url, args.admin_token.as_deref())?),
         None => None,
     };
-    if !args.no_fund {
+    if let Some(funder) = &args.fund_from {
+        let funder: PrivateKeySigner = funder
+            .trim()
+            .parse()
+            .map_err(|_| eyre!("--fund-from is not a hex private key"))?;
+        let need = Amount(per_sender * (amount.base_units() + fee.base_units()));
+        fund_by_transfers(&client, &funder, &keys, token.address, need, fee, &domain).await?;
+    } else if !args.no_fund {
         let Some(admin) = &admin else {
             bail!("funding needs --admin (a node with [dev] deposits = true), or pass --no-fund");
         };
@@ -284,6 +308,16 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             .map_or(String::new(), |r| format!(", offered {r} transfers/s"))
     );
 
+    // With --settle, close the batch holding the funding so the run's batches hold only
+    // the run's transfers.
+    let first_batch = match (&admin, args.settle) {
+        (Some(admin), true) => {
+            admin.seal_batch().await?;
+            Some(admin.status().await?.batches.sealed + 1)
+        }
+        (None, true) => bail!("--settle needs --admin (to seal batches)"),
+        _ => None,
+    };
     let before = match &admin {
         Some(_) => scrape(&args).await.ok(),
         None => None,
@@ -415,10 +449,153 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             status.last_sequence, status.slot_count, status.batches.sealed
         );
     }
+    if let (Some(admin), Some(first), Some(l2)) = (&admin, first_batch, &args.l2_rpc) {
+        settlement_report(admin, &client, l2, first, args.settle_timeout_s).await?;
+    }
     if failed > 0 {
         bail!("{failed} transfers failed");
     }
     Ok(())
+}
+
+/// `--fund-from`: one signed transfer of `need` from `funder` to each account, in nonce
+/// order, each acknowledged before the next is sent.
+async fn fund_by_transfers(
+    client: &HttpClient,
+    funder: &PrivateKeySigner,
+    keys: &[PrivateKeySigner],
+    token: alloy::primitives::Address,
+    need: Amount,
+    fee: Amount,
+    domain: &alloy::sol_types::Eip712Domain,
+) -> Result<()> {
+    let account = client.get_account(funder.address(), token, None).await?;
+    let total = (need.base_units() + fee.base_units())
+        .checked_mul(keys.len() as u128)
+        .ok_or_else(|| eyre!("funding overflows"))?;
+    if account.balance.base_units() < total {
+        bail!(
+            "--fund-from {} holds {} base units; funding {} accounts needs {total} (amount {need} + fee {fee} each)",
+            funder.address(),
+            account.balance,
+            keys.len()
+        );
+    }
+    let started = Instant::now();
+    eprintln!(
+        "funding {} accounts with {need} base units each by transfers from {}…",
+        keys.len(),
+        funder.address()
+    );
+    for (i, key) in keys.iter().enumerate() {
+        let message = Transfer {
+            from: funder.address(),
+            to: key.address(),
+            token,
+            amount: need,
+            fee,
+            nonce: Nonce(account.nonce.get() + i as u64),
+            valid_until: u64::MAX,
+        };
+        client
+            .send_transfer(sign(funder, message, domain)?)
+            .await
+            .map_err(|e| eyre!("funding transfer {i}: {e}"))?;
+        if (i + 1) % 1_000 == 0 {
+            eprintln!("  funded {}/{}", i + 1, keys.len());
+        }
+    }
+    eprintln!("funded in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `--settle`: seals the run's last batch, waits for the node to commit batches
+/// `first..=last`, and prints each commit's gas from its L2 receipt.
+async fn settlement_report(
+    admin: &HttpClient,
+    client: &HttpClient,
+    l2: &str,
+    first: u64,
+    timeout_s: u64,
+) -> Result<()> {
+    use alloy::providers::{Provider, ProviderBuilder};
+    admin.seal_batch().await?;
+    let last = admin.status().await?.batches.sealed;
+    if last < first {
+        println!("settlement     no batch sealed by the run");
+        return Ok(());
+    }
+    let provider = ProviderBuilder::new().connect_http(
+        l2.parse()
+            .wrap_err_with(|| format!("--l2-rpc {l2} is not a URL"))?,
+    );
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(timeout_s);
+    eprintln!("waiting for batches {first}..={last} to be committed on the L2…");
+    let mut shown = 0;
+    loop {
+        let committed = admin.status().await?.batches.committed;
+        if committed >= last {
+            break;
+        }
+        if committed != shown {
+            eprintln!(
+                "  {:>6.1} s  committed {committed}/{last}",
+                started.elapsed().as_secs_f64()
+            );
+            shown = committed;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "batches {first}..={last}: only {committed} committed after {timeout_s} s \
+                 (is the node committing? [batch] commit, [chain] l2_rpc_url)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(
+        "settlement     batch  transfers  changed leaves  data bytes  calldata bytes  gas used   gas/transfer"
+    );
+    let (mut total_gas, mut total_txs) = (0u128, 0u64);
+    for number in first..=last {
+        let batch = client.get_batch(number).await?;
+        let hash = batch
+            .l2_tx_hash
+            .ok_or_else(|| eyre!("batch {number} is committed but has no L2 transaction"))?;
+        let receipt = provider
+            .get_transaction_receipt(hash)
+            .await?
+            .ok_or_else(|| eyre!("no L2 receipt for batch {number}'s commit {hash}"))?;
+        let tx = provider
+            .get_transaction_by_hash(hash)
+            .await?
+            .ok_or_else(|| eyre!("no L2 transaction {hash}"))?;
+        let calldata = alloy::consensus::Transaction::input(&tx).len();
+        let gas = u128::from(receipt.gas_used);
+        total_gas += gas;
+        total_txs += batch.transaction_count;
+        println!(
+            "settlement     {number:>5}  {:>9}  {:>14}  {:>10}  {calldata:>14}  {gas:>9}  {}",
+            batch.transaction_count,
+            batch.changed_slots,
+            batch.data_bytes,
+            per_transfer(gas, batch.transaction_count),
+        );
+    }
+    println!(
+        "settlement     {} batches, {total_txs} transactions, {total_gas} gas: {} gas per transfer",
+        last - first + 1,
+        per_transfer(total_gas, total_txs)
+    );
+    Ok(())
+}
+
+fn per_transfer(gas: u128, transfers: u64) -> String {
+    if transfers == 0 {
+        "-".into()
+    } else {
+        format!("{:.0}", gas as f64 / transfers as f64)
+    }
 }
 
 /// The node's Prometheus counters (unlabelled and labelled names as written).

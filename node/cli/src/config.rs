@@ -302,6 +302,12 @@ impl NodeConfig {
         {
             bail!("batch.max_changed_slots and batch.max_age_ms must be positive, batch.max_withdrawals within 1..=1024, batch.max_data_bytes within 4096..=120000");
         }
+        if self.dev.deposits && !self.chain.l2_rpc_url.is_empty() {
+            // A development deposit takes the next deposit queue index without an on-chain
+            // deposit behind it: the watcher's real deposits would collide with it and the
+            // contract refuses every batch that counts it (DepositPrefixOutOfRange).
+            bail!("dev.deposits cannot be combined with chain.l2_rpc_url: development deposits are not in the contract's deposit queue, so no batch holding one could ever be committed; fund accounts with real deposits instead");
+        }
         let p = &self.prover;
         if p.proving_key.is_some() && p.insecure_dev_keys {
             bail!("prover.proving_key and prover.insecure_dev_keys exclude each other");
@@ -492,6 +498,20 @@ mod tests {
         std::fs::write(&path, EXAMPLE.replace("group_max", "group_maximum")).unwrap();
         let err = format!("{:#}", NodeConfig::load(Some(&path), &[]).unwrap_err());
         assert!(err.contains("group_maximum"), "{err}");
+
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let err = format!(
+            "{:#}",
+            NodeConfig::load(
+                Some(&path),
+                &env(&[
+                    ("STABLELANE_DEV_DEPOSITS", "true"),
+                    ("STABLELANE_CHAIN_L2_RPC_URL", "http://127.0.0.1:8545"),
+                ]),
+            )
+            .unwrap_err()
+        );
+        assert!(err.contains("dev.deposits cannot be combined"), "{err}");
 
         std::fs::write(&path, EXAMPLE).unwrap();
         let err = NodeConfig::load(
