@@ -156,6 +156,9 @@ pub struct ProverSection {
     pub queue_max: usize,
     /// Longest a request waits for its proof, seconds.
     pub timeout_s: u64,
+    /// Scheduling niceness of the proving threads, 0..=19 (19: proofs get only the CPU
+    /// that transfers leave; Linux only).
+    pub nice: i32,
     /// Sealed batches whose states stay provable (about 1.6 MB each for a full batch of
     /// 1,024 changed slots).
     pub history_batches: usize,
@@ -243,6 +246,7 @@ impl Default for NodeConfig {
                 threads: 1,
                 queue_max: 8,
                 timeout_s: 60,
+                nice: 19,
                 history_batches: 64,
             },
             tokens: Vec::new(),
@@ -316,8 +320,9 @@ impl NodeConfig {
             || !(1..=1_024).contains(&p.queue_max)
             || !(1..=3_600).contains(&p.timeout_s)
             || !(1..=4_096).contains(&p.history_batches)
+            || !(0..=19).contains(&p.nice)
         {
-            bail!("prover.threads must be within 1..=64, prover.queue_max 1..=1024, prover.timeout_s 1..=3600, prover.history_batches 1..=4096");
+            bail!("prover.threads must be within 1..=64, prover.queue_max 1..=1024, prover.timeout_s 1..=3600, prover.history_batches 1..=4096, prover.nice 0..=19");
         }
         if self.rpc.listen == self.rpc.admin_listen && self.rpc.listen.port() != 0 {
             bail!("rpc.listen and rpc.admin_listen must differ");

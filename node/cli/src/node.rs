@@ -91,6 +91,7 @@ async fn start_prover(config: &NodeConfig) -> Result<Option<Arc<Prover>>> {
             threads: p.threads,
             queue_max: p.queue_max,
             timeout: std::time::Duration::from_secs(p.timeout_s),
+            nice: p.nice,
         },
     )
     .map_err(|e| eyre::eyre!("{e}"))?;

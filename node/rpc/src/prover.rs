@@ -33,6 +33,10 @@ pub struct ProverLimits {
     pub queue_max: usize,
     /// Longest a caller waits for its proof.
     pub timeout: Duration,
+    /// Scheduling niceness of the proving threads (0 = as the sequencer, 19 = yield to
+    /// everything): on a machine with few cores, proofs must not take CPU from transfers.
+    /// Linux only; elsewhere ignored.
+    pub nice: i32,
 }
 
 impl Default for ProverLimits {
@@ -41,6 +45,7 @@ impl Default for ProverLimits {
             threads: 1,
             queue_max: 8,
             timeout: Duration::from_secs(60),
+            nice: 19,
         }
     }
 }
@@ -107,19 +112,7 @@ impl Prover {
         let key_hash =
             B256::from(verifying_key_hash(&key.vk).map_err(|e| format!("key hash: {e}"))?);
         let threads = limits.threads.max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("prover-{i}"))
-            // arkworks instruments its gadgets with INFO spans that record whole constraint
-            // systems; under an application's INFO logging one proof would take minutes.
-            // The pool's threads log nothing (the outcome is logged by the caller).
-            .start_handler(|_| {
-                std::mem::forget(tracing::subscriber::set_default(
-                    tracing::subscriber::NoSubscriber::default(),
-                ));
-            })
-            .build()
-            .map_err(|e| format!("prover pool: {e}"))?;
+        let pool = proving_pool(threads, limits.nice)?;
         let admitted_max = threads + limits.queue_max;
         Ok(Self {
             key: Arc::new(key),
@@ -204,5 +197,60 @@ impl Prover {
                 Err(ProveError::Timeout(self.limits.timeout))
             }
         }
+    }
+}
+
+/// The proving threads: `threads` of them at niceness `nice`, logging nothing.
+fn proving_pool(threads: usize, nice: i32) -> Result<rayon::ThreadPool, String> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("prover-{i}"))
+        // arkworks instruments its gadgets with INFO spans that record whole constraint
+        // systems; under an application's INFO logging one proof would take minutes.
+        // The pool's threads log nothing (the outcome is logged by the caller).
+        .start_handler(move |_| {
+            lower_priority(nice);
+            std::mem::forget(tracing::subscriber::set_default(
+                tracing::subscriber::NoSubscriber::default(),
+            ));
+        })
+        .build()
+        .map_err(|e| format!("prover pool: {e}"))
+}
+
+/// Raises the calling thread's niceness to `nice` unless it is already at least that
+/// (Linux: `setpriority` on a thread id affects that thread only). A failure only costs
+/// priority, so it is logged, not fatal.
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        if rustix::process::getpriority_process(Some(tid)).is_ok_and(|current| current >= nice) {
+            return;
+        }
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+            tracing::warn!(target: "prover", nice, error = %e, "cannot lower the proving thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn own_nice() -> i32 {
+        rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+    }
+
+    #[test]
+    fn proving_threads_run_at_the_configured_niceness_and_others_do_not() {
+        let before = own_nice();
+        let pool = proving_pool(2, 7).unwrap();
+        let inside = pool.broadcast(|_| own_nice());
+        // A process started nicer than 7 stays as nice as it was.
+        assert!(inside.iter().all(|n| *n == before.max(7)), "{inside:?}");
+        assert_eq!(own_nice(), before, "the calling thread keeps its priority");
     }
 }

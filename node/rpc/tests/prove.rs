@@ -346,6 +346,7 @@ async fn the_prover_is_bounded_by_its_queue_and_its_timeout_and_can_be_off() -> 
                     threads: 1,
                     queue_max: 0,
                     timeout: Duration::from_secs(120),
+                    ..ProverLimits::default()
                 },
             )
             .map_err(eyre::Report::msg)?,
@@ -380,6 +381,7 @@ async fn the_prover_is_bounded_by_its_queue_and_its_timeout_and_can_be_off() -> 
                     threads: 1,
                     queue_max: 1,
                     timeout: Duration::from_millis(1),
+                    ..ProverLimits::default()
                 },
             )
             .map_err(eyre::Report::msg)?,
