@@ -107,7 +107,7 @@ impl RpcMetrics {
                 "stablelane_transactions_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
             );
         }
-        let scalars: [(&str, &str, &str, String); 21] = [
+        let scalars: [(&str, &str, &str, String); 24] = [
             (
                 "stablelane_intake_queue_depth",
                 "gauge",
@@ -167,6 +167,24 @@ impl RpcMetrics {
                 "gauge",
                 "Number of the last batch sealed.",
                 seq.batches_sealed.to_string(),
+            ),
+            (
+                "stablelane_sequencer_seals_total",
+                "counter",
+                "Batches sealed by this process (replay excluded).",
+                seq.seals.to_string(),
+            ),
+            (
+                "stablelane_sequencer_seal_seconds_total",
+                "counter",
+                "Time the writer spent sealing (tree catch-up, batch data): transfers wait meanwhile.",
+                seq.seal_seconds_total.to_string(),
+            ),
+            (
+                "stablelane_sequencer_last_seal_seconds",
+                "gauge",
+                "How long the last seal held the writer.",
+                seq.last_seal_seconds.to_string(),
             ),
             (
                 "stablelane_open_batch_records",

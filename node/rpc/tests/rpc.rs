@@ -481,6 +481,8 @@ async fn admin_status_requires_the_bearer_token() -> Result<()> {
         json!([node.signed(node.transfer(5_000, FEE, 1))?]),
     )
     .await?;
+    let sealed = ask_method(&node, "admin_sealBatch", json!([])).await?;
+    assert_eq!(sealed["result"]["batch"], 1, "{sealed}");
     let text = node
         .http
         .get(&metrics_url)
@@ -492,12 +494,20 @@ async fn admin_status_requires_the_bearer_token() -> Result<()> {
     for line in [
         "stablelane_transactions_accepted_total{kind=\"transfer\"} 1",
         "stablelane_transactions_rejected_total{kind=\"transfer\",reason=\"insufficient_balance\"} 1",
-        "stablelane_journal_last_sequence 2",
+        "stablelane_journal_last_sequence 3", // deposit, transfer (the other refused), seal
         "# TYPE stablelane_journal_fsync_seconds histogram",
         "stablelane_intake_queue_depth 0",
+        "stablelane_sequencer_seals_total 1",
+        "stablelane_batches_sealed 1",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
+    let seal_seconds: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stablelane_sequencer_last_seal_seconds "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0);
+    assert!(seal_seconds > 0.0, "a seal takes time: {seal_seconds}");
 
     // Admin methods are not on the wallet port, and wallet methods not on the admin port.
     let wallet = node.call("admin_status", json!([])).await?;

@@ -172,6 +172,13 @@ pub struct SequencerMetrics {
     pub journal: JournalMetrics,
     /// Last batch sealed.
     pub batches_sealed: u64,
+    /// Seals applied since start (each holds the writer while the tree catches up and the
+    /// batch data is built).
+    pub seals: u64,
+    /// Time the writer spent sealing since start.
+    pub seal_seconds_total: f64,
+    /// How long the last seal held the writer.
+    pub last_seal_seconds: f64,
     /// Records in the open batch.
     pub open_batch_records: u64,
     /// Leaves changed in the open batch.
@@ -195,6 +202,19 @@ struct Counters {
     busy: AtomicU64,
     groups: AtomicU64,
     journal: Mutex<JournalMetrics>,
+    seals: AtomicU64,
+    seal_micros: AtomicU64,
+    last_seal_micros: AtomicU64,
+}
+
+impl Counters {
+    /// A seal held the writer (and the state lock) for `took`.
+    fn sealed(&self, took: std::time::Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.seals.fetch_add(1, Ordering::Relaxed);
+        self.seal_micros.fetch_add(micros, Ordering::Relaxed);
+        self.last_seal_micros.store(micros, Ordering::Relaxed);
+    }
 }
 
 /// What the writer is asked to do.
@@ -526,6 +546,9 @@ impl Sequencer {
             slots,
             journal,
             batches_sealed: sealed,
+            seals: self.counters.seals.load(Ordering::Relaxed),
+            seal_seconds_total: self.counters.seal_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            last_seal_seconds: self.counters.last_seal_micros.load(Ordering::Relaxed) as f64 / 1e6,
             open_batch_records: open.records,
             open_batch_changed_slots: open.changed_slots,
             batches_committed: settler.last_committed.load(Ordering::Relaxed),
@@ -996,6 +1019,7 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
             }
         };
         let sealing = matches!(record, JournalRecord::SealBatch { .. });
+        let started = Instant::now();
         let accepted = journal_record(
             &mut w.journal,
             &mut st,
@@ -1004,6 +1028,9 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
             &mut pending,
             &mut failed,
         );
+        if sealing && accepted {
+            w.counters.sealed(started.elapsed());
+        }
         if !accepted {
             continue;
         }
@@ -1016,14 +1043,17 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
         }
         if !sealing && st.open_batch_full(&w.limits) {
             let number = st.open_batch().number;
-            journal_record(
+            let started = Instant::now();
+            if journal_record(
                 &mut w.journal,
                 &mut st,
                 JournalRecord::SealBatch { number },
                 None,
                 &mut pending,
                 &mut failed,
-            );
+            ) {
+                w.counters.sealed(started.elapsed());
+            }
         }
     }
     if let Some(reason) = failed {
