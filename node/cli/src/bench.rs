@@ -88,6 +88,11 @@ pub struct BenchArgs {
     /// Seed the account keys are derived from.
     #[arg(long, default_value = "stablelane-bench")]
     seed: String,
+    /// Use these accounts instead of derived ones: a file of hex private keys, one per line
+    /// (blank lines and `#` comments skipped); --accounts is then the number of keys in it.
+    /// Never point it at keys that hold real money: the bench spends their balances on fees.
+    #[arg(long, conflicts_with = "seed")]
+    keys_file: Option<std::path::PathBuf>,
     /// Do not fund the accounts (they already hold enough).
     #[arg(long, conflicts_with = "fund_from")]
     no_fund: bool,
@@ -141,6 +146,39 @@ fn error_key(e: &jsonrpsee::core::client::Error) -> String {
     }
 }
 
+/// Private keys from a file, one hex key per line.
+fn read_keys(path: &std::path::Path) -> Result<Vec<PrivateKeySigner>> {
+    let text = std::fs::read_to_string(path)
+        .wrap_err_with(|| format!("reading --keys-file {}", path.display()))?;
+    let mut keys = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key: PrivateKeySigner = line.parse().map_err(|_| {
+            eyre!(
+                "{} line {}: not a hex private key",
+                path.display(),
+                number + 1
+            )
+        })?;
+        if !seen.insert(key.address()) {
+            bail!("{} line {}: a key listed twice", path.display(), number + 1);
+        }
+        keys.push(key);
+    }
+    if keys.len() < 2 {
+        bail!(
+            "--keys-file {} holds {} keys; at least 2 are needed",
+            path.display(),
+            keys.len()
+        );
+    }
+    Ok(keys)
+}
+
 fn derive_keys(seed: &str, n: usize) -> Result<Vec<PrivateKeySigner>> {
     (0..n)
         .map(|i| {
@@ -169,6 +207,17 @@ fn admin_client(url: &str, token: Option<&str>) -> Result<HttpClient> {
 
 /// Runs the benchmark.
 pub async fn run(args: BenchArgs) -> Result<()> {
+    let file_keys = match &args.keys_file {
+        Some(path) => Some(read_keys(path)?),
+        None => None,
+    };
+    let args = match &file_keys {
+        Some(keys) => BenchArgs {
+            accounts: keys.len(),
+            ..args
+        },
+        None => args,
+    };
     if args.accounts < 2 || args.transfers == 0 || args.concurrency == 0 || args.batch == 0 {
         bail!("--accounts must be at least 2; --transfers, --concurrency and --batch positive");
     }
@@ -195,7 +244,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     .clone();
     let fee = client.estimate_fee(token.address).await?.fee;
     let domain = domain(info.chain_id, info.settlement);
-    let keys = derive_keys(&args.seed, args.accounts)?;
+    let keys = match file_keys {
+        Some(keys) => keys,
+        None => derive_keys(&args.seed, args.accounts)?,
+    };
     let per_sender = args.transfers.div_ceil(args.accounts) as u128;
     let amount = Amount(1);
 
@@ -763,5 +815,46 @@ fn record(tally: &Tally, started: Instant, acked: u64) {
     let us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
     if let Ok(mut l) = tally.latencies_us.lock() {
         l.push(us);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.txt");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    const A: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    const B: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+
+    #[test]
+    fn keys_file_skips_comments_and_blank_lines() {
+        let (_dir, path) = write(&format!("# bench wallets\n{A}\n\n  {B}  \n"));
+        let keys = read_keys(&path).unwrap();
+        let want: Vec<alloy::primitives::Address> = [A, B]
+            .iter()
+            .map(|k| k.parse::<PrivateKeySigner>().unwrap().address())
+            .collect();
+        assert_eq!(keys.iter().map(|k| k.address()).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn keys_file_refuses_bad_keys_duplicates_and_too_few() {
+        let (_dir, path) = write(&format!("{A}\nnot-a-key\n"));
+        let err = read_keys(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2: not a hex private key"), "{err}");
+
+        let (_dir, path) = write(&format!("{A}\n{B}\n{A}\n"));
+        let err = read_keys(&path).unwrap_err().to_string();
+        assert!(err.contains("line 3: a key listed twice"), "{err}");
+
+        let (_dir, path) = write(&format!("{A}\n"));
+        let err = read_keys(&path).unwrap_err().to_string();
+        assert!(err.contains("holds 1 keys"), "{err}");
     }
 }
