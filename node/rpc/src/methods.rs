@@ -359,7 +359,7 @@ pub(crate) fn admin_module(context: Arc<Context>) -> Result<RpcModule<Context>, 
             .map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))?;
         let settler = ctx.sequencer.settler_metrics();
         let batches = BatchProgress {
-            sealed: ctx.sequencer.read(|s| s.last_batch().0),
+            sealed: ctx.sequencer.read(|s| s.last_batch()),
             committed: settler
                 .last_committed
                 .load(std::sync::atomic::Ordering::Relaxed),
@@ -551,8 +551,8 @@ async fn prove_balance(ctx: &Context, request: Signed<ProveBalance>) -> Result<A
     let batch = provable_batch(ctx, batch)?;
     let (slot, opening) = ctx.sequencer.read(|state| {
         let slot = state.ledger().slot_index(owner, token);
-        let sealed = state.sealed();
-        let opening = match (sealed, slot) {
+        let side = state.sealed_side();
+        let opening = match (side.sealed(), slot) {
             (None, _) => Err(RpcError::new(
                 ErrorCode::ProverDisabled,
                 "this node keeps no sealed states",
@@ -655,6 +655,7 @@ fn provable_batch(ctx: &Context, requested: u64) -> Result<u64> {
     }
     let (newest, oldest) = ctx.sequencer.read(|state| {
         state
+            .sealed_side()
             .sealed()
             .map_or((0, 1), |sealed| (sealed.head(), sealed.oldest().max(1)))
     });

@@ -107,7 +107,7 @@ impl RpcMetrics {
                 "stablelane_transactions_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
             );
         }
-        let scalars: [(&str, &str, &str, String); 24] = [
+        let scalars: [(&str, &str, &str, String); 26] = [
             (
                 "stablelane_intake_queue_depth",
                 "gauge",
@@ -177,7 +177,7 @@ impl RpcMetrics {
             (
                 "stablelane_sequencer_seal_seconds_total",
                 "counter",
-                "Time the writer spent sealing (tree catch-up, batch data): transfers wait meanwhile.",
+                "Time the writer spent sealing (closing the batch, copying what the tree worker needs): transfers wait meanwhile.",
                 seq.seal_seconds_total.to_string(),
             ),
             (
@@ -185,6 +185,18 @@ impl RpcMetrics {
                 "gauge",
                 "How long the last seal held the writer.",
                 seq.last_seal_seconds.to_string(),
+            ),
+            (
+                "stablelane_sequencer_seal_build_seconds_total",
+                "counter",
+                "Time the tree worker spent finishing seals (state tree, notes, batch data), beside the writer.",
+                seq.seal_build_seconds_total.to_string(),
+            ),
+            (
+                "stablelane_sequencer_last_seal_build_seconds",
+                "gauge",
+                "How long the tree worker took for the last seal.",
+                seq.last_seal_build_seconds.to_string(),
             ),
             (
                 "stablelane_open_batch_records",

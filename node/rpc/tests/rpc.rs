@@ -508,6 +508,16 @@ async fn admin_status_requires_the_bearer_token() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(-1.0);
     assert!(seal_seconds > 0.0, "a seal takes time: {seal_seconds}");
+    // admin_sealBatch answers once the tree worker built and stored the batch.
+    let build_seconds: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stablelane_sequencer_last_seal_build_seconds "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0);
+    assert!(
+        build_seconds > 0.0,
+        "building a batch takes time: {build_seconds}"
+    );
 
     // Admin methods are not on the wallet port, and wallet methods not on the admin port.
     let wallet = node.call("admin_status", json!([])).await?;

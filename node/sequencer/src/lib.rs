@@ -20,6 +20,7 @@
 
 pub mod batch;
 pub mod record;
+pub mod seal;
 pub mod sealed;
 pub mod state;
 pub mod store;
@@ -51,6 +52,7 @@ use tracing::{error, info, warn};
 
 pub use batch::{BatchChainState, BatchLimits, InFlight, SealedBatch, SettlerMetrics};
 pub use record::JournalRecord;
+use seal::{SealJob, SharedTree};
 pub use state::{Applied, ApplyError, OpenBatchInfo, State};
 pub use store::{ChainCursor, Checkpoint, Store, StoreError, StoreUpdate};
 
@@ -133,6 +135,9 @@ pub enum OpenError {
     /// Balances do not add up to deposits minus withdrawals after replay.
     #[error("supply check failed after replay: {0}")]
     Supply(Rejection),
+    /// The tree worker thread could not be started.
+    #[error("starting the tree worker: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Something the sequencer accepted, published once it is durable.
@@ -172,13 +177,18 @@ pub struct SequencerMetrics {
     pub journal: JournalMetrics,
     /// Last batch sealed.
     pub batches_sealed: u64,
-    /// Seals applied since start (each holds the writer while the tree catches up and the
-    /// batch data is built).
+    /// Seals applied since start (each holds the writer only while it closes the batch and
+    /// copies what the tree worker needs).
     pub seals: u64,
     /// Time the writer spent sealing since start.
     pub seal_seconds_total: f64,
     /// How long the last seal held the writer.
     pub last_seal_seconds: f64,
+    /// Time the tree worker spent finishing seals (tree, notes, batch data) since start;
+    /// transfers do not wait for it.
+    pub seal_build_seconds_total: f64,
+    /// How long the tree worker took for the last seal.
+    pub last_seal_build_seconds: f64,
     /// Records in the open batch.
     pub open_batch_records: u64,
     /// Leaves changed in the open batch.
@@ -205,6 +215,8 @@ struct Counters {
     seals: AtomicU64,
     seal_micros: AtomicU64,
     last_seal_micros: AtomicU64,
+    seal_build_micros: AtomicU64,
+    last_seal_build_micros: AtomicU64,
 }
 
 impl Counters {
@@ -215,6 +227,40 @@ impl Counters {
         self.seal_micros.fetch_add(micros, Ordering::Relaxed);
         self.last_seal_micros.store(micros, Ordering::Relaxed);
     }
+
+    /// The tree worker finished a seal job (tree, notes, batch data) in `took`.
+    fn built(&self, took: std::time::Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.seal_build_micros.fetch_add(micros, Ordering::Relaxed);
+        self.last_seal_build_micros.store(micros, Ordering::Relaxed);
+    }
+}
+
+/// What the tree worker sends back for a seal job.
+type SealResult = oneshot::Receiver<Result<SealedBatch, String>>;
+
+/// Where the writer hands seal jobs to the tree worker.
+type SealJobs =
+    std::sync::mpsc::Sender<(Box<SealJob>, oneshot::Sender<Result<SealedBatch, String>>)>;
+
+/// Starts the tree worker: a thread that runs seal jobs in the order given (see
+/// [`seal`](crate::seal)), so the writer goes on applying transfers meanwhile. It ends when
+/// the sender is dropped.
+fn spawn_tree_worker(tree: Arc<SharedTree>, counters: Arc<Counters>) -> std::io::Result<SealJobs> {
+    let (jobs, rx) =
+        std::sync::mpsc::channel::<(Box<SealJob>, oneshot::Sender<Result<SealedBatch, String>>)>();
+    std::thread::Builder::new()
+        .name("stablelane-tree".into())
+        .spawn(move || {
+            for (job, reply) in rx {
+                let started = Instant::now();
+                let result = tree.run(*job).map_err(|e| e.to_string());
+                counters.built(started.elapsed());
+                // The writer may have stopped; the batch is rebuilt from the journal then.
+                let _ = reply.send(result);
+            }
+        })?;
+    Ok(jobs)
 }
 
 /// What the writer is asked to do.
@@ -360,6 +406,10 @@ fn replay(
                 if update.receipts.len() + changed.len() >= CATCH_UP_WRITE_EVERY {
                     flush(&state, &mut update, &mut changed, seq)?;
                 }
+            } else if let Some(batch) = done.sealed.filter(|b| b.number > stored_batches) {
+                // The store covers the seal record but not the batch: the tree worker had
+                // not finished (or its batch not been written) when the node stopped.
+                update.batches.push(*batch);
             }
         }
         if let Some(checkpoint) = checkpoint.filter(|c| c.seq.get() == seq) {
@@ -378,17 +428,17 @@ fn replay(
             info!(target: "sequencer", seq, of = journal_last, elapsed_ms = started.elapsed().as_millis() as u64, "replaying journal");
         }
     }
-    if journal_last > applied {
+    if journal_last > applied || !update.batches.is_empty() {
         flush(&state, &mut update, &mut changed, journal_last)?;
     }
     if let Some(difference) = store.diff_slots(state.ledger())? {
         return Err(ReplayFailure::Inconsistent(difference));
     }
     let stored_batches = store.last_batch_number()?;
-    if stored_batches != state.last_batch().0 {
+    if stored_batches != state.last_batch() {
         return Err(ReplayFailure::Inconsistent(format!(
             "store has {stored_batches} batches, the journal seals {}",
-            state.last_batch().0
+            state.last_batch()
         )));
     }
     state.ledger().check_supply().map_err(OpenError::Supply)?;
@@ -453,9 +503,14 @@ impl Sequencer {
         let (intake, rx) = mpsc::channel(config.intake_queue_max.max(1));
         let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         let (batch_events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
+        let mut state = state;
+        state.hand_out_seals();
+        let tree = state.tree().clone();
+        let counters = Arc::new(Counters::default());
+        let seal_jobs =
+            spawn_tree_worker(tree.clone(), counters.clone()).map_err(OpenError::Thread)?;
         let state = Arc::new(RwLock::new(state));
         let store = Arc::new(store);
-        let counters = Arc::new(Counters::default());
         if let Ok(mut m) = counters.journal.lock() {
             *m = journal.metrics();
         }
@@ -469,6 +524,7 @@ impl Sequencer {
             counters: counters.clone(),
             group_max: config.group_max.max(1),
             limits: config.batch.clamped(),
+            seal_jobs,
         }));
         Ok(Self {
             intake,
@@ -531,7 +587,7 @@ impl Sequencer {
             (
                 s.last_seq().get(),
                 s.ledger().slot_count(),
-                s.last_batch().0,
+                s.last_batch(),
                 s.open_batch(),
             )
         });
@@ -549,6 +605,12 @@ impl Sequencer {
             seals: self.counters.seals.load(Ordering::Relaxed),
             seal_seconds_total: self.counters.seal_micros.load(Ordering::Relaxed) as f64 / 1e6,
             last_seal_seconds: self.counters.last_seal_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            seal_build_seconds_total: self.counters.seal_build_micros.load(Ordering::Relaxed)
+                as f64
+                / 1e6,
+            last_seal_build_seconds: self.counters.last_seal_build_micros.load(Ordering::Relaxed)
+                as f64
+                / 1e6,
             open_batch_records: open.records,
             open_batch_changed_slots: open.changed_slots,
             batches_committed: settler.last_committed.load(Ordering::Relaxed),
@@ -731,6 +793,7 @@ struct Writer {
     counters: Arc<Counters>,
     group_max: usize,
     limits: BatchLimits,
+    seal_jobs: SealJobs,
 }
 
 /// Groups applied and submitted to the journal but not yet answered, at most: the applier
@@ -743,6 +806,8 @@ struct Pending {
     ticket: stablelane_storage::AppendTicket,
     reply: Option<Reply>,
     applied: Applied,
+    /// A seal's batch, coming from the tree worker.
+    seal: Option<SealResult>,
 }
 
 /// A group on its way from the applier to the completer.
@@ -863,12 +928,19 @@ async fn complete(
     counters: Arc<Counters>,
     shared: Arc<Shared>,
 ) {
+    let (to_finisher, from_completer) = mpsc::unbounded_channel();
+    let finisher = tokio::spawn(finish_seals(
+        from_completer,
+        store.clone(),
+        batch_events.clone(),
+        shared.clone(),
+    ));
     while let Some(group) = rx.recv().await {
         let mut durable = Vec::with_capacity(group.pending.len());
         let mut lost = false;
         for p in group.pending {
             match p.ticket.await {
-                Ok(_) => durable.push((p.reply, p.applied)),
+                Ok(_) => durable.push((p.reply, p.applied, p.seal)),
                 Err(e) => {
                     let reason = format!("journal sync failed: {e}");
                     shared.fail(reason.clone());
@@ -884,7 +956,7 @@ async fn complete(
             // Some records of the group are not durable: the store must not claim them,
             // and repeats cannot be answered. A restart replays the durable journal.
             let reason = shared.failed().unwrap_or_default();
-            for (reply, _) in durable {
+            for (reply, _, _) in durable {
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(SubmitError::Stopped(reason.clone())));
                 }
@@ -906,21 +978,23 @@ async fn complete(
             }
         }
         for batch in &group.update.batches {
-            info!(target: "sequencer", batch = batch.number, transactions = batch.transaction_count, changed_slots = batch.changed_slots, withdrawals = batch.withdrawals.len(), data_bytes = batch.data.len(), root = %batch.new_root, "batch sealed");
-            let _ = batch_events.send(BatchNotification {
-                number: batch.number,
-                status: BatchStatus::Sealed,
-                new_root: batch.new_root,
-                l2_tx_hash: None,
-            });
+            announce(batch, &batch_events, None);
         }
-        for (reply, applied) in durable {
+        for (reply, applied, seal) in durable {
             if let Some(receipt) = &applied.receipt {
                 // No subscriber is fine.
                 let _ = events.send(Event {
                     receipt: receipt.clone(),
                     counterparty: applied.counterparty,
                 });
+            }
+            if let Some(seal) = seal {
+                // The seal record is durable; its batch is stored, announced and answered
+                // once the tree worker has built it, without holding up later groups.
+                if to_finisher.send((seal, reply)).is_err() {
+                    shared.fail("the seal finisher ended".into());
+                }
+                continue;
             }
             if let Some(reply) = reply {
                 let _ = reply.send(Ok(Done {
@@ -934,6 +1008,64 @@ async fn complete(
                 receipt: Some(receipt),
                 sealed: None,
             }));
+        }
+    }
+    drop(to_finisher);
+    let _ = finisher.await;
+}
+
+/// Logs and publishes a sealed batch.
+fn announce(
+    batch: &SealedBatch,
+    batch_events: &broadcast::Sender<BatchNotification>,
+    built: Option<std::time::Duration>,
+) {
+    let build_ms = built.map(|d| d.as_secs_f64() * 1e3);
+    info!(target: "sequencer", batch = batch.number, transactions = batch.transaction_count, changed_slots = batch.changed_slots, withdrawals = batch.withdrawals.len(), data_bytes = batch.data.len(), root = %batch.new_root, build_ms, "batch sealed");
+    // No subscriber is fine.
+    let _ = batch_events.send(BatchNotification {
+        number: batch.number,
+        status: BatchStatus::Sealed,
+        new_root: batch.new_root,
+        l2_tx_hash: None,
+    });
+}
+
+/// Stores, announces and answers sealed batches in order, as the tree worker finishes them
+/// (each one's seal record is durable already).
+async fn finish_seals(
+    mut rx: mpsc::UnboundedReceiver<(SealResult, Option<Reply>)>,
+    store: Arc<Store>,
+    batch_events: broadcast::Sender<BatchNotification>,
+    shared: Arc<Shared>,
+) {
+    while let Some((seal, reply)) = rx.recv().await {
+        let waited = Instant::now();
+        let outcome = match seal.await {
+            Ok(Ok(batch)) => store
+                .write_batch(&batch)
+                .map(|()| batch)
+                .map_err(|e| format!("store write failed: {e}")),
+            Ok(Err(e)) => Err(format!("sealing failed: {e}")),
+            Err(_) => Err("the tree worker ended".to_string()),
+        };
+        match outcome {
+            Ok(batch) => {
+                announce(&batch, &batch_events, Some(waited.elapsed()));
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(Done {
+                        receipt: None,
+                        sealed: Some(batch.number),
+                    }));
+                }
+            }
+            Err(reason) => {
+                // The journal holds the seal: a restart builds and stores the batch.
+                shared.fail(reason.clone());
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(SubmitError::Stopped(reason)));
+                }
+            }
         }
     }
 }
@@ -1022,6 +1154,7 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
         let started = Instant::now();
         let accepted = journal_record(
             &mut w.journal,
+            &w.seal_jobs,
             &mut st,
             record,
             Some(reply),
@@ -1046,6 +1179,7 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
             let started = Instant::now();
             if journal_record(
                 &mut w.journal,
+                &w.seal_jobs,
                 &mut st,
                 JournalRecord::SealBatch { number },
                 None,
@@ -1091,6 +1225,7 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
 /// `reply` at once only when refused.
 fn journal_record(
     journal: &mut Journal,
+    seal_jobs: &SealJobs,
     st: &mut State,
     record: JournalRecord,
     reply: Option<Reply>,
@@ -1112,33 +1247,71 @@ fn journal_record(
             answer(reply, SubmitError::Stopped(other.to_string()));
             false
         }
-        Ok(applied) => match journal.submit(record.encode()) {
-            Ok(ticket) if ticket.seq().0 == seq => {
-                pending.push(Pending {
-                    ticket,
-                    reply,
-                    applied,
-                });
-                true
-            }
-            Ok(ticket) => {
-                // The state already holds the record under another number: stop, a
-                // restart rebuilds the state from the journal.
-                let reason = format!("journal sequence {} != {seq}", ticket.seq().0);
-                error!(target: "sequencer", %reason, "sequencer stopping");
-                *failed = Some(reason.clone());
-                answer(reply, SubmitError::Stopped(reason));
-                false
-            }
-            Err(e) => {
-                // Applied in memory but not journaled: never acknowledge, stop accepting;
-                // a restart replays the durable journal.
-                let reason = format!("journal append failed: {e}");
-                error!(target: "sequencer", %reason, "sequencer stopping");
-                *failed = Some(reason.clone());
-                answer(reply, SubmitError::Stopped(reason));
-                false
-            }
-        },
+        Ok(mut applied) => {
+            let seal = match applied.seal_job.take() {
+                Some(job) => {
+                    let (done, seal) = oneshot::channel();
+                    if seal_jobs.send((job, done)).is_err() {
+                        let reason = "the tree worker ended".to_string();
+                        st.tree().fail(reason.clone());
+                        error!(target: "sequencer", %reason, "sequencer stopping");
+                        *failed = Some(reason.clone());
+                        answer(reply, SubmitError::Stopped(reason));
+                        return false;
+                    }
+                    Some(seal)
+                }
+                None => None,
+            };
+            submit(journal, record, seq, reply, applied, seal, pending, failed)
+        }
+    }
+}
+
+/// Submits an applied record to the journal; whether it was accepted.
+#[allow(clippy::too_many_arguments)]
+fn submit(
+    journal: &mut Journal,
+    record: JournalRecord,
+    seq: u64,
+    reply: Option<Reply>,
+    applied: Applied,
+    seal: Option<SealResult>,
+    pending: &mut Vec<Pending>,
+    failed: &mut Option<String>,
+) -> bool {
+    let answer = |reply: Option<Reply>, e: SubmitError| {
+        if let Some(reply) = reply {
+            let _ = reply.send(Err(e));
+        }
+    };
+    match journal.submit(record.encode()) {
+        Ok(ticket) if ticket.seq().0 == seq => {
+            pending.push(Pending {
+                ticket,
+                reply,
+                applied,
+                seal,
+            });
+            true
+        }
+        Ok(ticket) => {
+            // The state already holds the record under another number: stop, a
+            // restart rebuilds the state from the journal.
+            let reason = format!("journal sequence {} != {seq}", ticket.seq().0);
+            error!(target: "sequencer", %reason, "sequencer stopping");
+            *failed = Some(reason.clone());
+            answer(reply, SubmitError::Stopped(reason));
+            false
+        }
+        Err(e) => {
+            // Applied in memory but not journaled: never acknowledge, stop accepting;
+            // a restart replays the durable journal.
+            let reason = format!("journal append failed: {e}");
+            error!(target: "sequencer", %reason, "sequencer stopping");
+            *failed = Some(reason.clone());
+            answer(reply, SubmitError::Stopped(reason));
+            false
+        }
     }
 }

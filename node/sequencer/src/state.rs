@@ -8,11 +8,12 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    sync::{Arc, MutexGuard},
     time::Instant,
 };
 
 use alloy::{
-    primitives::{Address, Bytes, B256},
+    primitives::{Address, B256},
     sol_types::Eip712Domain,
 };
 use rayon::prelude::*;
@@ -27,14 +28,15 @@ use stablelane_circuits::{
     Fr,
 };
 use stablelane_contracts::{
-    batch_body::{seal_note, BatchBody, LeafUpdate, NewSlot},
-    batch_data::{deposit_hash, encode_batch_data, forced_hash},
+    batch_body::NewSlot,
+    batch_data::{deposit_hash, forced_hash},
 };
 use stablelane_ledger::{Effects, Ledger, LedgerConfig, Rejection};
 
 use crate::{
     batch::{BatchLimits, SealedBatch},
     record::JournalRecord,
+    seal::{ChangedSlot, LeafSource, SealJob, SharedTree, TreeSide},
     sealed::{slot_secrets, SealedStates},
 };
 
@@ -64,8 +66,11 @@ pub struct Applied {
     pub receipt: Option<Receipt>,
     /// The other party a transaction concerns: a transfer's recipient.
     pub counterparty: Option<Address>,
-    /// The batch a seal record sealed.
+    /// The batch a seal record sealed (seals run at once unless handed out, see
+    /// [`State::hand_out_seals`]).
     pub sealed: Option<Box<SealedBatch>>,
+    /// The rest of a seal record's work, when seals are handed out.
+    pub seal_job: Option<Box<SealJob>>,
 }
 
 /// The batch being filled: everything applied since the last seal.
@@ -120,37 +125,35 @@ pub struct OpenBatchInfo {
 pub struct State {
     ledger: Ledger,
     domain: Eip712Domain,
-    tree: StateTree,
+    /// The tree, the last sealed root and the kept sealed states: brought up to date by seal
+    /// jobs, in order (see [`seal`](crate::seal)).
+    tree: Arc<SharedTree>,
+    /// Seal records return a [`SealJob`] for someone else to run instead of running it.
+    hand_out_seals: bool,
     /// Slots changed since the tree was last brought up to date, with their new leaf when
     /// it was already hashed (for a receipt).
     pending: BTreeMap<u32, Option<Fr>>,
     last_seq: SequenceNumber,
     open: OpenBatch,
     last_batch: u64,
-    last_batch_root: B256,
     deposits_hash: B256,
     forced_hash: B256,
-    /// The states of the last sealed batches, for attestations (off unless enabled).
-    sealed: Option<SealedStates>,
 }
 
 impl State {
     /// An empty state.
     pub fn new(config: LedgerConfig, domain: Eip712Domain) -> Self {
-        let tree = StateTree::new();
-        let genesis = B256::from(fr_to_be_bytes(&tree.root()));
         Self {
             ledger: Ledger::new(config),
             domain,
-            tree,
+            tree: Arc::new(SharedTree::new(None)),
+            hand_out_seals: false,
             pending: BTreeMap::new(),
             last_seq: SequenceNumber(0),
             open: OpenBatch::new(1, 0),
             last_batch: 0,
-            last_batch_root: genesis,
             deposits_hash: B256::ZERO,
             forced_hash: B256::ZERO,
-            sealed: None,
         }
     }
 
@@ -158,13 +161,28 @@ impl State {
     /// can be opened as of a committed root ([`sealed`](Self::sealed)). Call before applying
     /// any record.
     pub fn with_sealed_history(mut self, history: usize) -> Self {
-        self.sealed = (history > 0).then(|| SealedStates::new(history));
+        self.tree = Arc::new(SharedTree::new(
+            (history > 0).then(|| SealedStates::new(history)),
+        ));
         self
     }
 
-    /// The states of the last sealed batches, if kept.
-    pub fn sealed(&self) -> Option<&SealedStates> {
-        self.sealed.as_ref()
+    /// From now on, a seal record closes the open batch and returns the rest of the work as
+    /// [`Applied::seal_job`], to be run in order on [`tree`](Self::tree) (by the sequencer's
+    /// tree worker), instead of running it at once.
+    pub fn hand_out_seals(&mut self) {
+        self.hand_out_seals = true;
+    }
+
+    /// The tree side seal jobs run against.
+    pub fn tree(&self) -> &Arc<SharedTree> {
+        &self.tree
+    }
+
+    /// The tree side as of the last finished seal job (the kept sealed states are in it);
+    /// does not wait for jobs in flight.
+    pub fn sealed_side(&self) -> MutexGuard<'_, TreeSide> {
+        self.tree.now()
     }
 
     /// The ledger.
@@ -187,9 +205,10 @@ impl State {
         &self.open.withdrawals
     }
 
-    /// The last sealed batch's number and root (0 and the genesis root before any).
-    pub fn last_batch(&self) -> (u64, B256) {
-        (self.last_batch, self.last_batch_root)
+    /// The number of the last sealed batch (0 before any); its root may still be being
+    /// computed (see [`seal`](crate::seal)).
+    pub fn last_batch(&self) -> u64 {
+        self.last_batch
     }
 
     /// A summary of the open batch.
@@ -226,27 +245,29 @@ impl State {
             + self.open.changed.len() * stablelane_contracts::batch_body::LEAF_UPDATE_BYTES
     }
 
-    /// The current leaf hash of a slot (hashed now if the tree has not caught up with it).
+    /// The current leaf hash of a slot (hashed now unless a receipt hashed it already: the
+    /// tree may be behind while a seal job runs).
     pub fn leaf(&self, slot: SlotIndex) -> Option<B256> {
         if slot.get() >= self.ledger.slot_count() {
             return None;
         }
         let leaf = match self.pending.get(&slot.get()) {
             Some(Some(leaf)) => *leaf,
-            Some(None) => self.slot_leaf(slot).ok()?,
-            None => self.tree.leaf(TreeIndex::new(slot.get())),
+            _ => self.slot_leaf(slot).ok()?,
         };
         Some(B256::from(fr_to_be_bytes(&leaf)))
     }
 
     /// Heap bytes held by the tree (for memory reports).
     pub fn tree_heap_bytes(&self) -> usize {
-        self.tree.heap_bytes()
+        self.tree.now().tree.heap_bytes()
     }
 
     /// The state root, bringing the tree up to date with every applied record: each changed
     /// leaf is hashed once (in parallel) and each node above the changes rehashed once.
     pub fn root(&mut self) -> Result<B256, ApplyError> {
+        let shared = self.tree.clone();
+        let mut side = shared.wait_for(self.last_batch)?;
         // In slices, so that catching up after a replay (every slot pending) holds a bounded
         // amount of intermediate hashes; the nodes above a slice are rehashed once per slice,
         // a few dozen per slice.
@@ -271,11 +292,11 @@ impl State {
                     Ok((TreeIndex::new(i), leaf))
                 })
                 .collect::<Result<Vec<_>, ApplyError>>()?;
-            self.tree
+            side.tree
                 .update_batch(&changes)
                 .map_err(|e| ApplyError::Tree(e.to_string()))?;
         }
-        Ok(B256::from(fr_to_be_bytes(&self.tree.root())))
+        Ok(B256::from(fr_to_be_bytes(&side.tree.root())))
     }
 
     /// Applies `record`, journaled (or about to be) at `seq`. A refused record changes
@@ -290,14 +311,20 @@ impl State {
         let mut forced_index = None;
         let (effects, signed, counterparty) = match record {
             JournalRecord::SealBatch { number } => {
-                let sealed = self.seal(*number, seq)?;
+                let job = self.seal_job(*number, seq)?;
+                let (sealed, seal_job) = if self.hand_out_seals {
+                    (None, Some(Box::new(job)))
+                } else {
+                    (Some(Box::new(self.tree.run(job)?)), None)
+                };
                 self.last_seq = seq;
                 return Ok(Applied {
                     effects: Effects::default(),
                     tx_hash: None,
                     receipt: None,
                     counterparty: None,
-                    sealed: Some(Box::new(sealed)),
+                    sealed,
+                    seal_job,
                 });
             }
             JournalRecord::Deposit { deposit } => {
@@ -376,6 +403,7 @@ impl State {
             receipt,
             counterparty,
             sealed: None,
+            seal_job: None,
         })
     }
 
@@ -412,7 +440,7 @@ impl State {
                     "batch {number}: the journal implies root {root}, the store holds {stored_root}"
                 )));
             }
-            if self.sealed.is_some() {
+            if self.sealed_history() > 0 {
                 let secrets = (0..self.ledger.slot_count())
                     .map(|i| {
                         let slot = self
@@ -422,13 +450,15 @@ impl State {
                         slot_secrets(slot).map_err(ApplyError::Tree)
                     })
                     .collect::<Result<Vec<_>, ApplyError>>()?;
-                if let Some(sealed) = &mut self.sealed {
-                    sealed.restart_from(number, &self.tree, secrets);
+                let mut side = self.tree.wait_for(self.last_batch)?;
+                let side = &mut *side;
+                if let Some(sealed) = &mut side.sealed {
+                    sealed.restart_from(number, &side.tree, secrets);
                 }
             }
         }
+        self.tree.skip(number, stored_root)?;
         self.last_batch = number;
-        self.last_batch_root = stored_root;
         self.last_seq = seq;
         self.open = OpenBatch::new(seq.get() + 1, self.ledger.slot_count());
         Ok(())
@@ -436,12 +466,16 @@ impl State {
 
     /// Sealed states kept, 0 if none.
     pub fn sealed_history(&self) -> usize {
-        self.sealed.as_ref().map_or(0, SealedStates::history)
+        self.tree
+            .now()
+            .sealed
+            .as_ref()
+            .map_or(0, SealedStates::history)
     }
 
-    /// Closes the open batch as batch `number` (sealed by record `seq`): brings the tree up
-    /// to date and builds the batch data.
-    fn seal(&mut self, number: u64, seq: SequenceNumber) -> Result<SealedBatch, ApplyError> {
+    /// Closes the open batch as batch `number` (sealed by record `seq`) and takes what the
+    /// rest of the seal needs: the tree's pending changes and the changed slots' openings.
+    fn seal_job(&mut self, number: u64, seq: SequenceNumber) -> Result<SealJob, ApplyError> {
         if number != self.last_batch + 1 {
             return Err(ApplyError::Batch(format!(
                 "seal of batch {number}, expected {}",
@@ -451,68 +485,61 @@ impl State {
         if self.open.records == 0 {
             return Err(ApplyError::Batch(format!("batch {number} is empty")));
         }
-        let new_root = self.root()?;
+        // After a replay that skipped stored batches the tree is far behind: catch it up
+        // here (hashing from the ledger in slices) rather than copying every slot.
+        if self.pending.len() > self.open.changed.len() {
+            self.root()?;
+        }
+        let slot = |i: u32| {
+            self.ledger
+                .slot(SlotIndex(i))
+                .ok_or_else(|| ApplyError::Tree(format!("slot {i} missing")))
+        };
         let slot_count = self.ledger.slot_count();
         let operator_key = self.ledger.config().operator_secret;
         let new_slots = (self.open.first_slot..slot_count)
             .map(|i| {
-                self.ledger
-                    .slot(SlotIndex(i))
-                    .map(|s| NewSlot {
-                        owner: s.owner,
-                        token: s.token,
-                    })
-                    .ok_or_else(|| ApplyError::Tree(format!("slot {i} missing")))
+                slot(i).map(|s| NewSlot {
+                    owner: s.owner,
+                    token: s.token,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let leaves = self
+            .pending
+            .iter()
+            .map(|(&i, known)| {
+                Ok((
+                    i,
+                    match known {
+                        Some(leaf) => LeafSource::Known(*leaf),
+                        None => {
+                            let s = slot(i)?;
+                            LeafSource::Open {
+                                owner: s.owner,
+                                token: s.token,
+                                secrets: slot_secrets(s).map_err(ApplyError::Tree)?,
+                            }
+                        }
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, ApplyError>>()?;
+        let changed = self
             .open
             .changed
             .iter()
             .map(|&i| {
-                let slot = self
-                    .ledger
-                    .slot(SlotIndex(i))
-                    .ok_or_else(|| ApplyError::Tree(format!("slot {i} missing")))?;
-                let key = self.ledger.viewing_key(slot.owner).unwrap_or(operator_key);
-                Ok(LeafUpdate {
-                    slot: i,
-                    leaf: B256::from(fr_to_be_bytes(&self.tree.leaf(TreeIndex::new(i)))),
-                    note: seal_note(&key, number, i, slot.balance.base_units(), slot.nonce.get()),
+                let s = slot(i)?;
+                Ok(ChangedSlot {
+                    index: i,
+                    note_key: self.ledger.viewing_key(s.owner).unwrap_or(operator_key),
+                    secrets: slot_secrets(s).map_err(ApplyError::Tree)?,
                 })
             })
             .collect::<Result<Vec<_>, ApplyError>>()?;
-        let body = BatchBody {
-            first_slot: self.open.first_slot,
-            new_slots,
-            leaves,
-        };
-        if let Some(sealed) = &mut self.sealed {
-            let changed = self
-                .open
-                .changed
-                .iter()
-                .map(|&i| {
-                    let slot = self
-                        .ledger
-                        .slot(SlotIndex(i))
-                        .ok_or_else(|| ApplyError::Tree(format!("slot {i} missing")))?;
-                    Ok((i, slot_secrets(slot).map_err(ApplyError::Tree)?))
-                })
-                .collect::<Result<Vec<_>, ApplyError>>()?;
-            sealed
-                .record_seal(number, &self.tree, &changed)
-                .map_err(ApplyError::Tree)?;
-        }
-        let withdrawals = std::mem::take(&mut self.open.withdrawals);
-        let contract_withdrawals: Vec<_> =
-            withdrawals.iter().map(BatchWithdrawal::on_chain).collect();
-        let data = encode_batch_data(&contract_withdrawals, &body.encode())
-            .map_err(|e| ApplyError::Batch(e.to_string()))?;
-        let sealed = SealedBatch {
+        let job = SealJob {
             number,
-            prev_root: self.last_batch_root,
-            new_root,
             deposits_consumed: self.ledger.deposits_consumed(),
             deposits_hash: self.deposits_hash,
             forced_consumed: self.ledger.forced_consumed(),
@@ -520,15 +547,16 @@ impl State {
             first_sequence: self.open.first_seq,
             last_sequence: seq.get(),
             transaction_count: self.open.transactions,
-            changed_slots: body.leaves.len() as u32,
-            new_slots: body.new_slots.len() as u32,
-            withdrawals,
-            data: Bytes::from(data),
+            first_slot: self.open.first_slot,
+            new_slots,
+            leaves,
+            changed,
+            withdrawals: std::mem::take(&mut self.open.withdrawals),
         };
+        self.pending.clear();
         self.last_batch = number;
-        self.last_batch_root = new_root;
         self.open = OpenBatch::new(seq.get() + 1, slot_count);
-        Ok(sealed)
+        Ok(job)
     }
 
     fn receipt_for(

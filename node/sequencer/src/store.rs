@@ -295,6 +295,34 @@ impl Store {
         Ok(())
     }
 
+    /// Writes one sealed batch (the sequencer's tree worker finishes batches after the
+    /// group that sealed them is written; a crash in between makes the next start-up
+    /// rebuild the batch from the journal).
+    pub fn write_batch(&self, batch: &SealedBatch) -> Result<(), StoreError> {
+        let number = batch.number.to_be_bytes();
+        self.batches.insert(&number[..], encode(batch))?;
+        self.batch_by_seq
+            .insert(&batch.last_sequence.to_be_bytes()[..], &number[..])?;
+        Ok(())
+    }
+
+    /// Removes batches `number..` (not their chain states): what the store looks like when
+    /// the node stopped after journaling seals whose batches the tree worker had not yet
+    /// finished. For tests of that crash window only.
+    #[doc(hidden)]
+    pub fn forget_batches_from(&self, number: u64) -> Result<(), StoreError> {
+        while let Some((key, value)) = self.batches.last()? {
+            if u64_value("batches", Some(key.clone()))? < number {
+                break;
+            }
+            let batch: SealedBatch = decode("batches".into(), &value)?;
+            self.batch_by_seq
+                .remove(&batch.last_sequence.to_be_bytes()[..])?;
+            self.batches.remove(key)?;
+        }
+        Ok(())
+    }
+
     /// The receipt of transaction `hash`, if indexed.
     pub fn receipt(&self, hash: &TxHash) -> Result<Option<Receipt>, StoreError> {
         let Some(seq) = self.tx_index.get(hash.0.as_slice())? else {

@@ -1,0 +1,302 @@
+//! Sealing a batch in two steps, so that the single writer is not held while the tree is
+//! hashed.
+//!
+//! [`State`](crate::state::State) closes the open batch at once and takes a [`SealJob`]: the
+//! batch's counters, its withdrawals and new slots, and a copy of what every changed leaf is
+//! made of (a few hundred bytes per changed slot). Running the job brings the state tree up
+//! to date, hashes the changed leaves and the nodes above them, encrypts the owners' notes
+//! and builds the batch data. On replay the job runs at once; on the live path the
+//! sequencer's tree worker runs it on its own thread while the writer goes on applying
+//! transfers. Jobs run strictly in batch order against the [`SharedTree`], and everything
+//! that reads the tree (the root, the sealed states) first waits for the jobs handed out
+//! before it.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use alloy::primitives::{Address, Bytes, B256};
+use rayon::prelude::*;
+use stablelane::rpc::BatchWithdrawal;
+use stablelane_circuits::{
+    field::fr_to_be_bytes,
+    leaf::leaf_hash,
+    tree::{SlotIndex as TreeIndex, StateTree},
+    Fr,
+};
+use stablelane_contracts::{
+    batch_body::{seal_note, BatchBody, LeafUpdate, NewSlot},
+    batch_data::encode_batch_data,
+};
+
+use crate::{
+    batch::SealedBatch,
+    sealed::{SealedStates, SlotSecrets},
+    state::ApplyError,
+};
+
+/// The state tree as of the last seal job that ran, with what depends on it.
+#[derive(Debug)]
+pub struct TreeSide {
+    /// The state tree (every leaf of the slots changed up to the last job, or later if the
+    /// writer caught it up since).
+    pub(crate) tree: StateTree,
+    /// The states of the last sealed batches, for attestations (off unless enabled).
+    pub(crate) sealed: Option<SealedStates>,
+    /// Root of the last sealed batch.
+    pub(crate) root: B256,
+    /// Number of the last sealed batch (0 before any).
+    pub(crate) done: u64,
+    /// Why a seal job failed, once one did: nothing runs after it.
+    pub(crate) failed: Option<String>,
+}
+
+impl TreeSide {
+    /// The states of the last sealed batches, if kept.
+    pub fn sealed(&self) -> Option<&SealedStates> {
+        self.sealed.as_ref()
+    }
+}
+
+/// The [`TreeSide`] behind a lock, with a signal for each job done.
+#[derive(Debug)]
+pub struct SharedTree {
+    side: Mutex<TreeSide>,
+    ready: Condvar,
+}
+
+impl SharedTree {
+    /// An empty tree, before batch 1.
+    pub(crate) fn new(sealed: Option<SealedStates>) -> Self {
+        let tree = StateTree::new();
+        let root = B256::from(fr_to_be_bytes(&tree.root()));
+        Self {
+            side: Mutex::new(TreeSide {
+                tree,
+                sealed,
+                root,
+                done: 0,
+                failed: None,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TreeSide> {
+        match self.side.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The tree once every job up to batch `through` has run.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError::Tree`] if a seal job failed (the tree stays as it was before it).
+    pub(crate) fn wait_for(&self, through: u64) -> Result<MutexGuard<'_, TreeSide>, ApplyError> {
+        let mut side = self.lock();
+        loop {
+            if let Some(reason) = &side.failed {
+                return Err(ApplyError::Tree(format!("a seal failed: {reason}")));
+            }
+            if side.done >= through {
+                return Ok(side);
+            }
+            side = match self.ready.wait(side) {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+        }
+    }
+
+    /// Runs `job`, which must be the next batch's.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError`] if an earlier job failed, the job is out of order, or the tree refuses
+    /// it; every later job then fails too.
+    pub fn run(&self, job: SealJob) -> Result<SealedBatch, ApplyError> {
+        let mut side = self.lock();
+        let result = match &side.failed {
+            Some(reason) => Err(ApplyError::Tree(format!(
+                "an earlier seal failed: {reason}"
+            ))),
+            None if job.number != side.done + 1 => Err(ApplyError::Batch(format!(
+                "seal job for batch {}, expected {}",
+                job.number,
+                side.done + 1
+            ))),
+            None => job.run(&mut side),
+        };
+        if let Err(e) = &result {
+            side.failed.get_or_insert_with(|| e.to_string());
+        }
+        drop(side);
+        self.ready.notify_all();
+        result
+    }
+
+    /// Stops every job after now and wakes anyone waiting (the worker is gone).
+    pub fn fail(&self, reason: String) {
+        self.lock().failed.get_or_insert(reason);
+        self.ready.notify_all();
+    }
+
+    /// Marks batch `number` sealed with root `root` without a job (replay of a batch the
+    /// store holds; the tree catches up later).
+    pub(crate) fn skip(&self, number: u64, root: B256) -> Result<(), ApplyError> {
+        let mut side = self.wait_for(number - 1)?;
+        side.done = number;
+        side.root = root;
+        Ok(())
+    }
+
+    /// The tree side as it is now, without waiting for jobs in flight (for reads that only
+    /// want sealed batches, which a job publishes when done).
+    pub fn now(&self) -> MutexGuard<'_, TreeSide> {
+        self.lock()
+    }
+}
+
+/// What a changed leaf is made of, or its hash when already known.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum LeafSource {
+    /// Hashed already (for the sender's receipt).
+    Known(Fr),
+    /// To hash: Poseidon(owner, token, balance, nonce, salt).
+    Open {
+        owner: Address,
+        token: Address,
+        secrets: SlotSecrets,
+    },
+}
+
+impl LeafSource {
+    fn hash(&self) -> Fr {
+        match self {
+            Self::Known(leaf) => *leaf,
+            Self::Open {
+                owner,
+                token,
+                secrets,
+            } => leaf_hash(
+                owner.0 .0,
+                token.0 .0,
+                secrets.balance,
+                secrets.nonce,
+                secrets.salt,
+            ),
+        }
+    }
+}
+
+/// One slot the batch changed: the key its note is encrypted under and what opens it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ChangedSlot {
+    pub(crate) index: u32,
+    pub(crate) note_key: B256,
+    pub(crate) secrets: SlotSecrets,
+}
+
+/// Everything needed to finish sealing a batch, taken from the state when its seal record
+/// was applied (see the [module docs](self)).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealJob {
+    pub(crate) number: u64,
+    pub(crate) deposits_consumed: u64,
+    pub(crate) deposits_hash: B256,
+    pub(crate) forced_consumed: u64,
+    pub(crate) forced_hash: B256,
+    pub(crate) first_sequence: u64,
+    pub(crate) last_sequence: u64,
+    pub(crate) transaction_count: u64,
+    pub(crate) first_slot: u32,
+    pub(crate) new_slots: Vec<NewSlot>,
+    /// The tree's pending changes, in slot order.
+    pub(crate) leaves: Vec<(u32, LeafSource)>,
+    /// The batch's changed slots, in slot order.
+    pub(crate) changed: Vec<ChangedSlot>,
+    pub(crate) withdrawals: Vec<BatchWithdrawal>,
+}
+
+impl std::fmt::Debug for SealJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealJob")
+            .field("number", &self.number)
+            .field("changed", &self.changed.len())
+            .field("leaves", &self.leaves.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SealJob {
+    /// The batch this job seals.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    fn run(self, side: &mut TreeSide) -> Result<SealedBatch, ApplyError> {
+        let changes: Vec<(TreeIndex, Fr)> = self
+            .leaves
+            .par_iter()
+            .map(|(i, source)| (TreeIndex::new(*i), source.hash()))
+            .collect();
+        side.tree
+            .update_batch(&changes)
+            .map_err(|e| ApplyError::Tree(e.to_string()))?;
+        let new_root = B256::from(fr_to_be_bytes(&side.tree.root()));
+        let number = self.number;
+        let leaves = self
+            .changed
+            .par_iter()
+            .map(|c| LeafUpdate {
+                slot: c.index,
+                leaf: B256::from(fr_to_be_bytes(&side.tree.leaf(TreeIndex::new(c.index)))),
+                note: seal_note(
+                    &c.note_key,
+                    number,
+                    c.index,
+                    c.secrets.balance,
+                    c.secrets.nonce,
+                ),
+            })
+            .collect::<Vec<_>>();
+        if let Some(sealed) = &mut side.sealed {
+            let changed: Vec<(u32, SlotSecrets)> =
+                self.changed.iter().map(|c| (c.index, c.secrets)).collect();
+            sealed
+                .record_seal(number, &side.tree, &changed)
+                .map_err(ApplyError::Tree)?;
+        }
+        let body = BatchBody {
+            first_slot: self.first_slot,
+            new_slots: self.new_slots,
+            leaves,
+        };
+        let contract_withdrawals: Vec<_> = self
+            .withdrawals
+            .iter()
+            .map(BatchWithdrawal::on_chain)
+            .collect();
+        let data = encode_batch_data(&contract_withdrawals, &body.encode())
+            .map_err(|e| ApplyError::Batch(e.to_string()))?;
+        let batch = SealedBatch {
+            number,
+            prev_root: side.root,
+            new_root,
+            deposits_consumed: self.deposits_consumed,
+            deposits_hash: self.deposits_hash,
+            forced_consumed: self.forced_consumed,
+            forced_hash: self.forced_hash,
+            first_sequence: self.first_sequence,
+            last_sequence: self.last_sequence,
+            transaction_count: self.transaction_count,
+            changed_slots: body.leaves.len() as u32,
+            new_slots: body.new_slots.len() as u32,
+            withdrawals: self.withdrawals,
+            data: Bytes::from(data),
+        };
+        side.root = new_root;
+        side.done = number;
+        Ok(batch)
+    }
+}
