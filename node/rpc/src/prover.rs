@@ -209,7 +209,7 @@ fn proving_pool(threads: usize, nice: i32) -> Result<rayon::ThreadPool, String> 
         // systems; under an application's INFO logging one proof would take minutes.
         // The pool's threads log nothing (the outcome is logged by the caller).
         .start_handler(move |_| {
-            lower_priority(nice);
+            stablelane_sequencer::priority::lower_thread_priority(nice);
             std::mem::forget(tracing::subscriber::set_default(
                 tracing::subscriber::NoSubscriber::default(),
             ));
@@ -218,31 +218,10 @@ fn proving_pool(threads: usize, nice: i32) -> Result<rayon::ThreadPool, String> 
         .map_err(|e| format!("prover pool: {e}"))
 }
 
-/// Raises the calling thread's niceness to `nice` unless it is already at least that
-/// (Linux: `setpriority` on a thread id affects that thread only). A failure only costs
-/// priority, so it is logged, not fatal.
-fn lower_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    {
-        let tid = rustix::thread::gettid();
-        if rustix::process::getpriority_process(Some(tid)).is_ok_and(|current| current >= nice) {
-            return;
-        }
-        if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
-            tracing::warn!(target: "prover", nice, error = %e, "cannot lower the proving thread's priority");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
-}
-
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-
-    fn own_nice() -> i32 {
-        rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
-    }
+    use stablelane_sequencer::priority::thread_nice as own_nice;
 
     #[test]
     fn proving_threads_run_at_the_configured_niceness_and_others_do_not() {

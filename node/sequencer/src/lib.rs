@@ -19,6 +19,7 @@
 //! Not here: JSON-RPC, the chain watcher and the settler.
 
 pub mod batch;
+pub mod priority;
 pub mod record;
 pub mod seal;
 pub mod sealed;
@@ -241,20 +242,38 @@ type SealResult = oneshot::Receiver<Result<SealedBatch, String>>;
 
 /// Where the writer hands seal jobs to the tree worker.
 type SealJobs =
-    std::sync::mpsc::Sender<(Box<SealJob>, oneshot::Sender<Result<SealedBatch, String>>)>;
+    std::sync::mpsc::SyncSender<(Box<SealJob>, oneshot::Sender<Result<SealedBatch, String>>)>;
+
+/// Niceness of the tree worker's threads: hashing a sealed batch's tree takes tens of
+/// milliseconds of both cores, which would otherwise delay the transfers being answered
+/// meanwhile; at a lower priority it takes what they leave.
+pub const TREE_WORKER_NICE: i32 = 5;
+
+/// Seal jobs waiting for the tree worker at most; beyond, the writer waits (so a worker
+/// starved of CPU slows intake instead of growing a queue).
+const TREE_WORKER_QUEUE: usize = 16;
 
 /// Starts the tree worker: a thread that runs seal jobs in the order given (see
-/// [`seal`](crate::seal)), so the writer goes on applying transfers meanwhile. It ends when
-/// the sender is dropped.
+/// [`seal`](crate::seal)), so the writer goes on applying transfers meanwhile, with its own
+/// hashing threads at [`TREE_WORKER_NICE`]. It ends when the sender is dropped.
 fn spawn_tree_worker(tree: Arc<SharedTree>, counters: Arc<Counters>) -> std::io::Result<SealJobs> {
-    let (jobs, rx) =
-        std::sync::mpsc::channel::<(Box<SealJob>, oneshot::Sender<Result<SealedBatch, String>>)>();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("tree-hash-{i}"))
+        .start_handler(|_| priority::lower_thread_priority(TREE_WORKER_NICE))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let (jobs, rx) = std::sync::mpsc::sync_channel::<(
+        Box<SealJob>,
+        oneshot::Sender<Result<SealedBatch, String>>,
+    )>(TREE_WORKER_QUEUE);
     std::thread::Builder::new()
-        .name("stablelane-tree".into())
+        .name("stablelane-seal".into())
         .spawn(move || {
             for (job, reply) in rx {
                 let started = Instant::now();
-                let result = tree.run(*job).map_err(|e| e.to_string());
+                let result = pool.install(|| tree.run(*job)).map_err(|e| e.to_string());
                 counters.built(started.elapsed());
                 // The writer may have stopped; the batch is rebuilt from the journal then.
                 let _ = reply.send(result);

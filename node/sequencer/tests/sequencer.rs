@@ -712,3 +712,44 @@ async fn seals_journaled_before_their_batches_were_stored_are_rebuilt_on_start()
     assert_eq!(seq.root().unwrap(), root);
     seq.shutdown().await;
 }
+
+/// Niceness of this process's threads whose name starts with `prefix`.
+#[cfg(target_os = "linux")]
+fn nice_of_threads(prefix: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            if !comm.starts_with(prefix) {
+                return None;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // Fields after the command's closing parenthesis start at field 3 (state);
+            // niceness is field 19.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().nth(16)?.parse().ok()
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tree_worker_hashes_at_a_lower_priority_than_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let seq = Sequencer::open(cfg.clone(), PrivateKeySigner::random()).unwrap();
+    some_history(&seq, &cfg, 2).await;
+    assert_eq!(seq.seal_batch().await.unwrap(), Some(1));
+    let own = stablelane_sequencer::priority::thread_nice();
+    let hashing = nice_of_threads("tree-hash-");
+    assert!(!hashing.is_empty(), "no tree hashing threads found");
+    let want = own.max(stablelane_sequencer::TREE_WORKER_NICE);
+    assert!(
+        hashing.iter().all(|&n| n == want),
+        "{hashing:?}, want {want}"
+    );
+    let tokio_workers = nice_of_threads("tokio-runtime-w");
+    assert!(tokio_workers.iter().all(|&n| n == own), "{tokio_workers:?}");
+    seq.shutdown().await;
+}
