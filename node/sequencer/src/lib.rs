@@ -1240,8 +1240,25 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
     }
 }
 
-/// Applies `record` and submits it to the journal; whether it was accepted. Answers
-/// `reply` at once only when refused.
+/// Answers `reply`, if anyone waits for it, with `e`.
+fn refuse(reply: Option<Reply>, e: SubmitError) {
+    if let Some(reply) = reply {
+        let _ = reply.send(Err(e));
+    }
+}
+
+/// Stops the sequencer for `reason`: logs it, records it in `failed` and answers `reply`
+/// with it. Returns `false` (nothing accepted).
+fn stop(failed: &mut Option<String>, reply: Option<Reply>, reason: String) -> bool {
+    error!(target: "sequencer", %reason, "sequencer stopping");
+    *failed = Some(reason.clone());
+    refuse(reply, SubmitError::Stopped(reason));
+    false
+}
+
+/// Applies `record`, hands a seal's remaining work to the tree worker, and submits the
+/// record to the journal; whether it was accepted. Answers `reply` at once only when
+/// refused.
 fn journal_record(
     journal: &mut Journal,
     seal_jobs: &SealJobs,
@@ -1251,58 +1268,29 @@ fn journal_record(
     pending: &mut Vec<Pending>,
     failed: &mut Option<String>,
 ) -> bool {
-    let answer = |reply: Option<Reply>, e: SubmitError| {
-        if let Some(reply) = reply {
-            let _ = reply.send(Err(e));
-        }
-    };
     let seq = st.last_seq().get() + 1;
-    match st.apply(&record, SequenceNumber(seq), true) {
+    let mut applied = match st.apply(&record, SequenceNumber(seq), true) {
+        Ok(applied) => applied,
         Err(ApplyError::Rejected(rejection)) => {
-            answer(reply, SubmitError::Rejected(rejection));
-            false
+            refuse(reply, SubmitError::Rejected(rejection));
+            return false;
         }
         Err(other) => {
-            answer(reply, SubmitError::Stopped(other.to_string()));
-            false
+            refuse(reply, SubmitError::Stopped(other.to_string()));
+            return false;
         }
-        Ok(mut applied) => {
-            let seal = match applied.seal_job.take() {
-                Some(job) => {
-                    let (done, seal) = oneshot::channel();
-                    if seal_jobs.send((job, done)).is_err() {
-                        let reason = "the tree worker ended".to_string();
-                        st.tree().fail(reason.clone());
-                        error!(target: "sequencer", %reason, "sequencer stopping");
-                        *failed = Some(reason.clone());
-                        answer(reply, SubmitError::Stopped(reason));
-                        return false;
-                    }
-                    Some(seal)
-                }
-                None => None,
-            };
-            submit(journal, record, seq, reply, applied, seal, pending, failed)
+    };
+    let seal = match applied.seal_job.take() {
+        Some(job) => {
+            let (done, seal) = oneshot::channel();
+            if seal_jobs.send((job, done)).is_err() {
+                let reason = "the tree worker ended".to_string();
+                st.tree().fail(reason.clone());
+                return stop(failed, reply, reason);
+            }
+            Some(seal)
         }
-    }
-}
-
-/// Submits an applied record to the journal; whether it was accepted.
-#[allow(clippy::too_many_arguments)]
-fn submit(
-    journal: &mut Journal,
-    record: JournalRecord,
-    seq: u64,
-    reply: Option<Reply>,
-    applied: Applied,
-    seal: Option<SealResult>,
-    pending: &mut Vec<Pending>,
-    failed: &mut Option<String>,
-) -> bool {
-    let answer = |reply: Option<Reply>, e: SubmitError| {
-        if let Some(reply) = reply {
-            let _ = reply.send(Err(e));
-        }
+        None => None,
     };
     match journal.submit(record.encode()) {
         Ok(ticket) if ticket.seq().0 == seq => {
@@ -1314,23 +1302,15 @@ fn submit(
             });
             true
         }
-        Ok(ticket) => {
-            // The state already holds the record under another number: stop, a
-            // restart rebuilds the state from the journal.
-            let reason = format!("journal sequence {} != {seq}", ticket.seq().0);
-            error!(target: "sequencer", %reason, "sequencer stopping");
-            *failed = Some(reason.clone());
-            answer(reply, SubmitError::Stopped(reason));
-            false
-        }
-        Err(e) => {
-            // Applied in memory but not journaled: never acknowledge, stop accepting;
-            // a restart replays the durable journal.
-            let reason = format!("journal append failed: {e}");
-            error!(target: "sequencer", %reason, "sequencer stopping");
-            *failed = Some(reason.clone());
-            answer(reply, SubmitError::Stopped(reason));
-            false
-        }
+        // The state already holds the record under another number: stop, a restart
+        // rebuilds the state from the journal.
+        Ok(ticket) => stop(
+            failed,
+            reply,
+            format!("journal sequence {} != {seq}", ticket.seq().0),
+        ),
+        // Applied in memory but not journaled: never acknowledge, stop accepting; a
+        // restart replays the durable journal.
+        Err(e) => stop(failed, reply, format!("journal append failed: {e}")),
     }
 }
