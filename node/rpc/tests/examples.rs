@@ -256,6 +256,33 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
     )
     .await?;
     doc.example(&admin, "`admin_status` (admin port)", "Sent with `Authorization: Bearer <admin token>`. Supply per token: `deposited - withdrawn` equals the sum of balances.", "admin_status", json!([]), true).await?;
+    doc.example(
+        &admin,
+        "`admin_sealBatch` (admin port)",
+        "Seals the open batch now; answers once the batch is built and stored. `null` when nothing is open.",
+        "admin_sealBatch",
+        json!([]),
+        true,
+    )
+    .await?;
+    doc.example(
+        &url,
+        "`lane_getBatch(batchNumber)`",
+        "A sealed batch: header fields, what it carries, and its on-chain state (this node does not settle, so it stays `sealed`).",
+        "lane_getBatch",
+        json!([1]),
+        false,
+    )
+    .await?;
+    doc.example(
+        &url,
+        "`lane_getTransaction(txHash)` once batched",
+        "The transfer is now in batch 1.",
+        "lane_getTransaction",
+        json!([sent["result"]["receipt"]["txHash"]]),
+        false,
+    )
+    .await?;
     server.stop().await;
     sequencer.shutdown().await;
 
