@@ -158,8 +158,8 @@ impl State {
     }
 
     /// Also keeps the states of the last `history` sealed batches (0: none), so that slots
-    /// can be opened as of a committed root ([`sealed_side`](Self::sealed_side)). Call before applying
-    /// any record.
+    /// can be opened as of a committed root ([`sealed_side`](Self::sealed_side)). Call
+    /// before applying any record.
     pub fn with_sealed_history(mut self, history: usize) -> Self {
         self.tree = Arc::new(SharedTree::new(
             (history > 0).then(|| SealedStates::new(history)),
