@@ -549,10 +549,17 @@ async fn prove_balance(ctx: &Context, request: Signed<ProveBalance>) -> Result<A
         ));
     }
     let batch = provable_batch(ctx, batch)?;
-    let (slot, opening) = ctx.sequencer.read(|state| {
-        let slot = state.ledger().slot_index(owner, token);
-        let side = state.sealed_side();
-        let opening = match (side.sealed(), slot) {
+    let (slot, tree) = ctx.sequencer.read(|state| {
+        (
+            state.ledger().slot_index(owner, token),
+            state.tree().clone(),
+        )
+    });
+    // The sealed states are read outside the state lock: the tree worker may hold them for
+    // tens of milliseconds, and the writer must not wait behind this read meanwhile.
+    let opening = {
+        let side = tree.now();
+        match (side.sealed(), slot) {
             (None, _) => Err(RpcError::new(
                 ErrorCode::ProverDisabled,
                 "this node keeps no sealed states",
@@ -566,9 +573,8 @@ async fn prove_balance(ctx: &Context, request: Signed<ProveBalance>) -> Result<A
                 }
                 other => RpcError::new(ErrorCode::BatchNotProvable, other.to_string()),
             }),
-        };
-        (slot, opening)
-    });
+        }
+    };
     let opening = opening?;
     let slot = slot.ok_or_else(|| RpcError::not_found("no account"))?;
     // The root the contract stores for this batch must be the one the opening verifies
@@ -653,12 +659,12 @@ fn provable_batch(ctx: &Context, requested: u64) -> Result<u64> {
             ))
         };
     }
-    let (newest, oldest) = ctx.sequencer.read(|state| {
-        state
-            .sealed_side()
-            .sealed()
-            .map_or((0, 1), |sealed| (sealed.head(), sealed.oldest().max(1)))
-    });
+    // Outside the state lock (see `prove_balance`).
+    let tree = ctx.sequencer.read(|state| state.tree().clone());
+    let (newest, oldest) = tree
+        .now()
+        .sealed()
+        .map_or((0, 1), |sealed| (sealed.head(), sealed.oldest().max(1)));
     for number in (oldest..=newest).rev() {
         if is_committed(number)? {
             return Ok(number);
