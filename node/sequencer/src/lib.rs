@@ -48,7 +48,7 @@ use stablelane::{
 };
 use stablelane_ledger::{Deposit, ForcedWithdrawal, LedgerConfig, Rejection};
 use stablelane_storage::{Journal, JournalConfig, JournalMetrics};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 pub use batch::{BatchChainState, BatchLimits, InFlight, SealedBatch, SettlerMetrics};
@@ -314,7 +314,11 @@ pub struct Sequencer {
     settler: Arc<SettlerMetrics>,
     operator: Arc<PrivateKeySigner>,
     writer: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    stored: watch::Receiver<Stored>,
 }
+
+/// The last batch in the store, and why the sequencer stopped, once it did.
+type Stored = (u64, Option<String>);
 
 /// Whether the store disagrees with the journal (rebuild it) or the journal is bad (refuse).
 enum ReplayFailure {
@@ -528,6 +532,7 @@ impl Sequencer {
         let counters = Arc::new(Counters::default());
         let seal_jobs =
             spawn_tree_worker(tree.clone(), counters.clone()).map_err(OpenError::Thread)?;
+        let (stored_tx, stored) = watch::channel((state.last_batch(), None));
         let state = Arc::new(RwLock::new(state));
         let store = Arc::new(store);
         if let Ok(mut m) = counters.journal.lock() {
@@ -544,6 +549,7 @@ impl Sequencer {
             group_max: config.group_max.max(1),
             limits: config.batch.clamped(),
             seal_jobs,
+            stored: stored_tx,
         }));
         Ok(Self {
             intake,
@@ -555,6 +561,7 @@ impl Sequencer {
             settler: Arc::new(SettlerMetrics::default()),
             operator: Arc::new(operator),
             writer: Arc::new(Mutex::new(Some(handle))),
+            stored,
         })
     }
 
@@ -727,10 +734,35 @@ impl Sequencer {
             .map(|_| ())
     }
 
-    /// Seals the open batch now; its number, or `None` when it was empty. Durable (the
-    /// seal record is journaled) when this returns.
+    /// Seals the open batch now; its number, or `None` when it was empty. When this
+    /// returns, the seal record is durable and this batch and every earlier one is built
+    /// and stored.
     pub async fn seal_batch(&self) -> Result<Option<u64>, SubmitError> {
-        self.submit(Submission::Seal).await.map(|done| done.sealed)
+        let sealed = self.submit(Submission::Seal).await?.sealed;
+        if sealed.is_none() {
+            // Nothing open; batches sealed on their own may still be being built.
+            self.wait_for_batch(self.read(State::last_batch)).await?;
+        }
+        Ok(sealed)
+    }
+
+    /// Waits until batch `number` is built and stored (batches sealed at the size limits
+    /// are finished by the tree worker a little after their seal record).
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError::Stopped`] if the sequencer stopped first.
+    pub async fn wait_for_batch(&self, number: u64) -> Result<(), SubmitError> {
+        let mut stored = self.stored.clone();
+        let outcome = stored
+            .wait_for(|(last, failed)| *last >= number || failed.is_some())
+            .await
+            .map(|s| s.clone());
+        match outcome {
+            Ok((last, _)) if last >= number => Ok(()),
+            Ok((_, failed)) => Err(SubmitError::Stopped(failed.unwrap_or_default())),
+            Err(_) => Err(SubmitError::Stopped("the sequencer stopped".into())),
+        }
     }
 
     /// A summary of the open batch.
@@ -813,6 +845,7 @@ struct Writer {
     group_max: usize,
     limits: BatchLimits,
     seal_jobs: SealJobs,
+    stored: watch::Sender<Stored>,
 }
 
 /// Groups applied and submitted to the journal but not yet answered, at most: the applier
@@ -845,6 +878,8 @@ struct Shared {
     in_flight: Mutex<HashMap<TxHash, Receipt>>,
     /// Why the sequencer stopped, once it did.
     failed: Mutex<Option<String>>,
+    /// The last stored batch and the failure, for [`Sequencer::wait_for_batch`].
+    stored: watch::Sender<Stored>,
 }
 
 impl Shared {
@@ -855,8 +890,11 @@ impl Shared {
     fn fail(&self, reason: String) {
         error!(target: "sequencer", %reason, "sequencer stopping");
         if let Ok(mut f) = self.failed.lock() {
-            f.get_or_insert(reason);
+            f.get_or_insert(reason.clone());
         }
+        self.stored.send_modify(|s| {
+            s.1.get_or_insert(reason);
+        });
     }
 }
 
@@ -876,6 +914,7 @@ async fn writer(mut w: Writer) {
     let shared = Arc::new(Shared {
         in_flight: Mutex::new(HashMap::new()),
         failed: Mutex::new(None),
+        stored: w.stored.clone(),
     });
     let (to_completer, from_applier) = mpsc::channel::<Committing>(PIPELINE_DEPTH);
     let completer = tokio::spawn(complete(
@@ -1061,15 +1100,23 @@ async fn finish_seals(
     while let Some((seal, reply)) = rx.recv().await {
         let waited = Instant::now();
         let outcome = match seal.await {
-            Ok(Ok(batch)) => store
-                .write_batch(&batch)
-                .map(|()| batch)
-                .map_err(|e| format!("store write failed: {e}")),
+            // A batch is up to ~100 kB of data: written off the runtime's worker threads,
+            // which answer transfers meanwhile.
+            Ok(Ok(batch)) => {
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.write_batch(&batch).map(|()| batch))
+                    .await
+                {
+                    Ok(written) => written.map_err(|e| format!("store write failed: {e}")),
+                    Err(e) => Err(format!("store write failed: {e}")),
+                }
+            }
             Ok(Err(e)) => Err(format!("sealing failed: {e}")),
             Err(_) => Err("the tree worker ended".to_string()),
         };
         match outcome {
             Ok(batch) => {
+                shared.stored.send_modify(|s| s.0 = batch.number);
                 announce(&batch, &batch_events, Some(waited.elapsed()));
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(Done {
