@@ -240,9 +240,11 @@ impl Counters {
 /// What the tree worker sends back for a seal job.
 type SealResult = oneshot::Receiver<Result<SealedBatch, String>>;
 
+/// A seal job and where its batch goes.
+type SealOrder = (Box<SealJob>, oneshot::Sender<Result<SealedBatch, String>>);
+
 /// Where the writer hands seal jobs to the tree worker.
-type SealJobs =
-    std::sync::mpsc::SyncSender<(Box<SealJob>, oneshot::Sender<Result<SealedBatch, String>>)>;
+type SealJobs = std::sync::mpsc::SyncSender<SealOrder>;
 
 /// Niceness of the tree worker's threads: hashing a sealed batch's tree takes tens of
 /// milliseconds of both cores, which would otherwise delay the transfers being answered
@@ -264,10 +266,7 @@ fn spawn_tree_worker(tree: Arc<SharedTree>, counters: Arc<Counters>) -> std::io:
         .start_handler(|_| priority::lower_thread_priority(TREE_WORKER_NICE))
         .build()
         .map_err(std::io::Error::other)?;
-    let (jobs, rx) = std::sync::mpsc::sync_channel::<(
-        Box<SealJob>,
-        oneshot::Sender<Result<SealedBatch, String>>,
-    )>(TREE_WORKER_QUEUE);
+    let (jobs, rx) = std::sync::mpsc::sync_channel::<SealOrder>(TREE_WORKER_QUEUE);
     std::thread::Builder::new()
         .name("stablelane-seal".into())
         .spawn(move || {
@@ -528,10 +527,9 @@ impl Sequencer {
         let (batch_events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         let mut state = state;
         state.hand_out_seals();
-        let tree = state.tree().clone();
         let counters = Arc::new(Counters::default());
         let seal_jobs =
-            spawn_tree_worker(tree.clone(), counters.clone()).map_err(OpenError::Thread)?;
+            spawn_tree_worker(state.tree().clone(), counters.clone()).map_err(OpenError::Thread)?;
         let (stored_tx, stored) = watch::channel((state.last_batch(), None));
         let state = Arc::new(RwLock::new(state));
         let store = Arc::new(store);

@@ -157,44 +157,45 @@ impl SharedTree {
     }
 }
 
-/// What a changed leaf is made of, or its hash when already known.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) enum LeafSource {
-    /// Hashed already (for the sender's receipt).
+/// Where a changed slot's new leaf hash comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewLeaf {
+    /// The tree has it already (it caught up after the slot's last change).
+    InTree,
+    /// Hashed already, for the sender's receipt.
     Known(Fr),
-    /// To hash: Poseidon(owner, token, balance, nonce, salt).
-    Open {
-        owner: Address,
-        token: Address,
-        secrets: SlotSecrets,
-    },
+    /// To hash from the slot's opening.
+    ToHash,
 }
 
-impl LeafSource {
-    fn hash(&self) -> Fr {
-        match self {
-            Self::Known(leaf) => *leaf,
-            Self::Open {
-                owner,
-                token,
-                secrets,
-            } => leaf_hash(
-                owner.0 .0,
-                token.0 .0,
-                secrets.balance,
-                secrets.nonce,
-                secrets.salt,
-            ),
-        }
-    }
-}
-
-/// One slot the batch changed: the key its note is encrypted under and what opens it.
+/// One slot the batch changed: who owns it, the key its note is encrypted under, what
+/// opens its leaf, and where its new leaf comes from.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ChangedSlot {
     pub(crate) index: u32,
+    pub(crate) owner: Address,
+    pub(crate) token: Address,
     pub(crate) note_key: B256,
     pub(crate) secrets: SlotSecrets,
+    pub(crate) leaf: NewLeaf,
+}
+
+impl ChangedSlot {
+    /// The tree update this slot needs, if any.
+    fn tree_change(&self) -> Option<(TreeIndex, Fr)> {
+        let leaf = match self.leaf {
+            NewLeaf::InTree => return None,
+            NewLeaf::Known(leaf) => leaf,
+            NewLeaf::ToHash => leaf_hash(
+                self.owner.0 .0,
+                self.token.0 .0,
+                self.secrets.balance,
+                self.secrets.nonce,
+                self.secrets.salt,
+            ),
+        };
+        Some((TreeIndex::new(self.index), leaf))
+    }
 }
 
 /// Everything needed to finish sealing a batch, taken from the state when its seal record
@@ -211,8 +212,6 @@ pub struct SealJob {
     pub(crate) transaction_count: u64,
     pub(crate) first_slot: u32,
     pub(crate) new_slots: Vec<NewSlot>,
-    /// The tree's pending changes, in slot order.
-    pub(crate) leaves: Vec<(u32, LeafSource)>,
     /// The batch's changed slots, in slot order.
     pub(crate) changed: Vec<ChangedSlot>,
     pub(crate) withdrawals: Vec<BatchWithdrawal>,
@@ -223,22 +222,16 @@ impl std::fmt::Debug for SealJob {
         f.debug_struct("SealJob")
             .field("number", &self.number)
             .field("changed", &self.changed.len())
-            .field("leaves", &self.leaves.len())
             .finish_non_exhaustive()
     }
 }
 
 impl SealJob {
-    /// The batch this job seals.
-    pub fn number(&self) -> u64 {
-        self.number
-    }
-
     fn run(self, side: &mut TreeSide) -> Result<SealedBatch, ApplyError> {
         let changes: Vec<(TreeIndex, Fr)> = self
-            .leaves
+            .changed
             .par_iter()
-            .map(|(i, source)| (TreeIndex::new(*i), source.hash()))
+            .filter_map(ChangedSlot::tree_change)
             .collect();
         side.tree
             .update_batch(&changes)

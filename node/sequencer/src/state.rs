@@ -8,7 +8,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::{Arc, MutexGuard},
+    sync::Arc,
     time::Instant,
 };
 
@@ -36,7 +36,7 @@ use stablelane_ledger::{Effects, Ledger, LedgerConfig, Rejection};
 use crate::{
     batch::{BatchLimits, SealedBatch},
     record::JournalRecord,
-    seal::{ChangedSlot, LeafSource, SealJob, SharedTree, TreeSide},
+    seal::{ChangedSlot, NewLeaf, SealJob, SharedTree},
     sealed::{slot_secrets, SealedStates},
 };
 
@@ -158,8 +158,8 @@ impl State {
     }
 
     /// Also keeps the states of the last `history` sealed batches (0: none), so that slots
-    /// can be opened as of a committed root ([`sealed_side`](Self::sealed_side)). Call
-    /// before applying any record.
+    /// can be opened as of a committed root (in [`tree`](Self::tree)). Call before
+    /// applying any record.
     pub fn with_sealed_history(mut self, history: usize) -> Self {
         self.tree = Arc::new(SharedTree::new(
             (history > 0).then(|| SealedStates::new(history)),
@@ -174,15 +174,9 @@ impl State {
         self.hand_out_seals = true;
     }
 
-    /// The tree side seal jobs run against.
+    /// The tree side seal jobs run against (the kept sealed states are in it).
     pub fn tree(&self) -> &Arc<SharedTree> {
         &self.tree
-    }
-
-    /// The tree side as of the last finished seal job (the kept sealed states are in it);
-    /// does not wait for jobs in flight.
-    pub fn sealed_side(&self) -> MutexGuard<'_, TreeSide> {
-        self.tree.now()
     }
 
     /// The ledger.
@@ -474,7 +468,7 @@ impl State {
     }
 
     /// Closes the open batch as batch `number` (sealed by record `seq`) and takes what the
-    /// rest of the seal needs: the tree's pending changes and the changed slots' openings.
+    /// rest of the seal needs: each changed slot's opening and where its new leaf comes from.
     fn seal_job(&mut self, number: u64, seq: SequenceNumber) -> Result<SealJob, ApplyError> {
         if number != self.last_batch + 1 {
             return Err(ApplyError::Batch(format!(
@@ -485,9 +479,14 @@ impl State {
         if self.open.records == 0 {
             return Err(ApplyError::Batch(format!("batch {number} is empty")));
         }
-        // After a replay that skipped stored batches the tree is far behind: catch it up
-        // here (hashing from the ledger in slices) rather than copying every slot.
-        if self.pending.len() > self.open.changed.len() {
+        // After a replay that skipped stored batches the tree is behind on slots this batch
+        // did not change: catch it up here (hashing from the ledger in slices), so that the
+        // job needs only the batch's own slots.
+        if !self
+            .pending
+            .keys()
+            .all(|slot| self.open.changed.contains(slot))
+        {
             self.root()?;
         }
         let slot = |i: u32| {
@@ -505,26 +504,6 @@ impl State {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let leaves = self
-            .pending
-            .iter()
-            .map(|(&i, known)| {
-                Ok((
-                    i,
-                    match known {
-                        Some(leaf) => LeafSource::Known(*leaf),
-                        None => {
-                            let s = slot(i)?;
-                            LeafSource::Open {
-                                owner: s.owner,
-                                token: s.token,
-                                secrets: slot_secrets(s).map_err(ApplyError::Tree)?,
-                            }
-                        }
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>, ApplyError>>()?;
         let changed = self
             .open
             .changed
@@ -533,8 +512,15 @@ impl State {
                 let s = slot(i)?;
                 Ok(ChangedSlot {
                     index: i,
+                    owner: s.owner,
+                    token: s.token,
                     note_key: self.ledger.viewing_key(s.owner).unwrap_or(operator_key),
                     secrets: slot_secrets(s).map_err(ApplyError::Tree)?,
+                    leaf: match self.pending.get(&i) {
+                        None => NewLeaf::InTree,
+                        Some(Some(leaf)) => NewLeaf::Known(*leaf),
+                        Some(None) => NewLeaf::ToHash,
+                    },
                 })
             })
             .collect::<Result<Vec<_>, ApplyError>>()?;
@@ -549,7 +535,6 @@ impl State {
             transaction_count: self.open.transactions,
             first_slot: self.open.first_slot,
             new_slots,
-            leaves,
             changed,
             withdrawals: std::mem::take(&mut self.open.withdrawals),
         };

@@ -565,7 +565,7 @@ async fn sealed_states_open_every_slot_against_its_batch_root_and_survive_restar
         for batch in 3..=5u64 {
             let (sealed_batch, _) = seq.batch(batch).unwrap().unwrap();
             seq.read(|s| {
-                let side = s.sealed_side();
+                let side = s.tree().now();
                 let sealed = side.sealed().expect("kept");
                 assert_eq!((sealed.oldest(), sealed.head()), (2, 5));
                 for &(slot, balance, nonce) in &balances_at[batch as usize - 1] {
