@@ -215,24 +215,37 @@ async fn main() -> eyre::Result<()> {
     );
 
     if extra > 0 {
-        // Whales pay on; their nonces continue after the funding round.
+        // Whales pay on; their nonces continue after the funding round. Signed and sent in
+        // rounds of at most `CHUNK_ROUNDS` × 1,000 transfers, so that memory stays bounded.
+        const CHUNK_ROUNDS: u64 = 500;
         let started = Instant::now();
         let rounds = extra.div_ceil(WHALES) as u64;
-        let mut plan = Vec::with_capacity(extra);
-        for r in 0..rounds {
-            for (w, whale) in whales.iter().enumerate() {
-                let recipient = key(1_000_000_000 + (r * 7 + w as u64) % slots as u64).address();
-                plan.push((w, whale.clone(), recipient, per_whale as u64 + r));
+        let funded: Vec<Address> = {
+            use rayon::prelude::*;
+            (0..slots as u64)
+                .into_par_iter()
+                .map(|i| key(1_000_000_000 + i).address())
+                .collect()
+        };
+        let mut sent = 0;
+        for first in (0..rounds).step_by(CHUNK_ROUNDS as usize) {
+            let mut plan = Vec::with_capacity(CHUNK_ROUNDS as usize * WHALES);
+            for r in first..rounds.min(first + CHUNK_ROUNDS) {
+                for (w, whale) in whales.iter().enumerate() {
+                    let recipient = funded[((r * 7 + w as u64) % slots as u64) as usize];
+                    plan.push((w, whale.clone(), recipient, per_whale as u64 + r));
+                }
             }
+            let signed = sign_all(plan);
+            sent += signed.len();
+            submit_lanes(&seq, signed, WHALES).await;
+            println!(
+                "{sent} of {} more transfers in {:.1} s; rss {:.0} MiB",
+                rounds as usize * WHALES,
+                started.elapsed().as_secs_f64(),
+                rss_mib()
+            );
         }
-        let signed = sign_all(plan);
-        let n = signed.len();
-        submit_lanes(&seq, signed, WHALES).await;
-        println!(
-            "{n} more transfers in {:.1} s; rss {:.0} MiB",
-            started.elapsed().as_secs_f64(),
-            rss_mib()
-        );
     }
     let records = seq.read(|s| s.last_seq().get());
     let root = seq.root()?;
