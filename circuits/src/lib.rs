@@ -72,6 +72,26 @@ pub enum Error {
         /// Number of slots asked for.
         slots: u64,
     },
+    /// Stored tree levels whose sizes do not fit one tree (see `StateTree::from_levels`).
+    #[error("tree level {level} has {got} nodes, a tree of {slots} slots has {expected}")]
+    TreeShape {
+        /// The level (0: leaves).
+        level: usize,
+        /// Nodes found.
+        got: u64,
+        /// Nodes a tree with as many leaves as level 0 has at that level.
+        expected: u64,
+        /// Leaves (level 0's size).
+        slots: u64,
+    },
+    /// Stored tree levels of another depth.
+    #[error("a state tree has {expected} levels, got {got}")]
+    TreeDepth {
+        /// Levels found.
+        got: usize,
+        /// Levels of a depth-32 tree (33).
+        expected: usize,
+    },
     /// The tree could not reserve memory to grow to this many slots.
     #[error("could not allocate a state tree of {slots} slots")]
     TreeAllocation {

@@ -167,6 +167,44 @@ impl StateTree {
         Ok(Self { levels })
     }
 
+    /// A tree from its stored nodes as [`levels`](Self::levels) gives them (a copy kept in a
+    /// checksummed snapshot). Checks that the levels' sizes fit one tree, not the hashes:
+    /// compare the [`root`](Self::root) with one known from elsewhere.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManySlots`] or [`Error::TreeShape`] for levels no tree has.
+    pub fn from_levels(levels: Vec<Vec<Fr>>) -> Result<Self> {
+        let slots = levels.first().map_or(0, |l| l.len() as u64);
+        if slots > SLOTS_MAX {
+            return Err(Error::TooManySlots { slots });
+        }
+        if levels.len() != TREE_DEPTH + 1 {
+            return Err(Error::TreeDepth {
+                got: levels.len(),
+                expected: TREE_DEPTH + 1,
+            });
+        }
+        for (level, nodes) in levels.iter().enumerate() {
+            let expected = level_len(slots, level);
+            if nodes.len() as u64 != expected {
+                return Err(Error::TreeShape {
+                    level,
+                    got: nodes.len() as u64,
+                    expected,
+                    slots,
+                });
+            }
+        }
+        Ok(Self { levels })
+    }
+
+    /// The stored nodes, level by level: `[0]` the leaves, `[TREE_DEPTH]` the root (empty
+    /// while the tree is); level `l` holds `ceil(len / 2^l)` nodes.
+    pub fn levels(&self) -> &[Vec<Fr>] {
+        &self.levels
+    }
+
     /// Number of slots stored: one past the highest slot ever set.
     pub fn len(&self) -> u64 {
         self.leaves().len() as u64
@@ -542,6 +580,43 @@ mod tests {
         assert_eq!(tree.root(), expected);
         assert_eq!(tree.len(), 1);
         assert!(tree.levels.iter().all(|level| level.len() == 1));
+    }
+
+    #[test]
+    fn levels_round_trip_and_misshapen_levels_are_refused() {
+        for slots in [0u64, 1, 2, 11, 300] {
+            let tree = StateTree::from_leaves((0..slots).map(leaf).collect()).expect("tree");
+            let copy = StateTree::from_levels(tree.levels().to_vec()).expect("same shape");
+            assert_eq!(copy, tree);
+            assert_eq!(copy.root(), tree.root());
+        }
+        let tree = StateTree::from_leaves((0..11).map(leaf).collect()).expect("tree");
+        let mut short = tree.levels().to_vec();
+        short[2].pop();
+        assert_eq!(
+            StateTree::from_levels(short),
+            Err(Error::TreeShape {
+                level: 2,
+                got: 2,
+                expected: 3,
+                slots: 11
+            })
+        );
+        let mut extra = tree.levels().to_vec();
+        extra[TREE_DEPTH].push(Fr::ZERO);
+        assert!(matches!(
+            StateTree::from_levels(extra),
+            Err(Error::TreeShape { level: TREE_DEPTH, .. })
+        ));
+        let mut deep = tree.levels().to_vec();
+        deep.push(Vec::new());
+        assert_eq!(
+            StateTree::from_levels(deep),
+            Err(Error::TreeDepth {
+                got: TREE_DEPTH + 2,
+                expected: TREE_DEPTH + 1
+            })
+        );
     }
 
     #[test]

@@ -269,6 +269,48 @@ fn viewing_key_registration_resalts_owned_slots() {
 }
 
 #[test]
+fn an_image_gives_back_the_same_ledger_and_bad_images_are_refused() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 50);
+    deposit(&mut l, addr(1), token(1), 7);
+    l.apply_transfer(&transfer(addr(0), addr(2), 10, 1, 0), NOW)
+        .unwrap();
+    l.register_viewing_key(addr(2), B256::repeat_byte(9)).unwrap();
+    let image = l.image();
+    assert_eq!(Ledger::from_image(l.config().clone(), image.clone()), Ok(l.clone()));
+    // The rebuilt index finds slots, and the copy goes on like the original.
+    let mut copy = Ledger::from_image(l.config().clone(), image.clone()).unwrap();
+    let t = transfer(addr(2), addr(0), 3, 1, 0);
+    assert_eq!(copy.apply_transfer(&t, NOW), l.apply_transfer(&t, NOW));
+    assert_eq!(copy, l);
+
+    let mut duplicate = image.clone();
+    duplicate.slots.push(duplicate.slots[1].clone());
+    let last = duplicate.slots.len() as u32 - 1;
+    assert_eq!(
+        Ledger::from_image(l.config().clone(), duplicate),
+        Err(ImageError::DuplicateSlot {
+            first: 1,
+            second: last
+        })
+    );
+    let mut inflated = image.clone();
+    inflated.slots[0].balance = Amount(inflated.slots[0].balance.base_units() + 1);
+    assert_eq!(
+        Ledger::from_image(l.config().clone(), inflated),
+        Err(ImageError::Supply(Rejection::SupplyMismatch))
+    );
+    let small = LedgerConfig {
+        slots_max: 2,
+        ..l.config().clone()
+    };
+    assert!(matches!(
+        Ledger::from_image(small, image),
+        Err(ImageError::TooManySlots { max: 2, .. })
+    ));
+}
+
+#[test]
 fn slot_limit_is_enforced() {
     let mut l = Ledger::new(LedgerConfig {
         slots_max: 2,
