@@ -23,6 +23,7 @@ pub mod priority;
 pub mod record;
 pub mod seal;
 pub mod sealed;
+pub mod snapshot;
 pub mod state;
 pub mod store;
 
