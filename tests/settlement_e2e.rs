@@ -309,6 +309,7 @@ fn open_sequencer(
             domain: domain(d.chain_id, d.settlement),
             batch: Default::default(),
             sealed_history: stablelane_sequencer::sealed::DEFAULT_HISTORY,
+            snapshot: stablelane_sequencer::SnapshotConfig::off(),
         },
         operator.clone(),
     )?)

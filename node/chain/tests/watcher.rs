@@ -51,6 +51,7 @@ impl Setup {
                 domain: domain(d.chain_id, d.settlement),
                 batch: Default::default(),
                 sealed_history: 0,
+                snapshot: stablelane_sequencer::SnapshotConfig::off(),
             },
             alloy::signers::local::PrivateKeySigner::random(),
         )?;

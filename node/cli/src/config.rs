@@ -98,6 +98,12 @@ pub struct SequencerSection {
 pub struct JournalSection {
     /// Size at which a segment file is closed and a new one started, bytes.
     pub segment_size_max_bytes: u64,
+    /// Records between restart snapshots in `<data_dir>/snapshots/` (taken at the next seal);
+    /// a restart replays only the journal after the newest. 0: none (restarts replay the
+    /// whole journal).
+    pub snapshot_every_records: u64,
+    /// Snapshots kept (1 to 16); an older one serves when the newest does not read back.
+    pub snapshots_kept: usize,
 }
 
 /// `[chain]`
@@ -221,6 +227,8 @@ impl Default for NodeConfig {
             },
             journal: JournalSection {
                 segment_size_max_bytes: journal.segment_size_max_bytes,
+                snapshot_every_records: stablelane_sequencer::SnapshotConfig::DEFAULT_EVERY_RECORDS,
+                snapshots_kept: stablelane_sequencer::SnapshotConfig::DEFAULT_KEEP,
             },
             chain: ChainSection {
                 l2_rpc_url: String::new(),
@@ -312,6 +320,9 @@ impl NodeConfig {
             // contract refuses every batch that counts it (DepositPrefixOutOfRange).
             bail!("dev.deposits cannot be combined with chain.l2_rpc_url: development deposits are not in the contract's deposit queue, so no batch holding one could ever be committed; fund accounts with real deposits instead");
         }
+        if !(1..=16).contains(&self.journal.snapshots_kept) {
+            bail!("journal.snapshots_kept must be within 1..=16");
+        }
         let p = &self.prover;
         if p.proving_key.is_some() && p.insecure_dev_keys {
             bail!("prover.proving_key and prover.insecure_dev_keys exclude each other");
@@ -338,6 +349,11 @@ impl NodeConfig {
     /// The sled directory.
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("state.sled")
+    }
+
+    /// The restart snapshots' directory.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.data_dir.join("snapshots")
     }
 
     /// The ledger settings; the salt secret is derived from the operator key so that the

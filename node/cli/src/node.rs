@@ -10,7 +10,9 @@ use stablelane_rpc::{
     prover::{Prover, ProverLimits},
     AdminToken, Limits, RpcConfig, RpcServer, TokenInfo,
 };
-use stablelane_sequencer::{BatchLimits, JournalRecord, Sequencer, SequencerConfig, State};
+use stablelane_sequencer::{
+    BatchLimits, JournalRecord, Sequencer, SequencerConfig, SnapshotConfig, State,
+};
 use stablelane_storage::{Journal, JournalConfig};
 use tracing::info;
 
@@ -51,6 +53,11 @@ fn sequencer_config(config: &NodeConfig, operator: &PrivateKeySigner) -> Sequenc
             config.prover.history_batches
         } else {
             0
+        },
+        snapshot: SnapshotConfig {
+            dir: config.snapshot_dir(),
+            every_records: config.journal.snapshot_every_records,
+            keep: config.journal.snapshots_kept,
         },
     }
 }

@@ -107,7 +107,7 @@ impl RpcMetrics {
                 "stablelane_transactions_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
             );
         }
-        let scalars: [(&str, &str, &str, String); 26] = [
+        let scalars: [(&str, &str, &str, String); 30] = [
             (
                 "stablelane_intake_queue_depth",
                 "gauge",
@@ -197,6 +197,30 @@ impl RpcMetrics {
                 "gauge",
                 "How long the tree worker took for the last seal.",
                 seq.last_seal_build_seconds.to_string(),
+            ),
+            (
+                "stablelane_sequencer_snapshots_written_total",
+                "counter",
+                "Restart snapshots written since start.",
+                seq.snapshots_written.to_string(),
+            ),
+            (
+                "stablelane_sequencer_snapshot_failures_total",
+                "counter",
+                "Restart snapshots not written (I/O error, or skipped while the previous one was being written).",
+                seq.snapshot_failures.to_string(),
+            ),
+            (
+                "stablelane_sequencer_last_snapshot_sequence",
+                "gauge",
+                "Journal record of the newest restart snapshot (written or loaded at start; 0: none).",
+                seq.last_snapshot_seq.to_string(),
+            ),
+            (
+                "stablelane_sequencer_last_snapshot_seconds",
+                "gauge",
+                "How long writing the last restart snapshot took (encode, write, fsync).",
+                seq.last_snapshot_seconds.to_string(),
             ),
             (
                 "stablelane_open_batch_records",

@@ -80,6 +80,7 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
             domain: domain.clone(),
             batch: Default::default(),
             sealed_history: 0,
+            snapshot: stablelane_sequencer::SnapshotConfig::off(),
         },
         operator.clone(),
     )?;

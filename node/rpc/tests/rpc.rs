@@ -57,6 +57,7 @@ impl Node {
             domain: domain.clone(),
             batch: Default::default(),
             sealed_history: 0,
+            snapshot: stablelane_sequencer::SnapshotConfig::off(),
         };
         let sequencer = Sequencer::open(config, operator.clone())?;
         let alice = PrivateKeySigner::random();

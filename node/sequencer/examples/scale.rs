@@ -69,6 +69,7 @@ fn config(dir: &std::path::Path) -> SequencerConfig {
         domain: domain(31337, Address::repeat_byte(0x11)),
         batch: Default::default(),
         sealed_history: 0,
+        snapshot: stablelane_sequencer::SnapshotConfig::new(dir.join("snapshots")),
     }
 }
 

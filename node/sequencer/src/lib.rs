@@ -56,6 +56,7 @@ pub use batch::{BatchChainState, BatchLimits, InFlight, SealedBatch, SettlerMetr
 pub use record::JournalRecord;
 use seal::{SealJob, SharedTree};
 pub use state::{Applied, ApplyError, OpenBatchInfo, State};
+pub use snapshot::SnapshotConfig;
 pub use store::{ChainCursor, Checkpoint, Store, StoreError, StoreUpdate};
 
 /// Capacity of the event channel; a subscriber further behind loses events (and is told).
@@ -89,6 +90,8 @@ pub struct SequencerConfig {
     /// Sealed batches whose states stay readable for attestations (0: keep none; see
     /// [`sealed`]).
     pub sealed_history: usize,
+    /// Restart snapshots (see [`snapshot`]).
+    pub snapshot: SnapshotConfig,
 }
 
 pub use stablelane::rpc::SignedReceipt;
@@ -191,6 +194,15 @@ pub struct SequencerMetrics {
     pub seal_build_seconds_total: f64,
     /// How long the tree worker took for the last seal.
     pub last_seal_build_seconds: f64,
+    /// Restart snapshots written since start.
+    pub snapshots_written: u64,
+    /// Snapshots that could not be written (or were skipped because one was being written).
+    pub snapshot_failures: u64,
+    /// Journal record of the newest snapshot (written since start or loaded at start; 0 if
+    /// none).
+    pub last_snapshot_seq: u64,
+    /// How long writing the last snapshot took (file and `fsync`).
+    pub last_snapshot_seconds: f64,
     /// Records in the open batch.
     pub open_batch_records: u64,
     /// Leaves changed in the open batch.
@@ -219,6 +231,10 @@ struct Counters {
     last_seal_micros: AtomicU64,
     seal_build_micros: AtomicU64,
     last_seal_build_micros: AtomicU64,
+    snapshots: AtomicU64,
+    snapshot_failures: AtomicU64,
+    last_snapshot_seq: AtomicU64,
+    last_snapshot_micros: AtomicU64,
 }
 
 impl Counters {
@@ -259,7 +275,11 @@ const TREE_WORKER_QUEUE: usize = 16;
 /// Starts the tree worker: a thread that runs seal jobs in the order given (see
 /// [`seal`](crate::seal)), so the writer goes on applying transfers meanwhile, with its own
 /// hashing threads at [`TREE_WORKER_NICE`]. It ends when the sender is dropped.
-fn spawn_tree_worker(tree: Arc<SharedTree>, counters: Arc<Counters>) -> std::io::Result<SealJobs> {
+fn spawn_tree_worker(
+    tree: Arc<SharedTree>,
+    counters: Arc<Counters>,
+    snapshots: Option<SnapshotWriter>,
+) -> std::io::Result<SealJobs> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -267,6 +287,9 @@ fn spawn_tree_worker(tree: Arc<SharedTree>, counters: Arc<Counters>) -> std::io:
         .start_handler(|_| priority::lower_thread_priority(TREE_WORKER_NICE))
         .build()
         .map_err(std::io::Error::other)?;
+    let snapshots = snapshots
+        .map(|w| spawn_snapshot_writer(w, counters.clone()))
+        .transpose()?;
     let (jobs, rx) = std::sync::mpsc::sync_channel::<SealOrder>(TREE_WORKER_QUEUE);
     std::thread::Builder::new()
         .name("stablelane-seal".into())
@@ -275,11 +298,65 @@ fn spawn_tree_worker(tree: Arc<SharedTree>, counters: Arc<Counters>) -> std::io:
                 let started = Instant::now();
                 let result = pool.install(|| tree.run(*job)).map_err(|e| e.to_string());
                 counters.built(started.elapsed());
+                let result = result.map(|(batch, snapshot)| {
+                    if let (Some(snapshot), Some(to)) = (snapshot, &snapshots) {
+                        // One at a time: if the last is still being written, skip this one
+                        // (the next seal past the interval takes another).
+                        if to.try_send(snapshot).is_err() {
+                            counters.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+                            warn!(target: "sequencer", batch = batch.number, "snapshot skipped: the previous one is still being written");
+                        }
+                    }
+                    batch
+                });
                 // The writer may have stopped; the batch is rebuilt from the journal then.
                 let _ = reply.send(result);
             }
         })?;
     Ok(jobs)
+}
+
+/// Where and for which deployment the snapshot writer writes.
+struct SnapshotWriter {
+    config: SnapshotConfig,
+    domain_separator: B256,
+}
+
+/// Niceness of the snapshot writer (it encodes and writes a few hundred megabytes at 1M
+/// slots, which transfers should not wait behind).
+const SNAPSHOT_WRITER_NICE: i32 = 10;
+
+/// Starts the thread that writes snapshots the tree worker completes, one at a time.
+fn spawn_snapshot_writer(
+    w: SnapshotWriter,
+    counters: Arc<Counters>,
+) -> std::io::Result<std::sync::mpsc::SyncSender<Box<snapshot::Snapshot>>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Box<snapshot::Snapshot>>(0);
+    std::thread::Builder::new()
+        .name("stablelane-snapshot".into())
+        .spawn(move || {
+            priority::lower_thread_priority(SNAPSHOT_WRITER_NICE);
+            for s in rx {
+                let started = Instant::now();
+                match snapshot::write(&w.config.dir, w.domain_separator, &s, w.config.keep) {
+                    Ok((path, bytes)) => {
+                        let took = started.elapsed();
+                        counters.snapshots.fetch_add(1, Ordering::Relaxed);
+                        counters.last_snapshot_seq.store(s.seq, Ordering::Relaxed);
+                        counters.last_snapshot_micros.store(
+                            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                            Ordering::Relaxed,
+                        );
+                        info!(target: "sequencer", seq = s.seq, batch = s.batch, slots = s.ledger.slots.len(), bytes, path = %path.display(), took_ms = took.as_millis() as u64, "snapshot written");
+                    }
+                    Err(e) => {
+                        counters.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+                        warn!(target: "sequencer", seq = s.seq, error = %e, "snapshot not written; restarts replay more of the journal until one is");
+                    }
+                }
+            }
+        })?;
+    Ok(tx)
 }
 
 /// What the writer is asked to do.
@@ -315,6 +392,7 @@ pub struct Sequencer {
     operator: Arc<PrivateKeySigner>,
     writer: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
     stored: watch::Receiver<Stored>,
+    opened: Opened,
 }
 
 /// The last batch in the store, and why the sequencer stopped, once it did.
@@ -344,12 +422,13 @@ impl From<stablelane_storage::Error> for ReplayFailure {
     }
 }
 
-/// Replays the whole journal into a fresh state, catching `store` up and checking it.
+/// Rebuilds the state: from the newest usable snapshot (if any) and the journal after it,
+/// catching `store` up and checking it.
 fn replay(
     journal: &Journal,
     store: &Store,
     config: &SequencerConfig,
-) -> Result<State, ReplayFailure> {
+) -> Result<(State, Opened), ReplayFailure> {
     let started = Instant::now();
     let journal_last = journal.last_seq().map_or(0, |s| s.0);
     let applied = store.applied_seq()?;
@@ -359,8 +438,8 @@ fn replay(
         )));
     }
     let checkpoint = store.checkpoint()?;
-    let mut state = State::new(config.ledger.clone(), config.domain.clone())
-        .with_sealed_history(config.sealed_history);
+    let (mut state, snapshot) = restore(journal, store, config, journal_last, applied)?;
+    let from = snapshot.map_or(0, |(seq, _)| seq);
     // Batches the store holds need not be rebuilt: their seals only close the open batch, and
     // the tree catches up once. The last of them before the kept history (or the last one)
     // is checked against the stored root; the kept history is sealed in full.
@@ -383,7 +462,7 @@ fn replay(
         changed.clear();
         Ok(())
     };
-    for record in journal.replay_from(stablelane_storage::SequenceNumber(1))? {
+    for record in journal.replay_from(stablelane_storage::SequenceNumber(from + 1))? {
         let record = record?;
         let seq = record.seq.0;
         let decoded = JournalRecord::decode(&record.payload).map_err(|e| OpenError::Replay {
@@ -477,13 +556,133 @@ fn replay(
     info!(
         target: "sequencer",
         records = journal_last,
+        snapshot = from,
+        replayed = journal_last - from,
         caught_up = journal_last - applied,
         slots = state.ledger().slot_count(),
         %root,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "journal replayed, store verified"
     );
-    Ok(state)
+    Ok((
+        state,
+        Opened {
+            snapshot: snapshot.map(|(seq, batch)| (seq, batch)),
+            records_replayed: journal_last - from,
+            took: started.elapsed(),
+        },
+    ))
+}
+
+/// The state of the newest usable snapshot with its record and batch, or a fresh state (see
+/// [`snapshot`] for what makes one usable). Unusable snapshots are logged and passed over.
+fn restore(
+    journal: &Journal,
+    store: &Store,
+    config: &SequencerConfig,
+    journal_last: u64,
+    applied: u64,
+) -> Result<(State, Option<(u64, u64)>), ReplayFailure> {
+    let fresh = || {
+        State::new(config.ledger.clone(), config.domain.clone())
+            .with_sealed_history(config.sealed_history)
+    };
+    if !config.snapshot.enabled() {
+        return Ok((fresh(), None));
+    }
+    let found = match snapshot::list(&config.snapshot.dir) {
+        Ok(found) => found,
+        Err(e) => {
+            warn!(target: "sequencer", error = %e, "cannot list snapshots; replaying the whole journal");
+            return Ok((fresh(), None));
+        }
+    };
+    for (seq, path) in found {
+        let started = Instant::now();
+        match load_snapshot(&path, seq, journal, store, config, journal_last, applied) {
+            Ok((state, batch)) => {
+                info!(target: "sequencer", seq, batch, path = %path.display(), took_ms = started.elapsed().as_millis() as u64, "snapshot loaded");
+                return Ok((state, Some((seq, batch))));
+            }
+            Err(reason) => {
+                warn!(target: "sequencer", path = %path.display(), %reason, "snapshot not used");
+            }
+        }
+    }
+    Ok((fresh(), None))
+}
+
+/// The state of the snapshot at `path` (of record `seq`) and its batch, if it agrees with the
+/// journal and the store; why not otherwise.
+fn load_snapshot(
+    path: &std::path::Path,
+    seq: u64,
+    journal: &Journal,
+    store: &Store,
+    config: &SequencerConfig,
+    journal_last: u64,
+    applied: u64,
+) -> Result<(State, u64), String> {
+    if seq > journal_last {
+        return Err(format!(
+            "it is of record {seq}, the journal ends at {journal_last}"
+        ));
+    }
+    if seq > applied {
+        return Err(format!(
+            "it is of record {seq}, the store covers records up to {applied} only"
+        ));
+    }
+    let snap = snapshot::read(path, config.domain.separator()).map_err(|e| e.to_string())?;
+    if snap.seq != seq {
+        return Err(format!("its file name says record {seq}, it holds {}", snap.seq));
+    }
+    let record = journal
+        .replay_from(stablelane_storage::SequenceNumber(seq))
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| format!("the journal has no record {seq}"))?
+        .map_err(|e| e.to_string())?;
+    match JournalRecord::decode(&record.payload) {
+        Ok(JournalRecord::SealBatch { number }) if number == snap.batch => {}
+        Ok(_) => {
+            return Err(format!(
+                "journal record {seq} is not the seal of batch {}",
+                snap.batch
+            ))
+        }
+        Err(e) => return Err(format!("journal record {seq}: {e}")),
+    }
+    let stored = store
+        .batch(snap.batch)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the store lacks its batch {}", snap.batch))?;
+    if stored.new_root != snap.root || stored.last_sequence != seq {
+        return Err(format!(
+            "batch {} has root {} sealed by record {} in the store, root {} by record {seq} in the snapshot",
+            snap.batch, stored.new_root, stored.last_sequence, snap.root
+        ));
+    }
+    let batch = snap.batch;
+    let state = State::from_snapshot(
+        config.ledger.clone(),
+        config.domain.clone(),
+        config.sealed_history,
+        snap,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((state, batch))
+}
+
+/// How [`Sequencer::open`] rebuilt the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// The snapshot it started from: its record and batch (none: the whole journal).
+    pub snapshot: Option<(u64, u64)>,
+    /// Journal records replayed after it.
+    pub records_replayed: u64,
+    /// How long opening took (snapshot, replay, store check).
+    pub took: std::time::Duration,
 }
 
 impl Sequencer {
@@ -503,15 +702,15 @@ impl Sequencer {
             Some(_) => {}
             None => store.set_deployment(configured)?,
         }
-        let state = match replay(&journal, &store, &config) {
-            Ok(state) => state,
+        let (state, opened) = match replay(&journal, &store, &config) {
+            Ok(done) => done,
             Err(ReplayFailure::Fatal(e)) => return Err(e),
             Err(ReplayFailure::Inconsistent(reason)) => {
                 warn!(target: "sequencer", %reason, "store disagrees with the journal; rebuilding it from the journal");
                 store.clear()?;
                 store.set_deployment(configured)?;
                 match replay(&journal, &store, &config) {
-                    Ok(state) => state,
+                    Ok(done) => done,
                     Err(ReplayFailure::Fatal(e)) => return Err(e),
                     Err(ReplayFailure::Inconsistent(reason)) => {
                         return Err(OpenError::Store(StoreError::Corrupt {
@@ -528,9 +727,18 @@ impl Sequencer {
         let (batch_events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         let mut state = state;
         state.hand_out_seals();
+        let since = opened.snapshot.map_or(0, |(seq, _)| seq);
+        if config.snapshot.enabled() {
+            state.take_snapshots(config.snapshot.every_records, since);
+        }
         let counters = Arc::new(Counters::default());
-        let seal_jobs =
-            spawn_tree_worker(state.tree().clone(), counters.clone()).map_err(OpenError::Thread)?;
+        counters.last_snapshot_seq.store(since, Ordering::Relaxed);
+        let snapshots = config.snapshot.enabled().then(|| SnapshotWriter {
+            config: config.snapshot.clone(),
+            domain_separator: configured,
+        });
+        let seal_jobs = spawn_tree_worker(state.tree().clone(), counters.clone(), snapshots)
+            .map_err(OpenError::Thread)?;
         let (stored_tx, stored) = watch::channel((state.last_batch(), None));
         let state = Arc::new(RwLock::new(state));
         let store = Arc::new(store);
@@ -561,7 +769,13 @@ impl Sequencer {
             operator: Arc::new(operator),
             writer: Arc::new(Mutex::new(Some(handle))),
             stored,
+            opened,
         })
+    }
+
+    /// How the state was rebuilt at start (snapshot, records replayed, time).
+    pub fn opened(&self) -> Opened {
+        self.opened
     }
 
     /// Stops accepting, lets the writer finish what it holds, records a root checkpoint and
@@ -634,6 +848,12 @@ impl Sequencer {
                 as f64
                 / 1e6,
             last_seal_build_seconds: self.counters.last_seal_build_micros.load(Ordering::Relaxed)
+                as f64
+                / 1e6,
+            snapshots_written: self.counters.snapshots.load(Ordering::Relaxed),
+            snapshot_failures: self.counters.snapshot_failures.load(Ordering::Relaxed),
+            last_snapshot_seq: self.counters.last_snapshot_seq.load(Ordering::Relaxed),
+            last_snapshot_seconds: self.counters.last_snapshot_micros.load(Ordering::Relaxed)
                 as f64
                 / 1e6,
             open_batch_records: open.records,

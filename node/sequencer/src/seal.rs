@@ -27,9 +27,12 @@ use stablelane_contracts::{
     batch_data::encode_batch_data,
 };
 
+use stablelane_ledger::LedgerImage;
+
 use crate::{
     batch::SealedBatch,
     sealed::{SealedStates, SlotSecrets},
+    snapshot::Snapshot,
     state::ApplyError,
 };
 
@@ -80,6 +83,25 @@ impl SharedTree {
         }
     }
 
+    /// A tree loaded from a snapshot of batch `done` with root `root`.
+    pub(crate) fn restored(
+        tree: StateTree,
+        sealed: Option<SealedStates>,
+        root: B256,
+        done: u64,
+    ) -> Self {
+        Self {
+            side: Mutex::new(TreeSide {
+                tree,
+                sealed,
+                root,
+                done,
+                failed: None,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, TreeSide> {
         match self.side.lock() {
             Ok(g) => g,
@@ -108,13 +130,14 @@ impl SharedTree {
         }
     }
 
-    /// Runs `job`, which must be the next batch's.
+    /// Runs `job`, which must be the next batch's; with the snapshot it was asked to
+    /// complete, if any.
     ///
     /// # Errors
     ///
     /// [`ApplyError`] if an earlier job failed, the job is out of order, or the tree refuses
     /// it; every later job then fails too.
-    pub fn run(&self, job: SealJob) -> Result<SealedBatch, ApplyError> {
+    pub fn run(&self, job: SealJob) -> Result<(SealedBatch, Option<Box<Snapshot>>), ApplyError> {
         let mut side = self.lock();
         let result = match &side.failed {
             Some(reason) => Err(ApplyError::Tree(format!(
@@ -215,6 +238,15 @@ pub struct SealJob {
     /// The batch's changed slots, in slot order.
     pub(crate) changed: Vec<ChangedSlot>,
     pub(crate) withdrawals: Vec<BatchWithdrawal>,
+    /// Take a snapshot as of this seal: the ledger copied when the seal record was applied.
+    pub(crate) snapshot: Option<Box<SnapshotParts>>,
+}
+
+/// The writer's part of a snapshot: the ledger as of the seal record `seq`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SnapshotParts {
+    pub(crate) seq: u64,
+    pub(crate) ledger: LedgerImage,
 }
 
 impl std::fmt::Debug for SealJob {
@@ -227,7 +259,7 @@ impl std::fmt::Debug for SealJob {
 }
 
 impl SealJob {
-    fn run(self, side: &mut TreeSide) -> Result<SealedBatch, ApplyError> {
+    fn run(self, side: &mut TreeSide) -> Result<(SealedBatch, Option<Box<Snapshot>>), ApplyError> {
         let changes: Vec<(TreeIndex, Fr)> = self
             .changed
             .par_iter()
@@ -288,8 +320,21 @@ impl SealJob {
             withdrawals: self.withdrawals,
             data: Bytes::from(data),
         };
+        // The tree is exactly as of the seal record now: copy it before anything moves it
+        // on (the writer may catch it up with later records once this job is done).
+        let snapshot = self.snapshot.map(|parts| {
+            Box::new(Snapshot {
+                seq: parts.seq,
+                batch: number,
+                root: new_root,
+                deposits_hash: self.deposits_hash,
+                forced_hash: self.forced_hash,
+                ledger: parts.ledger,
+                tree: side.tree.clone(),
+            })
+        });
         side.root = new_root;
         side.done = number;
-        Ok(batch)
+        Ok((batch, snapshot))
     }
 }

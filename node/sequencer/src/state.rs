@@ -36,8 +36,9 @@ use stablelane_ledger::{Effects, Ledger, LedgerConfig, Rejection};
 use crate::{
     batch::{BatchLimits, SealedBatch},
     record::JournalRecord,
-    seal::{ChangedSlot, NewLeaf, SealJob, SharedTree},
+    seal::{ChangedSlot, NewLeaf, SealJob, SharedTree, SnapshotParts},
     sealed::{slot_secrets, SealedStates},
+    snapshot::Snapshot,
 };
 
 /// Why a record could not be applied.
@@ -138,6 +139,10 @@ pub struct State {
     last_batch: u64,
     deposits_hash: B256,
     forced_hash: B256,
+    /// Records between snapshots (0: none are taken).
+    snapshot_every: u64,
+    /// The first seal record at or after this one also takes a snapshot.
+    next_snapshot_at: u64,
 }
 
 impl State {
@@ -154,7 +159,73 @@ impl State {
             last_batch: 0,
             deposits_hash: B256::ZERO,
             forced_hash: B256::ZERO,
+            snapshot_every: 0,
+            next_snapshot_at: 0,
         }
+    }
+
+    /// The state a snapshot was taken of (as of its seal record), keeping the states of the
+    /// last `history` sealed batches from the snapshot's batch on.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError::Batch`] if the ledger image does not make a ledger (duplicate slots, a
+    /// supply that does not add up) or the tree does not fit the slots.
+    pub fn from_snapshot(
+        config: LedgerConfig,
+        domain: Eip712Domain,
+        history: usize,
+        snapshot: Snapshot,
+    ) -> Result<Self, ApplyError> {
+        let ledger = Ledger::from_image(config, snapshot.ledger)
+            .map_err(|e| ApplyError::Batch(format!("snapshot ledger: {e}")))?;
+        if snapshot.tree.len() > u64::from(ledger.slot_count()) {
+            return Err(ApplyError::Batch(format!(
+                "snapshot tree has {} leaves for {} slots",
+                snapshot.tree.len(),
+                ledger.slot_count()
+            )));
+        }
+        let sealed = if history > 0 {
+            let secrets = (0..ledger.slot_count())
+                .filter_map(|i| ledger.slot(SlotIndex(i)))
+                .map(|slot| slot_secrets(slot).map_err(ApplyError::Tree))
+                .collect::<Result<Vec<_>, ApplyError>>()?;
+            let mut sealed = SealedStates::new(history);
+            sealed.restart_from(snapshot.batch, &snapshot.tree, secrets);
+            Some(sealed)
+        } else {
+            None
+        };
+        let slot_count = ledger.slot_count();
+        Ok(Self {
+            ledger,
+            domain,
+            tree: Arc::new(SharedTree::restored(
+                snapshot.tree,
+                sealed,
+                snapshot.root,
+                snapshot.batch,
+            )),
+            hand_out_seals: false,
+            pending: BTreeMap::new(),
+            last_seq: SequenceNumber(snapshot.seq),
+            open: OpenBatch::new(snapshot.seq + 1, slot_count),
+            last_batch: snapshot.batch,
+            deposits_hash: snapshot.deposits_hash,
+            forced_hash: snapshot.forced_hash,
+            snapshot_every: 0,
+            next_snapshot_at: 0,
+        })
+    }
+
+    /// From now on, the first seal record after `every` records since record `since` (the
+    /// last snapshot's, 0 if none) hands its job a copy of the ledger, for the tree worker to
+    /// complete into a [`Snapshot`]; and so on every `every` records. 0 takes none. Only
+    /// seals handed out (see [`hand_out_seals`](Self::hand_out_seals)) take snapshots.
+    pub fn take_snapshots(&mut self, every: u64, since: u64) {
+        self.snapshot_every = every;
+        self.next_snapshot_at = since.saturating_add(every);
     }
 
     /// Also keeps the states of the last `history` sealed batches (0: none), so that slots
@@ -305,11 +376,18 @@ impl State {
         let mut forced_index = None;
         let (effects, signed, counterparty) = match record {
             JournalRecord::SealBatch { number } => {
-                let job = self.seal_job(*number, seq)?;
+                let mut job = self.seal_job(*number, seq)?;
                 let (sealed, seal_job) = if self.hand_out_seals {
+                    if self.snapshot_every > 0 && seq.get() >= self.next_snapshot_at {
+                        job.snapshot = Some(Box::new(SnapshotParts {
+                            seq: seq.get(),
+                            ledger: self.ledger.image(),
+                        }));
+                        self.next_snapshot_at = seq.get().saturating_add(self.snapshot_every);
+                    }
                     (None, Some(Box::new(job)))
                 } else {
-                    (Some(Box::new(self.tree.run(job)?)), None)
+                    (Some(Box::new(self.tree.run(job)?.0)), None)
                 };
                 self.last_seq = seq;
                 return Ok(Applied {
@@ -537,6 +615,7 @@ impl State {
             new_slots,
             changed,
             withdrawals: std::mem::take(&mut self.open.withdrawals),
+            snapshot: None,
         };
         self.pending.clear();
         self.last_batch = number;
