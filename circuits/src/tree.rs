@@ -606,7 +606,10 @@ mod tests {
         extra[TREE_DEPTH].push(Fr::ZERO);
         assert!(matches!(
             StateTree::from_levels(extra),
-            Err(Error::TreeShape { level: TREE_DEPTH, .. })
+            Err(Error::TreeShape {
+                level: TREE_DEPTH,
+                ..
+            })
         ));
         let mut deep = tree.levels().to_vec();
         deep.push(Vec::new());

@@ -275,9 +275,13 @@ fn an_image_gives_back_the_same_ledger_and_bad_images_are_refused() {
     deposit(&mut l, addr(1), token(1), 7);
     l.apply_transfer(&transfer(addr(0), addr(2), 10, 1, 0), NOW)
         .unwrap();
-    l.register_viewing_key(addr(2), B256::repeat_byte(9)).unwrap();
+    l.register_viewing_key(addr(2), B256::repeat_byte(9))
+        .unwrap();
     let image = l.image();
-    assert_eq!(Ledger::from_image(l.config().clone(), image.clone()), Ok(l.clone()));
+    assert_eq!(
+        Ledger::from_image(l.config().clone(), image.clone()),
+        Ok(l.clone())
+    );
     // The rebuilt index finds slots, and the copy goes on like the original.
     let mut copy = Ledger::from_image(l.config().clone(), image.clone()).unwrap();
     let t = transfer(addr(2), addr(0), 3, 1, 0);

@@ -7,7 +7,10 @@
 //! ```
 //!
 //! If `<dir>` exists, the example only reopens it (a fresh process: its resident memory is the
-//! node core's after a restart). Otherwise (put it on a real disk): Funding: 1,000 deposits to "whale"
+//! node core's after a restart), reporting whether a snapshot was loaded and how many records
+//! were replayed after it; with `<extra transfers>`, whales then pay each other that many
+//! times (a snapshot is taken at the first seal past the interval) and it reports the
+//! snapshot write. Otherwise (put it on a real disk): Funding: 1,000 deposits to "whale"
 //! accounts, then each whale pays `slots / 1000` new accounts (1,000 whales in parallel, so
 //! the writer's groups are large). `<extra transfers>` more transfers then circulate between
 //! the funded accounts. Every record is fsynced as in production; batches seal at the default
@@ -148,6 +151,7 @@ async fn main() -> eyre::Result<()> {
         let started = Instant::now();
         let seq = Sequencer::open(config(&dir), operator)?;
         let took = started.elapsed().as_secs_f64();
+        let opened = seq.opened();
         let (records, slots, tree) = seq.read(|s| {
             (
                 s.last_seq().get(),
@@ -159,14 +163,69 @@ async fn main() -> eyre::Result<()> {
         // Let the allocator return what the replay freed.
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         println!(
-            "reopened: {records} records replayed, {slots} slots, in {took:.1} s ({:.0} µs/record); rss {:.0} MiB (anonymous {:.0} MiB, file {:.0} MiB; peak {:.0} MiB; tree {:.0} MiB); root {root}",
-            took * 1e6 / records.max(1) as f64,
+            "reopened: {records} records, {slots} slots, in {took:.1} s: {} and {} records replayed; rss {:.0} MiB (anonymous {:.0} MiB, file {:.0} MiB; peak {:.0} MiB; tree {:.0} MiB); root {root}",
+            opened.snapshot.map_or("no snapshot".to_string(), |(s, b)| format!("snapshot of record {s} (batch {b})")),
+            opened.records_replayed,
             rss_mib(),
             status_mib("RssAnon:"),
             status_mib("RssFile:"),
             status_mib("VmHWM:"),
             tree as f64 / (1 << 20) as f64
         );
+        let copy = seq.read(|s| {
+            let started = Instant::now();
+            let image = s.ledger().image();
+            (started.elapsed().as_secs_f64() * 1e3, image.slots.len())
+        });
+        println!(
+            "the writer's copy of the ledger for a snapshot: {:.1} ms for {} slots",
+            copy.0, copy.1
+        );
+        if extra > 0 {
+            // Whales pay each other on (so a snapshot is taken at the first seal past the
+            // interval), then the writer waits for it.
+            let whales: Vec<Arc<PrivateKeySigner>> =
+                (0..WHALES as u64).map(|i| Arc::new(key(i))).collect();
+            let nonces: Vec<u64> = seq.read(|s| {
+                whales
+                    .iter()
+                    .map(|w| s.ledger().nonce(w.address(), TOKEN).get())
+                    .collect()
+            });
+            let written = seq.metrics().snapshots_written;
+            let started = Instant::now();
+            let rounds = extra.div_ceil(WHALES) as u64;
+            let mut plan = Vec::with_capacity(extra);
+            for r in 0..rounds {
+                for (w, whale) in whales.iter().enumerate() {
+                    let to = whales[(w + 1 + r as usize) % WHALES].address();
+                    plan.push((w, whale.clone(), to, nonces[w] + r));
+                }
+            }
+            let signed = sign_all(plan);
+            let n = signed.len();
+            submit_lanes(&seq, signed, WHALES).await;
+            seq.seal_batch().await?;
+            println!(
+                "{n} more transfers in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            for _ in 0..6000 {
+                if seq.metrics().snapshots_written > written {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            let m = seq.metrics();
+            println!(
+                "snapshots written: {} (failures {}), the last of record {} in {:.2} s; peak rss {:.0} MiB",
+                m.snapshots_written,
+                m.snapshot_failures,
+                m.last_snapshot_seq,
+                m.last_snapshot_seconds,
+                status_mib("VmHWM:")
+            );
+        }
         seq.shutdown().await;
         return Ok(());
     }

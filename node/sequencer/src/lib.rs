@@ -55,8 +55,8 @@ use tracing::{error, info, warn};
 pub use batch::{BatchChainState, BatchLimits, InFlight, SealedBatch, SettlerMetrics};
 pub use record::JournalRecord;
 use seal::{SealJob, SharedTree};
-pub use state::{Applied, ApplyError, OpenBatchInfo, State};
 pub use snapshot::SnapshotConfig;
+pub use state::{Applied, ApplyError, OpenBatchInfo, State};
 pub use store::{ChainCursor, Checkpoint, Store, StoreError, StoreUpdate};
 
 /// Capacity of the event channel; a subscriber further behind loses events (and is told).
@@ -567,7 +567,7 @@ fn replay(
     Ok((
         state,
         Opened {
-            snapshot: snapshot.map(|(seq, batch)| (seq, batch)),
+            snapshot,
             records_replayed: journal_last - from,
             took: started.elapsed(),
         },
@@ -635,7 +635,10 @@ fn load_snapshot(
     }
     let snap = snapshot::read(path, config.domain.separator()).map_err(|e| e.to_string())?;
     if snap.seq != seq {
-        return Err(format!("its file name says record {seq}, it holds {}", snap.seq));
+        return Err(format!(
+            "its file name says record {seq}, it holds {}",
+            snap.seq
+        ));
     }
     let record = journal
         .replay_from(stablelane_storage::SequenceNumber(seq))

@@ -181,7 +181,7 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
         };
         found.push((seq, entry.path()));
     }
-    found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    found.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
     Ok(found)
 }
 
@@ -212,12 +212,10 @@ pub fn write(
     let bytes = out.written + 4;
     let mut inner = out.inner;
     inner.write_all(&crc.to_le_bytes()).map_err(io(&tmp))?;
-    let file = inner
-        .into_inner()
-        .map_err(|e| SnapshotError::Io {
-            path: tmp.clone(),
-            source: e.into_error(),
-        })?;
+    let file = inner.into_inner().map_err(|e| SnapshotError::Io {
+        path: tmp.clone(),
+        source: e.into_error(),
+    })?;
     file.sync_all().map_err(io(&tmp))?;
     drop(file);
     fs::rename(&tmp, &path).map_err(io(&path))?;
@@ -552,9 +550,17 @@ mod tests {
             assert_eq!(fs::metadata(&path).unwrap().len(), bytes);
             assert_eq!(read(&path, DOMAIN).unwrap(), sample(seq));
         }
-        let listed: Vec<u64> = list(dir.path()).unwrap().into_iter().map(|(s, _)| s).collect();
+        let listed: Vec<u64> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         assert_eq!(listed, vec![30, 20]);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary file left");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temporary file left"
+        );
         assert!(list(&dir.path().join("missing")).unwrap().is_empty());
     }
 
@@ -564,7 +570,15 @@ mod tests {
         let (path, _) = write(dir.path(), DOMAIN, &sample(10), 2).unwrap();
         let good = fs::read(&path).unwrap();
         // Any flipped byte is caught: by the header's sizes, the checksum, or a field check.
-        for at in [0, 45, 60, 200, good.len() / 2, good.len() - 40, good.len() - 1] {
+        for at in [
+            0,
+            45,
+            60,
+            200,
+            good.len() / 2,
+            good.len() - 40,
+            good.len() - 1,
+        ] {
             let mut bad = good.clone();
             bad[at] ^= 0x40;
             fs::write(&path, &bad).unwrap();
@@ -574,15 +588,24 @@ mod tests {
             );
         }
         fs::write(&path, &good[..good.len() - 1]).unwrap();
-        assert!(matches!(read(&path, DOMAIN), Err(SnapshotError::Corrupt { .. })));
+        assert!(matches!(
+            read(&path, DOMAIN),
+            Err(SnapshotError::Corrupt { .. })
+        ));
         fs::write(&path, &good[..20]).unwrap();
-        assert!(matches!(read(&path, DOMAIN), Err(SnapshotError::Corrupt { .. })));
+        assert!(matches!(
+            read(&path, DOMAIN),
+            Err(SnapshotError::Corrupt { .. })
+        ));
         // A header claiming billions of slots is refused before anything is allocated.
         let mut huge = good.clone();
         let slots_at = (HEADER_BYTES - 32) as usize;
         huge[slots_at..slots_at + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
         fs::write(&path, &huge).unwrap();
-        assert!(matches!(read(&path, DOMAIN), Err(SnapshotError::Corrupt { .. })));
+        assert!(matches!(
+            read(&path, DOMAIN),
+            Err(SnapshotError::Corrupt { .. })
+        ));
         fs::write(&path, &good).unwrap();
         assert!(matches!(
             read(&path, B256::repeat_byte(1)),
