@@ -533,9 +533,12 @@ fn replay(
     if journal_last > applied || !update.batches.is_empty() {
         flush(&state, &mut update, &mut changed, journal_last)?;
     }
+    let replayed_at = Instant::now();
+    info!(target: "sequencer", records = journal_last - from, took_ms = replayed_at.duration_since(started).as_millis() as u64, "journal records applied; checking the store's slots");
     if let Some(difference) = store.diff_slots(state.ledger())? {
         return Err(ReplayFailure::Inconsistent(difference));
     }
+    info!(target: "sequencer", slots = state.ledger().slot_count(), took_ms = replayed_at.elapsed().as_millis() as u64, "store slots checked");
     let stored_batches = store.last_batch_number()?;
     if stored_batches != state.last_batch() {
         return Err(ReplayFailure::Inconsistent(format!(
@@ -598,8 +601,18 @@ fn restore(
         }
     };
     for (seq, path) in found {
+        if seq > journal_last {
+            // Of a seal record that never became durable (the node stopped before its group's
+            // fsync): it can never be used, and once records are appended past the journal's
+            // end again it would name a different record. Delete it.
+            warn!(target: "sequencer", path = %path.display(), seq, journal_last, "deleting a snapshot of a record the journal does not have");
+            if let Err(e) = std::fs::remove_file(&path) {
+                warn!(target: "sequencer", path = %path.display(), error = %e, "cannot delete the snapshot");
+            }
+            continue;
+        }
         let started = Instant::now();
-        match load_snapshot(&path, seq, journal, store, config, journal_last, applied) {
+        match load_snapshot(&path, seq, journal, store, config, applied) {
             Ok((state, batch)) => {
                 info!(target: "sequencer", seq, batch, path = %path.display(), took_ms = started.elapsed().as_millis() as u64, "snapshot loaded");
                 return Ok((state, Some((seq, batch))));
@@ -620,14 +633,8 @@ fn load_snapshot(
     journal: &Journal,
     store: &Store,
     config: &SequencerConfig,
-    journal_last: u64,
     applied: u64,
 ) -> Result<(State, u64), String> {
-    if seq > journal_last {
-        return Err(format!(
-            "it is of record {seq}, the journal ends at {journal_last}"
-        ));
-    }
     if seq > applied {
         return Err(format!(
             "it is of record {seq}, the store covers records up to {applied} only"

@@ -66,9 +66,11 @@ pub struct SnapshotConfig {
 }
 
 impl SnapshotConfig {
-    /// Default [`every_records`](Self::every_records): with ~12 µs of replay per record, a
-    /// restart replays at most about 12 s of journal.
-    pub const DEFAULT_EVERY_RECORDS: u64 = 1_000_000;
+    /// Default [`every_records`](Self::every_records): a restart replays about this many
+    /// records after the snapshot, about 5 s of replay here (see docs/benchmarks.md), and a
+    /// snapshot costs the writer one copy of the ledger (tens of milliseconds at a million
+    /// slots) every few minutes at full load.
+    pub const DEFAULT_EVERY_RECORDS: u64 = 500_000;
     /// Default [`keep`](Self::keep).
     pub const DEFAULT_KEEP: usize = 2;
 

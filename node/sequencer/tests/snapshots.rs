@@ -267,6 +267,19 @@ async fn damaged_or_unbacked_snapshots_are_passed_over() {
         panic!("two snapshots expected: {listed:?}")
     };
 
+    // A snapshot of a record past the journal's end (its seal never became durable) is
+    // deleted, never used.
+    let ahead = cfg
+        .snapshot
+        .dir
+        .join(format!("snapshot-{:020}.bin", before.last_seq + 5));
+    std::fs::copy(newest_path, &ahead).unwrap();
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    assert_eq!(seq.opened().snapshot.map(|s| s.0), Some(*newest));
+    assert!(!ahead.exists());
+    assert_eq!(seen(&seq), before);
+    seq.shutdown().await;
+
     // A flipped byte in the newest: the older one serves.
     let mut bytes = std::fs::read(newest_path).unwrap();
     let at = bytes.len() / 3;
