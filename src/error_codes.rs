@@ -50,13 +50,13 @@ pub enum ErrorCode {
     InsufficientBalance = 1016,
     /// Fee below the quote of `lane_estimateFee`.
     FeeTooLow = 1017,
-    /// A credited balance would overflow 128 bits.
+    /// A credited balance would exceed 2^96 − 1 base units (the ledger's per-account bound).
     BalanceOverflow = 1018,
     /// Withdrawal to the zero address.
     ZeroRecipient = 1019,
     /// The ledger holds as many accounts as it may.
     SlotLimitReached = 1020,
-    /// The account's nonce cannot grow any more.
+    /// The account's nonce reached 2^40 − 1 (the ledger's per-account bound).
     NonceExhausted = 1021,
     /// The owner already registered another viewing key.
     ViewingKeyConflict = 1022,

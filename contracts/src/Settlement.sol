@@ -16,12 +16,15 @@ import {IGroth16Verifier} from "./IGroth16Verifier.sol";
 ///         through the withdrawal list of a committed batch (claimable after a finalization
 ///         delay), and, if the operator censors or disappears, through exodus mode: exits by
 ///         Groth16 proof against the last committed root and refunds of unconsumed deposits.
-/// @dev Batch data layout (version 1), of which the contract reads only the withdrawal part:
-///        byte 0          version (= 1)
+/// @dev Batch data layout (version 2), of which the contract reads only the withdrawal part:
+///        byte 0          version (= 2)
 ///        bytes 1..5      withdrawal count n (uint32, big-endian)
 ///        next 56*n bytes withdrawals: recipient (20) | token (20) | amount (uint128, 16)
-///        rest            node-defined sections (leaf updates, notes, registrations)
+///        rest            node-defined body: new slots, then changed leaves as
+///                        (slot gap LEB128 varint | leaf hash 32 | encrypted note 17)
 ///      The header commits to `keccak256(data)`, so the rest is bound to the commit too.
+///      Version 2 changed only the node-defined body (version 1: 4-byte slot, 24-byte
+///      note); data with any other version byte is refused.
 contract Settlement is Ownable2Step, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -78,7 +81,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     uint256 public constant SNARK_SCALAR_FIELD =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
     /// @notice Version byte of the batch data layout this contract reads.
-    uint8 public constant DATA_VERSION = 1;
+    uint8 public constant DATA_VERSION = 2;
     /// @notice Upper bound on the withdrawals of one batch (about 4.5k gas each: a batch at
     ///         both limits stays well under the 16,777,216 per-transaction gas cap of EIP-7825).
     uint256 public constant MAX_WITHDRAWALS_PER_BATCH = 1024;

@@ -30,9 +30,10 @@ contract Relay {
 ///         that the calldata share of a figure can be read off.
 ///
 ///         Batch data model: the contract reads only the withdrawal section; the rest is
-///         opaque and only hashed. A "changed leaf" is modelled as 68 bytes of rest data:
-///         a 4-byte slot index, a 32-byte leaf hash and a 32-byte encrypted (balance, nonce)
-///         note, the last two high-entropy (see `BatchData.leafUpdates`).
+///         opaque and only hashed. A "changed leaf" is modelled as 51 bytes of rest data
+///         (batch data version 2): a 2-byte slot-gap varint, a 32-byte leaf hash and a
+///         17-byte encrypted (balance, nonce) note, the last two high-entropy, after 12 bytes
+///         of body counts (see `BatchData.leafUpdates`).
 ///
 ///         The Groth16 verifier in `exit` is the mock; a generated BN254 verifier adds the
 ///         pairing check (not measured here).

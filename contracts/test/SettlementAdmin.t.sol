@@ -156,7 +156,7 @@ contract SettlementAdminTest is SettlementFixture {
         assertEq(settlement.operator(), bob, "operator");
 
         // The old operator can no longer commit; the new one can.
-        bytes memory data = hex"0100000000";
+        bytes memory data = hex"0200000000";
         Settlement.BatchHeader memory header = _header(bytes32(uint256(7)), 0, 0, data);
         vm.expectRevert(abi.encodeWithSelector(Settlement.NotOperator.selector, operator));
         vm.prank(operator);
@@ -230,7 +230,7 @@ contract SettlementAdminTest is SettlementFixture {
 
     function test_constants() public view {
         assertEq(settlement.SNARK_SCALAR_FIELD(), R, "field order");
-        assertEq(settlement.DATA_VERSION(), 1, "data version");
+        assertEq(settlement.DATA_VERSION(), 2, "data version");
         assertEq(settlement.MAX_WITHDRAWALS_PER_BATCH(), 1024, "max withdrawals");
         assertEq(settlement.MAX_DEPOSITS_PER_BATCH(), 1024, "max deposits");
         assertEq(settlement.MAX_PERIOD(), 365 days, "max period");

@@ -134,6 +134,29 @@ contract SettlementCommitTest is SettlementFixture {
         assertEq(settlement.unclaimedWithdrawals(address(usdc)), 500, "unclaimed");
     }
 
+    /// @dev The gas model's rest data is a well-formed version 2 body: counts, then entries
+    ///      of a canonical 2-byte gap varint, a leaf hash and a 17-byte note, nothing after.
+    function test_leafUpdates_isAVersion2Body() public pure {
+        uint256[3] memory counts = [uint256(0), 1, 7];
+        for (uint256 c = 0; c < counts.length; ++c) {
+            bytes memory rest = BatchData.leafUpdates(counts[c], "model");
+            assertEq(rest.length, 12 + counts[c] * 51, "length");
+            assertEq(uint32(bytes4(_at4(rest, 0))), 0, "first_slot");
+            assertEq(uint32(bytes4(_at4(rest, 4))), 0, "new slots");
+            assertEq(uint32(bytes4(_at4(rest, 8))), counts[c], "changed leaves");
+            for (uint256 i = 0; i < counts[c]; ++i) {
+                uint256 o = 12 + i * 51;
+                uint8 low = uint8(rest[o]);
+                uint8 high = uint8(rest[o + 1]);
+                assertTrue(low >= 0x80 && high > 0 && high < 0x80, "canonical 2-byte varint");
+            }
+        }
+    }
+
+    function _at4(bytes memory b, uint256 o) private pure returns (bytes memory) {
+        return bytes.concat(b[o], b[o + 1], b[o + 2], b[o + 3]);
+    }
+
     function test_commitBatch_restDataIsOpaqueButBound() public {
         bytes memory rest = BatchData.leafUpdates(3, "rest");
         bytes memory data = BatchData.encode(_noWithdrawals(), rest);
@@ -314,7 +337,7 @@ contract SettlementCommitTest is SettlementFixture {
     // --------------------------------------------------------- data reverts
 
     function test_commitBatch_revertsOnTruncatedHeader() public {
-        bytes[3] memory short = [bytes(""), bytes(hex"01"), bytes(hex"01000000")];
+        bytes[3] memory short = [bytes(""), bytes(hex"02"), bytes(hex"02000000")];
         for (uint256 i = 0; i < short.length; ++i) {
             Settlement.BatchHeader memory header = _header(ROOT_1, 0, 0, short[i]);
             _expectCommitRevert(header, short[i], abi.encodeWithSelector(Settlement.MalformedData.selector));
@@ -325,7 +348,7 @@ contract SettlementCommitTest is SettlementFixture {
         _deposit(alice, usdc, 100, alice);
         Withdrawal[] memory ws = _one(alice, address(usdc), 10);
         // Count says 2, one withdrawal present.
-        bytes memory data = BatchData.encodeRaw(1, 2, ws, "");
+        bytes memory data = BatchData.encodeRaw(BatchData.VERSION, 2, ws, "");
         Settlement.BatchHeader memory header = _header(ROOT_1, 1, 0, data);
         _expectCommitRevert(header, data, abi.encodeWithSelector(Settlement.MalformedData.selector));
         // One byte short of one withdrawal.
@@ -338,20 +361,23 @@ contract SettlementCommitTest is SettlementFixture {
     }
 
     function test_commitBatch_revertsOnUnsupportedVersion() public {
-        bytes memory data = BatchData.encodeRaw(0, 0, _noWithdrawals(), "");
-        Settlement.BatchHeader memory header = _header(ROOT_1, 0, 0, data);
-        _expectCommitRevert(header, data, abi.encodeWithSelector(Settlement.UnsupportedDataVersion.selector, 0));
-        data = BatchData.encodeRaw(2, 0, _noWithdrawals(), "");
-        header = _header(ROOT_1, 0, 0, data);
-        _expectCommitRevert(header, data, abi.encodeWithSelector(Settlement.UnsupportedDataVersion.selector, 2));
+        // 0, the retired version 1 (fixed-width body), and the next one.
+        uint8[3] memory versions = [0, 1, 3];
+        for (uint256 i = 0; i < versions.length; ++i) {
+            bytes memory data = BatchData.encodeRaw(versions[i], 0, _noWithdrawals(), "");
+            Settlement.BatchHeader memory header = _header(ROOT_1, 0, 0, data);
+            _expectCommitRevert(
+                header, data, abi.encodeWithSelector(Settlement.UnsupportedDataVersion.selector, versions[i])
+            );
+        }
     }
 
     function test_commitBatch_revertsOnTooManyWithdrawals() public {
         // The count is checked before the length, so the header alone is enough.
-        bytes memory data = BatchData.encodeRaw(1, 1025, _noWithdrawals(), "");
+        bytes memory data = BatchData.encodeRaw(BatchData.VERSION, 1025, _noWithdrawals(), "");
         Settlement.BatchHeader memory header = _header(ROOT_1, 0, 0, data);
         _expectCommitRevert(header, data, abi.encodeWithSelector(Settlement.TooManyWithdrawals.selector, 1025));
-        data = BatchData.encodeRaw(1, type(uint32).max, _noWithdrawals(), "");
+        data = BatchData.encodeRaw(BatchData.VERSION, type(uint32).max, _noWithdrawals(), "");
         header = _header(ROOT_1, 0, 0, data);
         _expectCommitRevert(
             header, data, abi.encodeWithSelector(Settlement.TooManyWithdrawals.selector, type(uint32).max)

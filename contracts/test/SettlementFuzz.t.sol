@@ -175,7 +175,7 @@ contract SettlementFuzzTest is SettlementFixture {
         Settlement.BatchHeader memory header = _header(bytes32(uint256(2)), 1, 0, data);
         vm.prank(operator);
         try settlement.commitBatch(header, data) {
-            assertEq(uint8(data[0]), 1, "only version 1 commits");
+            assertEq(uint8(data[0]), 2, "only version 2 commits");
         } catch (bytes memory reason) {
             bytes4 selector = bytes4(reason);
             assertTrue(
@@ -188,7 +188,7 @@ contract SettlementFuzzTest is SettlementFixture {
         }
     }
 
-    /// @dev Near-valid data (mostly version 1, small counts, withdrawals of the funded
+    /// @dev Near-valid data (mostly version 2, small counts, withdrawals of the funded
     ///      token, 0-2 changed-leaf records after them, the whole cut short at random)
     ///      checked against a reference parser written here: the contract commits exactly
     ///      when the parser accepts, and otherwise reverts with the parser's error.
@@ -203,7 +203,7 @@ contract SettlementFuzzTest is SettlementFixture {
         _deposit(alice, usdc, funded, alice);
         _commit(ROOT_1, _noWithdrawals());
 
-        if (mode % 4 != 0) version = 1; // mostly the right version
+        if (mode % 4 != 0) version = BatchData.VERSION; // mostly the right version
         if (mode % 8 != 1) count = uint32(bound(count, 0, 6)); // mostly small counts
         uint256 entries = count > 6 ? 6 : count;
         Withdrawal[] memory ws = new Withdrawal[](entries);
@@ -235,7 +235,7 @@ contract SettlementFuzzTest is SettlementFixture {
     /// @dev The revert the contract must raise for `data`, or empty bytes if it must commit.
     function _referenceParse(bytes memory data, uint256 usdcLedger) internal view returns (bytes memory) {
         if (data.length < 5) return abi.encodeWithSelector(Settlement.MalformedData.selector);
-        if (uint8(data[0]) != 1) {
+        if (uint8(data[0]) != 2) {
             return abi.encodeWithSelector(Settlement.UnsupportedDataVersion.selector, uint8(data[0]));
         }
         uint256 n = uint32(bytes4(bytes.concat(data[1], data[2], data[3], data[4])));

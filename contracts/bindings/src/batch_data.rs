@@ -2,14 +2,17 @@
 //!
 //! - deposit queue rolling hash: `keccak256(prev ‖ recipient ‖ token ‖ amount_u128)`
 //! - forced-request rolling hash: `keccak256(prev ‖ owner ‖ token)`
-//! - batch data, version 1: `version u8 ‖ n u32 BE ‖ n × (recipient ‖ token ‖ amount u128 BE) ‖ rest`
+//! - batch data, version 2: `version u8 ‖ n u32 BE ‖ n × (recipient ‖ token ‖ amount u128 BE) ‖ rest`,
+//!   where `rest` is the node-defined body of [`crate::batch_body`] (version 2 changed only
+//!   that body; the contract reads the withdrawal section alone and hashes the whole data)
 //! - withdrawal leaf: `keccak256(index_u32 ‖ recipient ‖ token ‖ amount_u128)`, tree where a
 //!   node without a right sibling pairs with zero, depth `ceil(log2 n)`.
 
 use alloy::primitives::{keccak256, Address, B256};
 
-/// Version byte of the batch data layout.
-pub const DATA_VERSION: u8 = 1;
+/// Version byte of the batch data layout (the contract's `DATA_VERSION`). Version 1 had a
+/// fixed-width body (4-byte slots, 24-byte notes); it is no longer read or written.
+pub const DATA_VERSION: u8 = 2;
 /// Bytes of one encoded withdrawal.
 pub const WITHDRAWAL_BYTES: usize = 56;
 /// Largest number of withdrawals the contract accepts in one batch.
@@ -114,7 +117,7 @@ pub fn withdrawal_proof(withdrawals: &[Withdrawal], index: usize) -> Option<Vec<
 pub enum DataError {
     /// Shorter than its header or its withdrawal list says.
     Truncated,
-    /// Unknown version byte.
+    /// A version byte other than [`DATA_VERSION`].
     UnsupportedVersion(u8),
     /// More withdrawals than one batch may carry.
     TooManyWithdrawals(usize),
@@ -124,7 +127,10 @@ impl std::fmt::Display for DataError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Truncated => write!(f, "batch data truncated"),
-            Self::UnsupportedVersion(v) => write!(f, "unsupported batch data version {v}"),
+            Self::UnsupportedVersion(v) => write!(
+                f,
+                "unsupported batch data version {v} (this build reads version {DATA_VERSION})"
+            ),
             Self::TooManyWithdrawals(n) => write!(f, "{n} withdrawals exceed the per-batch limit"),
         }
     }
@@ -226,11 +232,18 @@ mod tests {
             decode_batch_data(&data[..data.len() - 1]),
             Err(DataError::Truncated)
         );
-        let mut bad = data.clone();
-        bad[0] = 9;
+        assert_eq!(data[0], 2);
+        for version in [0, 1, 3, 9] {
+            let mut bad = data.clone();
+            bad[0] = version;
+            assert_eq!(
+                decode_batch_data(&bad),
+                Err(DataError::UnsupportedVersion(version))
+            );
+        }
         assert_eq!(
-            decode_batch_data(&bad),
-            Err(DataError::UnsupportedVersion(9))
+            DataError::UnsupportedVersion(1).to_string(),
+            "unsupported batch data version 1 (this build reads version 2)"
         );
         assert_eq!(decode_batch_data(&[]), Err(DataError::Truncated));
     }

@@ -16,11 +16,14 @@ struct Withdrawal {
 ///         (which folds one array in place), this keeps every level and is written with
 ///         `bytes.concat`, so the two implementations only agree if the layout does.
 library BatchData {
-    uint8 internal constant VERSION = 1;
+    uint8 internal constant VERSION = 2;
     uint256 internal constant WITHDRAWAL_BYTES = 56;
-    /// @notice Bytes of rest data per changed leaf in the gas model: slot index (4) ‖ leaf
-    ///         hash (32) ‖ encrypted (balance, nonce) note (32).
-    uint256 internal constant LEAF_UPDATE_BYTES = 68;
+    /// @notice Bytes of a body's counts: first_slot (4) ‖ new slots r (4) ‖ changed leaves u (4).
+    uint256 internal constant BODY_HEADER_BYTES = 12;
+    /// @notice Bytes per changed leaf in the gas model: slot gap as a 2-byte LEB128 varint
+    ///         (slots 128 to 16,383 apart) ‖ leaf hash (32) ‖ encrypted (balance, nonce)
+    ///         note (17). The format takes 1 to 5 gap bytes (50 to 54 per leaf).
+    uint256 internal constant LEAF_UPDATE_BYTES = 51;
 
     function leaf(uint32 index, Withdrawal memory w) internal pure returns (bytes32) {
         return keccak256(bytes.concat(bytes4(index), bytes20(w.recipient), bytes20(w.token), bytes16(w.amount)));
@@ -101,21 +104,32 @@ library BatchData {
         _copy(rest, data, offset);
     }
 
-    /// @notice Opaque node-defined rest data for `count` changed leaves (gas model): per
-    ///         leaf a 4-byte slot index, a 32-byte leaf hash and a 32-byte encrypted note,
-    ///         the last two pseudo-random (high-entropy, like real hashes and ciphertexts).
+    /// @notice A node-defined body (batch data version 2) with no new slots and `count`
+    ///         changed leaves (gas model; the contract only hashes it): first_slot 0, r = 0,
+    ///         u = count, then per leaf a 2-byte gap varint, a 32-byte leaf hash and a
+    ///         17-byte encrypted note, the last two pseudo-random (high-entropy, like real
+    ///         hashes and ciphertexts).
     function leafUpdates(uint256 count, bytes32 seed) internal pure returns (bytes memory rest) {
-        rest = new bytes(count * LEAF_UPDATE_BYTES);
+        // Allocated with 32 bytes to spare, then shortened: entries are written in order with
+        // 32-byte stores, each store's overhang overwritten by the next and the last one's
+        // landing in the spare bytes.
+        uint256 length = BODY_HEADER_BYTES + count * LEAF_UPDATE_BYTES;
+        rest = new bytes(length + 32);
+        assembly ("memory-safe") {
+            mstore(rest, length)
+            mstore(add(rest, 0x28), shl(224, count))
+        }
         for (uint256 i = 0; i < count; ++i) {
             bytes32 leafHash = keccak256(abi.encode(seed, i));
             bytes32 note = keccak256(abi.encode(leafHash));
-            uint256 slot = uint32(uint256(keccak256(abi.encode(note))));
-            // Written in order, so each 32-byte store's overhang is overwritten by the next.
+            uint256 gap = 128 + uint256(keccak256(abi.encode(note))) % (16_384 - 128);
+            // LEB128: low 7 bits with the continuation bit, then the high 7 bits.
+            uint256 varint = ((gap & 0x7f) | 0x80) << 8 | (gap >> 7);
             assembly ("memory-safe") {
-                let p := add(add(rest, 0x20), mul(i, 68))
-                mstore(p, shl(224, slot))
-                mstore(add(p, 4), leafHash)
-                mstore(add(p, 36), note)
+                let p := add(add(rest, 0x2c), mul(i, 51))
+                mstore(p, shl(240, varint))
+                mstore(add(p, 2), leafHash)
+                mstore(add(p, 34), note)
             }
         }
     }

@@ -82,7 +82,7 @@ impl Builder {
             leaves.push(LeafUpdate {
                 slot,
                 leaf: b256(&published),
-                note: seal_note(&NOTE_KEY, number, slot, balance, nonce),
+                note: seal_note(&NOTE_KEY, number, slot, balance, nonce)?,
             });
             self.balances.insert(slot, (balance, nonce));
         }
@@ -95,7 +95,7 @@ impl Builder {
                 .collect(),
             leaves,
         };
-        let data = encode_batch_data(&[], &body.encode())?;
+        let data = encode_batch_data(&[], &body.encode()?)?;
         self.last_batch = number;
         Ok(Settlement::commitBatchCall {
             header: Settlement::BatchHeader {
@@ -422,7 +422,7 @@ fn with_body(
     call: &Settlement::commitBatchCall,
     body: &BatchBody,
 ) -> Result<Settlement::commitBatchCall> {
-    let data = encode_batch_data(&[], &body.encode())?;
+    let data = encode_batch_data(&[], &body.encode()?)?;
     let mut out = call.clone();
     out.header.dataHash = keccak256(&data);
     out.data = data.into();

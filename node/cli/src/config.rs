@@ -126,7 +126,7 @@ pub struct ChainSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchSection {
-    /// Seal once this many leaves changed (bounds calldata: about 60 bytes each).
+    /// Seal once this many leaves changed (bounds calldata: about 50 bytes each).
     pub max_changed_slots: usize,
     /// Seal once this many withdrawals wait (the contract takes at most 1,024).
     pub max_withdrawals: usize,

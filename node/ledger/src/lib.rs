@@ -10,6 +10,11 @@
 //! Money is `u128` base units with checked arithmetic; per token the ledger keeps
 //! `deposited − withdrawn` and [`Ledger::check_supply`] verifies it equals the sum of
 //! balances.
+//!
+//! Every slot stays within what a batch note carries (batch data version 2): a balance of at
+//! most [`BALANCE_MAX`] (2^96 − 1 base units) and a nonce of at most [`NONCE_MAX`]
+//! (2^40 − 1). A credit past the first is refused with [`Rejection::BalanceOverflow`], a
+//! debit from a slot whose nonce reached the second with [`Rejection::NonceExhausted`].
 
 mod rejection;
 mod salt;
@@ -22,6 +27,23 @@ use stablelane::{Amount, Nonce, SlotIndex, Transfer, Withdrawal};
 
 pub use rejection::Rejection;
 pub use salt::{derive_salt, BN254_SCALAR_ORDER};
+
+/// Largest balance of a slot, in base units: 2^96 − 1, the 12 bytes a batch note gives it.
+/// That is about 79 billion tokens of an 18-decimal token (7.9 · 10^22 of a 6-decimal one)
+/// per slot. A credit that would go past it is [`Rejection::BalanceOverflow`].
+pub const BALANCE_MAX: u128 = (1 << 96) - 1;
+/// Largest nonce of a slot: 2^40 − 1, the 5 bytes a batch note gives it (a trillion
+/// transactions per slot). A debit from a slot whose nonce is `NONCE_MAX` is
+/// [`Rejection::NonceExhausted`], so a nonce never goes past it.
+pub const NONCE_MAX: u64 = (1 << 40) - 1;
+
+/// `balance + amount`, refused past [`BALANCE_MAX`].
+fn credited(balance: Amount, amount: Amount) -> Result<Amount, Rejection> {
+    balance
+        .checked_add(amount)
+        .filter(|b| b.base_units() <= BALANCE_MAX)
+        .ok_or(Rejection::BalanceOverflow)
+}
 
 /// Settings of a ledger that every node replaying the same journal must share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +178,12 @@ pub enum ImageError {
     /// A token's balances do not add up to its deposits minus withdrawals.
     #[error("supply check failed: {0}")]
     Supply(Rejection),
+    /// A slot's balance is above [`BALANCE_MAX`] or its nonce above [`NONCE_MAX`].
+    #[error("slot {slot} has a balance or nonce beyond the ledger's bounds")]
+    OutOfBounds {
+        /// The slot.
+        slot: u32,
+    },
 }
 
 /// The ledger state.
@@ -225,6 +253,9 @@ impl Ledger {
                     first: first.get(),
                     second: index.get(),
                 });
+            }
+            if slot.balance.base_units() > BALANCE_MAX || slot.nonce.get() > NONCE_MAX {
+                return Err(ImageError::OutOfBounds { slot: index.get() });
             }
         }
         let mut supply: BTreeMap<Address, Supply> = image.supply.into_iter().collect();
@@ -330,9 +361,7 @@ impl Ledger {
         } else {
             self.slot_ref(index)?.balance
         };
-        let balance = current
-            .checked_add(deposit.amount)
-            .ok_or(Rejection::BalanceOverflow)?;
+        let balance = credited(current, deposit.amount)?;
 
         // Checks done: apply.
         if created {
@@ -387,10 +416,7 @@ impl Ledger {
                 Some(b) => *b,
                 None => self.balance(*owner, t.token),
             };
-            let next = current
-                .checked_add(*amount)
-                .ok_or(Rejection::BalanceOverflow)?;
-            balances.insert(*owner, next);
+            balances.insert(*owner, credited(current, *amount)?);
         }
 
         // Apply.
@@ -448,17 +474,9 @@ impl Ledger {
         let fee_after = if w.fee.is_zero() {
             None
         } else if fee_recipient == w.from {
-            Some(
-                payer_after
-                    .checked_add(w.fee)
-                    .ok_or(Rejection::BalanceOverflow)?,
-            )
+            Some(credited(payer_after, w.fee)?)
         } else {
-            Some(
-                self.balance(fee_recipient, w.token)
-                    .checked_add(w.fee)
-                    .ok_or(Rejection::BalanceOverflow)?,
-            )
+            Some(credited(self.balance(fee_recipient, w.token), w.fee)?)
         };
 
         // Apply.
@@ -620,7 +638,8 @@ impl Ledger {
         if nonce > slot.nonce {
             return Err(Rejection::NonceTooHigh);
         }
-        if slot.nonce.checked_next().is_none() {
+        // The nonce after this debit must stay within what a batch note carries.
+        if slot.nonce.get() >= NONCE_MAX {
             return Err(Rejection::NonceExhausted);
         }
         if slot.balance < debit {

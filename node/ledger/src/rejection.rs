@@ -23,7 +23,7 @@ pub enum Rejection {
     /// Nonce above the slot's nonce: an earlier transaction is missing.
     #[error("nonce is ahead of the account's nonce")]
     NonceTooHigh,
-    /// The slot's nonce cannot grow any more.
+    /// The slot's nonce reached [`crate::NONCE_MAX`] (2^40 − 1): it cannot grow any more.
     #[error("account nonce exhausted")]
     NonceExhausted,
     /// Fee below the quoted minimum.
@@ -32,8 +32,8 @@ pub enum Rejection {
     /// Balance below amount plus fee.
     #[error("insufficient balance")]
     InsufficientBalance,
-    /// A credited balance would overflow 128 bits.
-    #[error("balance would overflow")]
+    /// A credited balance would exceed [`crate::BALANCE_MAX`] (2^96 − 1 base units).
+    #[error("balance would exceed the account maximum of 2^96 - 1 base units")]
     BalanceOverflow,
     /// A withdrawal to the zero address.
     #[error("recipient must not be the zero address")]

@@ -158,16 +158,172 @@ fn each_rejection_reason_changes_nothing() {
 }
 
 #[test]
-fn balance_overflow_is_refused() {
+fn deposits_past_the_balance_bound_are_refused() {
     let mut l = ledger();
-    deposit(&mut l, addr(0), token(1), u128::MAX - 5);
-    let overflow = Deposit {
+    deposit(&mut l, addr(0), token(1), BALANCE_MAX - 5);
+    let before = l.clone();
+    let over = |recipient, amount| Deposit {
         queue_index: 1,
-        recipient: addr(0),
+        recipient,
         token: token(1),
-        amount: Amount(10),
+        amount: Amount(amount),
     };
-    assert_eq!(l.apply_deposit(&overflow), Err(Rejection::AmountOverflow));
+    // Onto an existing slot, and into a new one: nothing changes, no slot is created.
+    for d in [
+        over(addr(0), 6),
+        over(addr(0), BALANCE_MAX),
+        over(addr(1), BALANCE_MAX + 1),
+    ] {
+        assert_eq!(
+            l.apply_deposit(&d),
+            Err(Rejection::BalanceOverflow),
+            "{d:?}"
+        );
+        assert_eq!(l, before);
+    }
+    // The token's running total overflowing 128 bits is found first.
+    for d in [over(addr(0), u128::MAX), over(addr(1), u128::MAX)] {
+        assert_eq!(l.apply_deposit(&d), Err(Rejection::AmountOverflow), "{d:?}");
+        assert_eq!(l, before);
+    }
+    // Up to the bound exactly is fine.
+    deposit(&mut l, addr(0), token(1), 5);
+    assert_eq!(l.balance(addr(0), token(1)), Amount(BALANCE_MAX));
+    deposit(&mut l, addr(1), token(1), BALANCE_MAX);
+    assert_eq!(l.balance(addr(1), token(1)), Amount(BALANCE_MAX));
+    l.check_supply().unwrap();
+}
+
+#[test]
+fn transfer_credits_past_the_balance_bound_are_refused() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 100);
+    deposit(&mut l, addr(1), token(0), BALANCE_MAX - 5);
+    let before = l.clone();
+    // The payee would go past the bound.
+    assert_eq!(
+        l.apply_transfer(&transfer(addr(0), addr(1), 6, 1, 0), NOW),
+        Err(Rejection::BalanceOverflow)
+    );
+    assert_eq!(l, before);
+    // Up to it exactly is fine.
+    l.apply_transfer(&transfer(addr(0), addr(1), 5, 1, 0), NOW)
+        .unwrap();
+    assert_eq!(l.balance(addr(1), token(0)), Amount(BALANCE_MAX));
+    l.check_supply().unwrap();
+    // A transfer to oneself never goes past it (the payer is debited amount + fee first).
+    l.apply_transfer(&transfer(addr(1), addr(1), BALANCE_MAX - 1, 1, 0), NOW)
+        .unwrap();
+    assert_eq!(l.balance(addr(1), token(0)), Amount(BALANCE_MAX - 1));
+    l.check_supply().unwrap();
+}
+
+#[test]
+fn fee_credits_past_the_balance_bound_are_refused() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 100);
+    deposit(&mut l, operator(), token(0), BALANCE_MAX);
+    let before = l.clone();
+    // A transfer's fee, to the fee recipient at the bound: the whole transfer is refused.
+    assert_eq!(
+        l.apply_transfer(&transfer(addr(0), addr(1), 10, 1, 0), NOW),
+        Err(Rejection::BalanceOverflow)
+    );
+    assert_eq!(l, before);
+    // A withdrawal's fee likewise.
+    let w = Withdrawal {
+        from: addr(0),
+        recipient: addr(5),
+        token: token(0),
+        amount: Amount(10),
+        fee: Amount(1),
+        nonce: Nonce(0),
+        valid_until: NOW + 1,
+    };
+    assert_eq!(l.apply_withdrawal(&w, NOW), Err(Rejection::BalanceOverflow));
+    assert_eq!(l, before);
+    // The fee recipient paying a fee to itself stays within the bound.
+    let own = Withdrawal {
+        from: operator(),
+        ..w
+    };
+    l.apply_withdrawal(&own, NOW).unwrap();
+    assert_eq!(l.balance(operator(), token(0)), Amount(BALANCE_MAX - 10));
+    l.check_supply().unwrap();
+    // Once the fee recipient has room, the same transfer goes through.
+    l.apply_transfer(&transfer(addr(0), addr(1), 10, 1, 0), NOW)
+        .unwrap();
+    assert_eq!(l.balance(operator(), token(0)), Amount(BALANCE_MAX - 9));
+    l.check_supply().unwrap();
+}
+
+/// `l` with `owner`'s slot of `tok` at nonce `nonce` (through an image: reaching it with
+/// transfers would take 2^40 of them).
+fn with_nonce(l: &Ledger, owner: Address, tok: Address, nonce: u64) -> Ledger {
+    let mut image = l.image();
+    let index = l.slot_index(owner, tok).unwrap().get() as usize;
+    image.slots[index].nonce = Nonce(nonce);
+    Ledger::from_image(l.config().clone(), image).unwrap()
+}
+
+#[test]
+fn debits_stop_at_the_nonce_bound() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 100);
+    let mut l = with_nonce(&l, addr(0), token(0), NONCE_MAX - 1);
+    // The last nonce a slot can use.
+    l.apply_transfer(&transfer(addr(0), addr(1), 10, 1, NONCE_MAX - 1), NOW)
+        .unwrap();
+    assert_eq!(l.nonce(addr(0), token(0)), Nonce(NONCE_MAX));
+    let before = l.clone();
+    assert_eq!(
+        l.apply_transfer(&transfer(addr(0), addr(1), 10, 1, NONCE_MAX), NOW),
+        Err(Rejection::NonceExhausted)
+    );
+    assert_eq!(l, before);
+    let w = Withdrawal {
+        from: addr(0),
+        recipient: addr(5),
+        token: token(0),
+        amount: Amount(10),
+        fee: Amount(1),
+        nonce: Nonce(NONCE_MAX),
+        valid_until: NOW + 1,
+    };
+    assert_eq!(l.apply_withdrawal(&w, NOW), Err(Rejection::NonceExhausted));
+    assert_eq!(l, before);
+    // The slot can still be credited, and its balance leaves through a forced withdrawal.
+    deposit(&mut l, addr(0), token(0), 7);
+    let e = l
+        .apply_forced_withdrawal(&ForcedWithdrawal {
+            queue_index: 0,
+            owner: addr(0),
+            token: token(0),
+        })
+        .unwrap();
+    assert_eq!(e.pay_out.map(|p| p.amount), Some(Amount(96)));
+    l.check_supply().unwrap();
+}
+
+#[test]
+fn images_beyond_the_bounds_are_refused() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 100);
+    let mut image = l.image();
+    image.slots[0].nonce = Nonce(NONCE_MAX + 1);
+    assert_eq!(
+        Ledger::from_image(l.config().clone(), image),
+        Err(ImageError::OutOfBounds { slot: 0 })
+    );
+    let mut big = ledger();
+    deposit(&mut big, addr(0), token(0), BALANCE_MAX);
+    let mut image = big.image();
+    image.slots[0].balance = Amount(BALANCE_MAX + 1);
+    image.supply[0].1.deposited = Amount(BALANCE_MAX + 1);
+    assert_eq!(
+        Ledger::from_image(l.config().clone(), image),
+        Err(ImageError::OutOfBounds { slot: 0 })
+    );
 }
 
 #[test]
@@ -381,13 +537,19 @@ fn skew() -> impl Strategy<Value = i8> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..5u8, 0..3u8, 0..1_000u128, skew()).prop_map(|(to, tok, amount, index_skew)| Op::Deposit { to, tok, amount, index_skew }),
+        3 => (0..5u8, 0..3u8, deposit_amount(), skew()).prop_map(|(to, tok, amount, index_skew)| Op::Deposit { to, tok, amount, index_skew }),
         6 => (0..5u8, 0..5u8, 0..3u8, 0..400u128, 0..3u128, skew(), proptest::bool::weighted(0.05))
             .prop_map(|(from, to, tok, amount, fee, nonce_skew, expired)| Op::Transfer { from, to, tok, amount, fee, nonce_skew, expired }),
         2 => (0..5u8, 0..3u8, 0..400u128, 0..3u128, skew()).prop_map(|(from, tok, amount, fee, nonce_skew)| Op::Withdraw { from, tok, amount, fee, nonce_skew }),
         1 => (0..6u8, 0..3u8, skew()).prop_map(|(owner, tok, index_skew)| Op::Forced { owner, tok, index_skew }),
         1 => (0..6u8, 0..2u8).prop_map(|(owner, key)| Op::Register { owner, key }),
     ]
+}
+
+/// Mostly small amounts, now and then one that fills a slot to about [`BALANCE_MAX`] or
+/// goes past it.
+fn deposit_amount() -> impl Strategy<Value = u128> {
+    prop_oneof![9 => 0..1_000u128, 1 => (BALANCE_MAX - 1_000)..=(BALANCE_MAX + 1)]
 }
 
 fn skewed(base: u64, skew: i8) -> u64 {
@@ -415,13 +577,15 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     /// Any sequence of valid and invalid operations conserves supply, never loses or
-    /// invents money, moves nonces by exactly one per applied signed debit, and leaves the
-    /// ledger untouched when it refuses.
+    /// invents money, moves nonces by exactly one per applied signed debit, keeps every slot
+    /// within [`BALANCE_MAX`] and [`NONCE_MAX`], and leaves the ledger untouched when it
+    /// refuses.
     #[test]
     fn random_operations_conserve_supply(ops in proptest::collection::vec(op(), 1_000..3_000)) {
         let mut l = ledger();
         let mut paid_out = [0u128; 3];
         let mut applied = [0usize; 5];
+        let mut balance_bound_refusals = 0usize;
         for op in &ops {
             let before = l.clone();
             let (result, debit_sender) = match *op {
@@ -454,7 +618,10 @@ proptest! {
                 Op::Register { owner: o, key } => (l.register_viewing_key(owner(o), B256::repeat_byte(key + 1)), None),
             };
             match result {
-                Err(_) => prop_assert_eq!(&l, &before, "a refused {:?} changed the ledger", op),
+                Err(rejection) => {
+                    prop_assert_eq!(&l, &before, "a refused {:?} changed the ledger", op);
+                    balance_bound_refusals += usize::from(rejection == Rejection::BalanceOverflow);
+                }
                 Ok(effects) => {
                     let kind = match op { Op::Deposit { .. } => 0, Op::Transfer { .. } => 1, Op::Withdraw { .. } => 2, Op::Forced { .. } => 3, Op::Register { .. } => 4 };
                     applied[kind] += 1;
@@ -472,6 +639,10 @@ proptest! {
                 }
             }
             prop_assert!(l.check_supply().is_ok());
+            for i in 0..l.slot_count() {
+                let slot = l.slot(SlotIndex(i)).unwrap();
+                prop_assert!(slot.balance.base_units() <= BALANCE_MAX && slot.nonce.get() <= NONCE_MAX);
+            }
         }
         for (i, paid) in paid_out.iter().enumerate() {
             let tok = token(i as u8);
@@ -485,5 +656,6 @@ proptest! {
         }
         // The generator must exercise real money movement, not only refusals.
         prop_assert!(applied[0] > 0 && applied[1] > 0 && applied[2] > 0, "applied per kind: {:?}", applied);
+        prop_assert!(balance_bound_refusals > 0, "no credit reached BALANCE_MAX");
     }
 }

@@ -26,7 +26,7 @@ pub const RECORD_DATA_HEADROOM: usize = 1_024;
 /// When the writer seals a batch on its own (the settler adds the age limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// Seal once this many leaves changed (bounds calldata and commit gas: about 60 bytes
+    /// Seal once this many leaves changed (bounds calldata and commit gas: about 50 bytes
     /// per changed leaf).
     pub max_changed_slots: usize,
     /// Seal once this many withdrawals are waiting (at most the contract's 1,024).

@@ -36,6 +36,13 @@ use crate::{
     state::ApplyError,
 };
 
+// The ledger keeps every slot within what a batch note encodes, so sealing a note never
+// fails for a slot the ledger accepted.
+const _: () =
+    assert!(stablelane_ledger::BALANCE_MAX == stablelane_contracts::batch_body::NOTE_BALANCE_MAX);
+const _: () =
+    assert!(stablelane_ledger::NONCE_MAX == stablelane_contracts::batch_body::NOTE_NONCE_MAX);
+
 /// The state tree as of the last seal job that ran, with what depends on it.
 #[derive(Debug)]
 pub struct TreeSide {
@@ -273,18 +280,21 @@ impl SealJob {
         let leaves = self
             .changed
             .par_iter()
-            .map(|c| LeafUpdate {
-                slot: c.index,
-                leaf: B256::from(fr_to_be_bytes(&side.tree.leaf(TreeIndex::new(c.index)))),
-                note: seal_note(
-                    &c.note_key,
-                    number,
-                    c.index,
-                    c.secrets.balance,
-                    c.secrets.nonce,
-                ),
+            .map(|c| {
+                Ok(LeafUpdate {
+                    slot: c.index,
+                    leaf: B256::from(fr_to_be_bytes(&side.tree.leaf(TreeIndex::new(c.index)))),
+                    note: seal_note(
+                        &c.note_key,
+                        number,
+                        c.index,
+                        c.secrets.balance,
+                        c.secrets.nonce,
+                    )
+                    .map_err(|e| ApplyError::Batch(e.to_string()))?,
+                })
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>, ApplyError>>()?;
         if let Some(sealed) = &mut side.sealed {
             let changed: Vec<(u32, SlotSecrets)> =
                 self.changed.iter().map(|c| (c.index, c.secrets)).collect();
@@ -302,7 +312,10 @@ impl SealJob {
             .iter()
             .map(BatchWithdrawal::on_chain)
             .collect();
-        let data = encode_batch_data(&contract_withdrawals, &body.encode())
+        let body_bytes = body
+            .encode()
+            .map_err(|e| ApplyError::Batch(e.to_string()))?;
+        let data = encode_batch_data(&contract_withdrawals, &body_bytes)
             .map_err(|e| ApplyError::Batch(e.to_string()))?;
         let batch = SealedBatch {
             number,
