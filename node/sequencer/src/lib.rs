@@ -699,7 +699,18 @@ impl Sequencer {
     /// Opens the journal and the store, replays the journal into a fresh state, checks the
     /// store and supply against it, and starts the writer task on the current tokio runtime.
     pub fn open(config: SequencerConfig, operator: PrivateKeySigner) -> Result<Self, OpenError> {
-        let (journal, report) = Journal::open(&config.journal_dir, config.journal.clone())?;
+        // With a snapshot to start from, recovery need not read the records before it (a
+        // fallback to an older snapshot or a full replay checks each record it reads).
+        let mut journal_config = config.journal.clone();
+        if config.snapshot.enabled() {
+            if let Some((newest, _)) = snapshot::list(&config.snapshot.dir)
+                .ok()
+                .and_then(|found| found.into_iter().next())
+            {
+                journal_config.verify_from = journal_config.verify_from.max(newest);
+            }
+        }
+        let (journal, report) = Journal::open(&config.journal_dir, journal_config)?;
         if let Some(torn) = &report.torn_tail {
             warn!(target: "sequencer", ?torn, "journal had a torn tail (never acknowledged); truncated");
         }

@@ -147,6 +147,13 @@ pub struct JournalConfig {
     /// `record_size_max_bytes`; like `queue_depth_max`, the group being written is not
     /// counted. Default 64 MiB.
     pub queue_bytes_max: usize,
+    /// Recovery reads and checks every record from this sequence number on; a segment
+    /// holding only earlier records is checked by its header and its place in the sequence
+    /// alone. Set it to the first record a restart will replay (after a snapshot): the
+    /// records before it are checked when something reads them
+    /// ([`replay_from`](Journal::replay_from) verifies every record it yields, and
+    /// `stablelane journal verify` reads them all). Default 1: every record.
+    pub verify_from: u64,
 }
 
 impl Default for JournalConfig {
@@ -156,6 +163,7 @@ impl Default for JournalConfig {
             record_size_max_bytes: 1024 * 1024,
             queue_depth_max: 4096,
             queue_bytes_max: 64 * 1024 * 1024,
+            verify_from: 1,
         }
     }
 }
@@ -202,7 +210,8 @@ impl std::fmt::Debug for Shared {
 impl Journal {
     /// Opens the journal in `dir` (created if missing), recovers it and starts the writer.
     ///
-    /// Recovery verifies every segment; a torn tail is truncated and reported in the
+    /// Recovery verifies every segment (from [`JournalConfig::verify_from`] on); a torn tail
+    /// is truncated and reported in the
     /// [`RecoveryReport`], any other damage is an error (see the [module docs](self)). Fails
     /// with [`Error::Locked`] if another journal has the directory open.
     pub fn open(dir: impl AsRef<Path>, config: JournalConfig) -> Result<(Self, RecoveryReport)> {

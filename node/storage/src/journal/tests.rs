@@ -395,3 +395,67 @@ fn torn_tail_truncation_is_logged_and_reported() {
     );
     assert_eq!(journal.append(b"next".to_vec()).unwrap(), SequenceNumber(2));
 }
+
+#[test]
+fn recovery_reads_records_from_verify_from_on_and_replay_still_checks_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(dir.path(), small_config()).unwrap();
+    for i in 0..200u64 {
+        journal.append(vec![(i % 251) as u8; 100]).unwrap();
+    }
+    journal.close().unwrap();
+    let (segments, _) = segment::list_segments(dir.path()).unwrap();
+    assert!(segments.len() >= 4, "several segments: {}", segments.len());
+    // Damage a payload byte of the first segment's second record.
+    let first = &segments[0].path;
+    let mut bytes = fs::read(first).unwrap();
+    let at = SEGMENT_HEADER_LEN_BYTES as usize + RECORD_HEADER_LEN_BYTES as usize + 100 + 20;
+    bytes[at] ^= 0xff;
+    fs::write(first, &bytes).unwrap();
+
+    // Every record checked: the damage is found at open.
+    assert!(matches!(
+        Journal::open(dir.path(), small_config()),
+        Err(Error::CorruptRecord { .. })
+    ));
+    // From the third segment on: it opens, counts every record, and a replay from the start
+    // finds the damage when it reads it.
+    let from = segments[2].first_seq;
+    let config = JournalConfig {
+        verify_from: from,
+        ..small_config()
+    };
+    let (journal, report) = Journal::open(dir.path(), config).unwrap();
+    assert_eq!(report.records, 200);
+    assert_eq!(journal.last_seq(), Some(SequenceNumber(200)));
+    let replayed: Vec<_> = journal
+        .replay_from(SequenceNumber(from))
+        .unwrap()
+        .collect::<Result<Vec<_>>>()
+        .unwrap();
+    assert_eq!(replayed.len() as u64, 200 - from + 1);
+    let from_start: Vec<_> = journal
+        .replay_from(SequenceNumber::FIRST)
+        .unwrap()
+        .collect();
+    assert!(
+        matches!(from_start.get(1), Some(Err(_))),
+        "damage found on replay"
+    );
+    assert_eq!(journal.append(vec![1]).unwrap(), SequenceNumber(201));
+    journal.close().unwrap();
+    // Damage after `verify_from` is still found at open.
+    let last = &segments[segments.len() - 2].path;
+    let mut bytes = fs::read(last).unwrap();
+    let at = SEGMENT_HEADER_LEN_BYTES as usize + RECORD_HEADER_LEN_BYTES as usize + 50;
+    bytes[at] ^= 0xff;
+    fs::write(last, &bytes).unwrap();
+    let config = JournalConfig {
+        verify_from: from,
+        ..small_config()
+    };
+    assert!(matches!(
+        Journal::open(dir.path(), config),
+        Err(Error::CorruptRecord { .. })
+    ));
+}
