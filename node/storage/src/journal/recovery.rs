@@ -105,9 +105,9 @@ pub(crate) fn recover(dir: &Path, config: &JournalConfig) -> Result<Recovered> {
         // the sequence are checked, its records are read (and checked) only when replayed.
         if let Some(next) = segments.get(index.saturating_add(1)) {
             if next.first_seq <= config.verify_from && next.first_seq > expected {
-                records = records.saturating_add(next.first_seq - expected);
+                records = records.saturating_add(next.first_seq.saturating_sub(expected));
                 expected = next.first_seq;
-                skipped_segments += 1;
+                skipped_segments = skipped_segments.saturating_add(1);
                 continue;
             }
         }
