@@ -186,7 +186,10 @@ impl BatchBody {
     /// new slots overflows `u32` or a section has more than `u32::MAX` entries.
     pub fn encode(&self) -> Result<Vec<u8>, BodyError> {
         let (new_count, leaf_count) = self.check_counts()?;
-        let mut out = Vec::with_capacity(self.encoded_len()?);
+        // At most `LEAF_UPDATE_BYTES` per changed leaf (the gaps are computed once, below).
+        let mut out = Vec::with_capacity(
+            8 + self.new_slots.len() * NEW_SLOT_BYTES + 4 + self.leaves.len() * LEAF_UPDATE_BYTES,
+        );
         out.extend_from_slice(&self.first_slot.to_be_bytes());
         out.extend_from_slice(&new_count.to_be_bytes());
         for s in &self.new_slots {

@@ -51,6 +51,19 @@ fn transfer(from: Address, to: Address, amount: u128, fee: u128, nonce: u64) -> 
     }
 }
 
+/// A withdrawal of `token(0)` to `addr(5)`.
+fn withdrawal(from: Address, amount: u128, fee: u128, nonce: u64) -> Withdrawal {
+    Withdrawal {
+        from,
+        recipient: addr(5),
+        token: token(0),
+        amount: Amount(amount),
+        fee: Amount(fee),
+        nonce: Nonce(nonce),
+        valid_until: NOW + 1,
+    }
+}
+
 #[test]
 fn deposits_create_slots_in_order_and_credit() {
     let mut l = ledger();
@@ -231,15 +244,7 @@ fn fee_credits_past_the_balance_bound_are_refused() {
     );
     assert_eq!(l, before);
     // A withdrawal's fee likewise.
-    let w = Withdrawal {
-        from: addr(0),
-        recipient: addr(5),
-        token: token(0),
-        amount: Amount(10),
-        fee: Amount(1),
-        nonce: Nonce(0),
-        valid_until: NOW + 1,
-    };
+    let w = withdrawal(addr(0), 10, 1, 0);
     assert_eq!(l.apply_withdrawal(&w, NOW), Err(Rejection::BalanceOverflow));
     assert_eq!(l, before);
     // The fee recipient paying a fee to itself stays within the bound.
@@ -281,15 +286,7 @@ fn debits_stop_at_the_nonce_bound() {
         Err(Rejection::NonceExhausted)
     );
     assert_eq!(l, before);
-    let w = Withdrawal {
-        from: addr(0),
-        recipient: addr(5),
-        token: token(0),
-        amount: Amount(10),
-        fee: Amount(1),
-        nonce: Nonce(NONCE_MAX),
-        valid_until: NOW + 1,
-    };
+    let w = withdrawal(addr(0), 10, 1, NONCE_MAX);
     assert_eq!(l.apply_withdrawal(&w, NOW), Err(Rejection::NonceExhausted));
     assert_eq!(l, before);
     // The slot can still be credited, and its balance leaves through a forced withdrawal.
@@ -330,15 +327,7 @@ fn images_beyond_the_bounds_are_refused() {
 fn withdrawal_debits_and_pays_out() {
     let mut l = ledger();
     deposit(&mut l, addr(0), token(0), 100);
-    let w = Withdrawal {
-        from: addr(0),
-        recipient: addr(5),
-        token: token(0),
-        amount: Amount(70),
-        fee: Amount(1),
-        nonce: Nonce(0),
-        valid_until: NOW + 1,
-    };
+    let w = withdrawal(addr(0), 70, 1, 0);
     let e = l.apply_withdrawal(&w, NOW).unwrap();
     assert_eq!(
         e.pay_out,

@@ -6,31 +6,12 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use stablelane::{domain, sign, Amount, Nonce, Transfer, Withdrawal};
-use stablelane_ledger::{Deposit, LedgerConfig, Rejection};
+use stablelane_ledger::{Deposit, Rejection};
 use stablelane_sequencer::{Sequencer, SequencerConfig, SignedReceipt, SubmitError};
-use stablelane_storage::JournalConfig;
 
-const TOKEN: Address = Address::repeat_byte(0xaa);
+use common::{config, TOKEN};
 
-fn config(dir: &std::path::Path) -> SequencerConfig {
-    SequencerConfig {
-        journal_dir: dir.join("journal"),
-        store_dir: dir.join("state.sled"),
-        journal: JournalConfig::default(),
-        intake_queue_max: 1024,
-        group_max: 256,
-        ledger: LedgerConfig {
-            tokens: [(TOKEN, Amount(10))].into_iter().collect(),
-            fee_recipient: Address::repeat_byte(0xee),
-            operator_secret: B256::repeat_byte(7),
-            slots_max: 10_000,
-        },
-        domain: domain(31337, Address::repeat_byte(0x11)),
-        batch: Default::default(),
-        sealed_history: 0,
-        snapshot: stablelane_sequencer::SnapshotConfig::off(),
-    }
-}
+mod common;
 
 fn transfer(key: &PrivateKeySigner, to: Address, amount: u128, nonce: u64) -> Transfer {
     Transfer {

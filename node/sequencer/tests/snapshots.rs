@@ -8,37 +8,26 @@ use alloy::{
     primitives::{Address, B256},
     signers::local::PrivateKeySigner,
 };
-use stablelane::{domain, sign, Amount, Nonce, Transfer, Withdrawal};
-use stablelane_ledger::{Deposit, Ledger, LedgerConfig};
+use common::TOKEN;
+use stablelane::{sign, Amount, Nonce, Transfer, Withdrawal};
+use stablelane_ledger::{Deposit, Ledger};
 use stablelane_sequencer::{
     snapshot, OpenBatchInfo, Sequencer, SequencerConfig, SnapshotConfig, Store,
 };
-use stablelane_storage::JournalConfig;
 
-const TOKEN: Address = Address::repeat_byte(0xaa);
+mod common;
+
 const ACCOUNTS: usize = 8;
 
 fn config(dir: &Path, every_records: u64) -> SequencerConfig {
     SequencerConfig {
-        journal_dir: dir.join("journal"),
-        store_dir: dir.join("state.sled"),
-        journal: JournalConfig::default(),
-        intake_queue_max: 1024,
-        group_max: 256,
-        ledger: LedgerConfig {
-            tokens: [(TOKEN, Amount(10))].into_iter().collect(),
-            fee_recipient: Address::repeat_byte(0xee),
-            operator_secret: B256::repeat_byte(7),
-            slots_max: 10_000,
-        },
-        domain: domain(31337, Address::repeat_byte(0x11)),
-        batch: Default::default(),
         sealed_history: 3,
         snapshot: SnapshotConfig {
             dir: dir.join("snapshots"),
             every_records,
             keep: 2,
         },
+        ..common::config(dir)
     }
 }
 
@@ -78,6 +67,22 @@ async fn history(seq: &Sequencer, cfg: &SequencerConfig, rounds: u64) {
         )
         .unwrap()
     };
+    let withdraw = |key: &PrivateKeySigner, recipient: u8, amount: u128, nonce: u64| {
+        sign(
+            key,
+            Withdrawal {
+                from: key.address(),
+                recipient: Address::repeat_byte(recipient),
+                token: TOKEN,
+                amount: Amount(amount),
+                fee: Amount(10),
+                nonce: Nonce(nonce),
+                valid_until: u64::MAX,
+            },
+            &cfg.domain,
+        )
+        .unwrap()
+    };
     let mut nonces = [0u64; ACCOUNTS];
     for round in 0..rounds {
         for (i, key) in keys.iter().enumerate() {
@@ -88,16 +93,7 @@ async fn history(seq: &Sequencer, cfg: &SequencerConfig, rounds: u64) {
             nonces[i] += 1;
         }
         if round == 1 {
-            let w = Withdrawal {
-                from: keys[0].address(),
-                recipient: Address::repeat_byte(0x77),
-                token: TOKEN,
-                amount: Amount(5),
-                fee: Amount(10),
-                nonce: Nonce(nonces[0]),
-                valid_until: u64::MAX,
-            };
-            seq.submit_withdrawal(sign(&keys[0], w, &cfg.domain).unwrap())
+            seq.submit_withdrawal(withdraw(&keys[0], 0x77, 5, nonces[0]))
                 .await
                 .unwrap();
             nonces[0] += 1;
@@ -111,16 +107,7 @@ async fn history(seq: &Sequencer, cfg: &SequencerConfig, rounds: u64) {
             .unwrap();
         nonces[i] += 1;
     }
-    let w = Withdrawal {
-        from: keys[3].address(),
-        recipient: Address::repeat_byte(0x78),
-        token: TOKEN,
-        amount: Amount(9),
-        fee: Amount(10),
-        nonce: Nonce(nonces[3]),
-        valid_until: u64::MAX,
-    };
-    seq.submit_withdrawal(sign(&keys[3], w, &cfg.domain).unwrap())
+    seq.submit_withdrawal(withdraw(&keys[3], 0x78, 9, nonces[3]))
         .await
         .unwrap();
 }
