@@ -28,7 +28,7 @@ pub mod state;
 pub mod store;
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::HashMap,
     path::PathBuf,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -45,7 +45,7 @@ use alloy::{
 use stablelane::{
     rpc::{BatchNotification, BatchStatus},
     signing::{sign_receipt, SignatureError},
-    Receipt, SequenceNumber, Signed, SlotIndex, Transfer, TxHash, Withdrawal,
+    Receipt, SequenceNumber, Signed, Transfer, TxHash, Withdrawal,
 };
 use stablelane_ledger::{Deposit, ForcedWithdrawal, LedgerConfig, Rejection};
 use stablelane_storage::{Journal, JournalConfig, JournalMetrics};
@@ -440,26 +440,36 @@ fn replay(
     let checkpoint = store.checkpoint()?;
     let (mut state, snapshot) = restore(journal, store, config, journal_last, applied)?;
     let from = snapshot.map_or(0, |(seq, _)| seq);
+    let check_checkpoint = |state: &mut State, seq: u64| -> Result<(), ReplayFailure> {
+        let Some(checkpoint) = checkpoint.filter(|c| c.seq.get() == seq) else {
+            return Ok(());
+        };
+        let root = state.root().map_err(|e| OpenError::Replay {
+            seq,
+            reason: e.to_string(),
+        })?;
+        if root != checkpoint.root {
+            return Err(ReplayFailure::Inconsistent(format!(
+                "root checkpoint at record {seq} is {}, the journal implies {root}",
+                checkpoint.root
+            )));
+        }
+        Ok(())
+    };
+    // A checkpoint at the snapshot's own record is checked before the tail.
+    if from > 0 {
+        check_checkpoint(&mut state, from)?;
+    }
     // Batches the store holds need not be rebuilt: their seals only close the open batch, and
     // the tree catches up once. The last of them before the kept history (or the last one)
     // is checked against the stored root; the kept history is sealed in full.
     let stored_batches = store.last_batch_number()?;
     let checked_batch = stored_batches.saturating_sub(state.sealed_history() as u64);
     let mut update = StoreUpdate::default();
-    let mut changed = BTreeSet::new();
-    let flush = |state: &State,
-                 update: &mut StoreUpdate,
-                 changed: &mut BTreeSet<SlotIndex>,
-                 applied_seq: u64|
-     -> Result<(), StoreError> {
-        update.slots = changed
-            .iter()
-            .filter_map(|i| state.ledger().slot(*i).map(|s| (*i, s.clone())))
-            .collect();
+    let flush = |update: &mut StoreUpdate, applied_seq: u64| -> Result<(), StoreError> {
         update.applied_seq = applied_seq;
         store.write(update)?;
         *update = StoreUpdate::default();
-        changed.clear();
         Ok(())
     };
     for record in journal.replay_from(stablelane_storage::SequenceNumber(from + 1))? {
@@ -504,9 +514,8 @@ fn replay(
             if catch_up {
                 update.receipts.extend(done.receipt);
                 update.batches.extend(done.sealed.map(|b| *b));
-                changed.extend(done.effects.changed.iter().copied());
-                if update.receipts.len() + changed.len() >= CATCH_UP_WRITE_EVERY {
-                    flush(&state, &mut update, &mut changed, seq)?;
+                if update.receipts.len() >= CATCH_UP_WRITE_EVERY {
+                    flush(&mut update, seq)?;
                 }
             } else if let Some(batch) = done.sealed.filter(|b| b.number > stored_batches) {
                 // The store covers the seal record but not the batch: the tree worker had
@@ -514,31 +523,15 @@ fn replay(
                 update.batches.push(*batch);
             }
         }
-        if let Some(checkpoint) = checkpoint.filter(|c| c.seq.get() == seq) {
-            let root = state.root().map_err(|e| OpenError::Replay {
-                seq,
-                reason: e.to_string(),
-            })?;
-            if root != checkpoint.root {
-                return Err(ReplayFailure::Inconsistent(format!(
-                    "root checkpoint at record {seq} is {}, the journal implies {root}",
-                    checkpoint.root
-                )));
-            }
-        }
+        check_checkpoint(&mut state, seq)?;
         if seq % REPLAY_PROGRESS_EVERY == 0 {
             info!(target: "sequencer", seq, of = journal_last, elapsed_ms = started.elapsed().as_millis() as u64, "replaying journal");
         }
     }
     if journal_last > applied || !update.batches.is_empty() {
-        flush(&state, &mut update, &mut changed, journal_last)?;
+        flush(&mut update, journal_last)?;
     }
-    let replayed_at = Instant::now();
-    info!(target: "sequencer", records = journal_last - from, took_ms = replayed_at.duration_since(started).as_millis() as u64, "journal records applied; checking the store's slots");
-    if let Some(difference) = store.diff_slots(state.ledger())? {
-        return Err(ReplayFailure::Inconsistent(difference));
-    }
-    info!(target: "sequencer", slots = state.ledger().slot_count(), took_ms = replayed_at.elapsed().as_millis() as u64, "store slots checked");
+    info!(target: "sequencer", records = journal_last - from, took_ms = started.elapsed().as_millis() as u64, "journal records applied");
     let stored_batches = store.last_batch_number()?;
     if stored_batches != state.last_batch() {
         return Err(ReplayFailure::Inconsistent(format!(
@@ -1499,20 +1492,11 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
     if let Some(reason) = failed {
         shared.fail(reason);
     }
-    // The store update as of right after this group (later groups may change the same
-    // slots before this one is durable).
-    let changed: BTreeSet<SlotIndex> = pending
-        .iter()
-        .flat_map(|p| p.applied.effects.changed.iter().copied())
-        .collect();
+    // The store update as of right after this group.
     let update = StoreUpdate {
         receipts: pending
             .iter()
             .filter_map(|p| p.applied.receipt.clone())
-            .collect(),
-        slots: changed
-            .into_iter()
-            .filter_map(|i| st.ledger().slot(i).map(|s| (i, s.clone())))
             .collect(),
         batches: pending
             .iter()

@@ -1,11 +1,13 @@
 //! The sled store: materialised state and indexes, derived from the journal.
 //!
 //! sled is not the record of truth — the journal is. The store holds what the node looks up
-//! without replaying: receipts by sequence number, the transaction index by hash, every
-//! slot's state, the deployment it belongs to, and a root checkpoint. Each write records the
-//! journal sequence number it covers (`applied_seq`); on start-up the sequencer catches the
-//! store up from the journal, checks it against the replayed state, and rebuilds it from
-//! scratch when it is ahead of the journal or disagrees with it.
+//! without replaying: each accepted transaction's receipt by transaction hash (a fixed
+//! 109-byte binary record), the deployment it belongs to, and a root checkpoint. Slots are
+//! not here: the ledger lives in memory and restarts from a restart snapshot and the
+//! journal. Each write records the journal sequence number it covers (`applied_seq`); on
+//! start-up the sequencer catches the store up from the journal, checks it against the
+//! replayed state (root checkpoint, batch roots), and rebuilds it from scratch when it is
+//! ahead of the journal or disagrees with it.
 //!
 //! Sealed batches are indexed by number and by the sequence number of their seal record
 //! (so a transaction's batch is one range lookup). The chain watcher keeps its scan cursor
@@ -17,14 +19,19 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use alloy::primitives::B256;
-use stablelane::{Receipt, SequenceNumber, SlotIndex, TxHash};
-use stablelane_ledger::{Ledger, Slot};
+use alloy::primitives::{Address, B256};
+use stablelane::{Amount, Nonce, Receipt, SequenceNumber, SlotIndex, TxHash};
 
 use crate::batch::{BatchChainState, SealedBatch};
 
 /// Version of the store's layout; a store of another version is rebuilt.
-pub const STORE_FORMAT: u64 = 2;
+///
+/// 3: receipts in binary keyed by transaction hash (one tree, `transactions`); no slots.
+/// 2: JSON receipts by sequence number, a hash → sequence index, every slot in JSON.
+pub const STORE_FORMAT: u64 = 3;
+
+/// Trees of earlier layouts, dropped when the store is rebuilt in this one.
+const OLD_TREES: [&str; 3] = ["receipts", "tx_index", "slots"];
 
 const META_FORMAT: &[u8] = b"format";
 const META_DEPLOYMENT: &[u8] = b"deployment";
@@ -70,14 +77,12 @@ pub struct ChainCursor {
     pub last_hash: B256,
 }
 
-/// What one write adds: receipts of new transactions and the new state of changed slots,
-/// covering the journal up to `applied_seq`.
+/// What one write adds: receipts of new transactions and sealed batches, covering the
+/// journal up to `applied_seq`.
 #[derive(Debug, Default)]
 pub struct StoreUpdate {
     /// Receipts of transactions accepted in this range.
     pub receipts: Vec<Receipt>,
-    /// Slots changed in this range, with their state at `applied_seq`.
-    pub slots: Vec<(SlotIndex, Slot)>,
     /// Batches sealed in this range.
     pub batches: Vec<SealedBatch>,
     /// The last journal record the update covers.
@@ -89,9 +94,7 @@ pub struct StoreUpdate {
 pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
-    receipts: sled::Tree,
-    tx_index: sled::Tree,
-    slots: sled::Tree,
+    transactions: sled::Tree,
     batches: sled::Tree,
     batch_by_seq: sled::Tree,
     batch_chain: sled::Tree,
@@ -118,8 +121,73 @@ fn decode<T: serde::de::DeserializeOwned>(key: String, bytes: &[u8]) -> Result<T
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Receipts and slots hold only strings and numbers: serialising cannot fail.
+    // Batches and chain states hold only strings and numbers: serialising cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Version byte of a stored receipt.
+const RECEIPT_VERSION: u8 = 1;
+/// Bytes of a stored receipt: version, sequence (8), owner (20), token (20), slot (4),
+/// balance (16), nonce (8), leaf (32), all big-endian; the transaction hash is the key.
+pub const RECEIPT_BYTES: usize = 1 + 8 + 20 + 20 + 4 + 16 + 8 + 32;
+
+fn encode_receipt(r: &Receipt) -> [u8; RECEIPT_BYTES] {
+    let mut out = [0u8; RECEIPT_BYTES];
+    let parts: [&[u8]; 8] = [
+        &[RECEIPT_VERSION],
+        &r.sequence.get().to_be_bytes(),
+        r.owner.as_slice(),
+        r.token.as_slice(),
+        &r.slot.get().to_be_bytes(),
+        &r.balance.base_units().to_be_bytes(),
+        &r.nonce.get().to_be_bytes(),
+        r.leaf.as_slice(),
+    ];
+    let mut at = 0;
+    for part in parts {
+        let end = at + part.len();
+        out[at..end].copy_from_slice(part);
+        at = end;
+    }
+    out
+}
+
+fn decode_receipt(hash: &TxHash, bytes: &[u8]) -> Result<Receipt, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: format!("transactions/{hash}"),
+        reason,
+    };
+    if bytes.len() != RECEIPT_BYTES {
+        return Err(corrupt(format!(
+            "{} bytes, expected {RECEIPT_BYTES}",
+            bytes.len()
+        )));
+    }
+    if bytes[0] != RECEIPT_VERSION {
+        return Err(corrupt(format!("receipt version {}", bytes[0])));
+    }
+    // Fields in order after the version byte; the length was checked above.
+    let mut at = 1;
+    let mut take = |n: usize| {
+        let field = &bytes[at..at + n];
+        at += n;
+        field
+    };
+    fn be<const N: usize>(b: &[u8]) -> [u8; N] {
+        let mut a = [0u8; N];
+        a.copy_from_slice(b);
+        a
+    }
+    Ok(Receipt {
+        tx_hash: *hash,
+        sequence: SequenceNumber(u64::from_be_bytes(be(take(8)))),
+        owner: Address::from_slice(take(20)),
+        token: Address::from_slice(take(20)),
+        slot: SlotIndex(u32::from_be_bytes(be(take(4)))),
+        balance: Amount(u128::from_be_bytes(be(take(16)))),
+        nonce: Nonce(u64::from_be_bytes(be(take(8)))),
+        leaf: B256::from_slice(take(32)),
+    })
 }
 
 /// sled's page cache. The store is an index (receipts, slots, batches), read mostly for
@@ -136,9 +204,7 @@ impl Store {
             .open()?;
         let store = Self {
             meta: db.open_tree("meta")?,
-            receipts: db.open_tree("receipts")?,
-            tx_index: db.open_tree("tx_index")?,
-            slots: db.open_tree("slots")?,
+            transactions: db.open_tree("transactions")?,
             batches: db.open_tree("batches")?,
             batch_by_seq: db.open_tree("batch_by_seq")?,
             batch_chain: db.open_tree("batch_chain")?,
@@ -158,9 +224,10 @@ impl Store {
 
     /// Removes everything, leaving an empty store of the current format.
     pub fn clear(&self) -> Result<(), StoreError> {
-        self.receipts.clear()?;
-        self.tx_index.clear()?;
-        self.slots.clear()?;
+        for name in OLD_TREES {
+            self.db.drop_tree(name)?;
+        }
+        self.transactions.clear()?;
         self.batches.clear()?;
         self.batch_by_seq.clear()?;
         self.batch_chain.clear()?;
@@ -262,21 +329,10 @@ impl Store {
     pub fn write(&self, update: &StoreUpdate) -> Result<(), StoreError> {
         if !update.receipts.is_empty() {
             let mut receipts = sled::Batch::default();
-            let mut index = sled::Batch::default();
             for receipt in &update.receipts {
-                let seq = receipt.sequence.get().to_be_bytes();
-                receipts.insert(&seq[..], encode(receipt));
-                index.insert(receipt.tx_hash.0.as_slice(), &seq[..]);
+                receipts.insert(receipt.tx_hash.0.as_slice(), &encode_receipt(receipt)[..]);
             }
-            self.receipts.apply_batch(receipts)?;
-            self.tx_index.apply_batch(index)?;
-        }
-        if !update.slots.is_empty() {
-            let mut slots = sled::Batch::default();
-            for (index, slot) in &update.slots {
-                slots.insert(&index.get().to_be_bytes()[..], encode(slot));
-            }
-            self.slots.apply_batch(slots)?;
+            self.transactions.apply_batch(receipts)?;
         }
         for batch in &update.batches {
             let number = batch.number.to_be_bytes();
@@ -325,59 +381,15 @@ impl Store {
 
     /// The receipt of transaction `hash`, if indexed.
     pub fn receipt(&self, hash: &TxHash) -> Result<Option<Receipt>, StoreError> {
-        let Some(seq) = self.tx_index.get(hash.0.as_slice())? else {
-            return Ok(None);
-        };
-        let Some(bytes) = self.receipts.get(&seq)? else {
-            return Err(StoreError::Corrupt {
-                key: format!("tx_index/{hash}"),
-                reason: "points at a missing receipt".into(),
-            });
-        };
-        let receipt: Receipt = decode(format!("receipts/{hash}"), &bytes)?;
-        Ok(Some(receipt))
+        self.transactions
+            .get(hash.0.as_slice())?
+            .map(|bytes| decode_receipt(hash, &bytes))
+            .transpose()
     }
 
     /// Number of indexed transactions.
     pub fn transaction_count(&self) -> u64 {
         self.tx_count.load(Ordering::Relaxed)
-    }
-
-    /// The stored state of slot `index`.
-    pub fn slot(&self, index: SlotIndex) -> Result<Option<Slot>, StoreError> {
-        self.slots
-            .get(index.get().to_be_bytes())?
-            .map(|bytes| decode(format!("slots/{index}"), &bytes))
-            .transpose()
-    }
-
-    /// Compares the stored slots with `ledger`'s; the first difference, if any.
-    pub fn diff_slots(&self, ledger: &Ledger) -> Result<Option<String>, StoreError> {
-        let mut expected = 0u32;
-        for entry in self.slots.iter() {
-            let (key, bytes) = entry?;
-            let index = <[u8; 4]>::try_from(key.as_ref())
-                .map(u32::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt {
-                    key: "slots".into(),
-                    reason: "key not 4 bytes".into(),
-                })?;
-            if index != expected {
-                return Ok(Some(format!("slot {expected} missing from the store")));
-            }
-            let stored: Slot = decode(format!("slots/{index}"), &bytes)?;
-            if ledger.slot(SlotIndex(index)) != Some(&stored) {
-                return Ok(Some(format!("slot {index} differs from the journal's")));
-            }
-            expected += 1;
-        }
-        if expected != ledger.slot_count() {
-            return Ok(Some(format!(
-                "store has {expected} slots, the journal implies {}",
-                ledger.slot_count()
-            )));
-        }
-        Ok(None)
     }
 
     /// Sealed batch `number`.
@@ -434,5 +446,85 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt() -> Receipt {
+        Receipt {
+            tx_hash: TxHash(B256::repeat_byte(0xab)),
+            sequence: SequenceNumber(0x0102_0304_0506_0708),
+            owner: Address::repeat_byte(0x11),
+            token: Address::repeat_byte(0x22),
+            slot: SlotIndex(0x0a0b_0c0d),
+            balance: Amount((1u128 << 96) - 1),
+            nonce: Nonce((1u64 << 40) - 1),
+            leaf: B256::repeat_byte(0x33),
+        }
+    }
+
+    #[test]
+    fn receipts_round_trip_in_their_fixed_layout() {
+        let r = receipt();
+        let bytes = encode_receipt(&r);
+        assert_eq!(bytes.len(), RECEIPT_BYTES);
+        assert_eq!(bytes[0], RECEIPT_VERSION);
+        assert_eq!(&bytes[1..9], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&bytes[49..53], &[0x0a, 0x0b, 0x0c, 0x0d]);
+        assert_eq!(&bytes[RECEIPT_BYTES - 32..], &[0x33; 32]);
+        assert_eq!(decode_receipt(&r.tx_hash, &bytes).unwrap(), r);
+        let max = Receipt {
+            balance: Amount(u128::MAX),
+            nonce: Nonce(u64::MAX),
+            ..r.clone()
+        };
+        assert_eq!(
+            decode_receipt(&r.tx_hash, &encode_receipt(&max)).unwrap(),
+            max
+        );
+    }
+
+    #[test]
+    fn damaged_receipts_are_reported_not_misread() {
+        let r = receipt();
+        let bytes = encode_receipt(&r);
+        let short = decode_receipt(&r.tx_hash, &bytes[..RECEIPT_BYTES - 1]).unwrap_err();
+        assert!(
+            short.to_string().contains("108 bytes, expected 109"),
+            "{short}"
+        );
+        let mut versioned = bytes;
+        versioned[0] = 2;
+        let err = decode_receipt(&r.tx_hash, &versioned).unwrap_err();
+        assert!(err.to_string().contains("receipt version 2"), "{err}");
+    }
+
+    #[test]
+    fn a_store_of_the_previous_layout_is_cleared_with_its_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert(META_FORMAT, &2u64.to_be_bytes()[..]).unwrap();
+            meta.insert(META_APPLIED, &9u64.to_be_bytes()[..]).unwrap();
+            db.open_tree("slots").unwrap().insert(b"k", b"v").unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.applied_seq().unwrap(), 0);
+        assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == b"slots"));
+        let r = receipt();
+        store
+            .write(&StoreUpdate {
+                receipts: vec![r.clone()],
+                batches: vec![],
+                applied_seq: 1,
+            })
+            .unwrap();
+        assert_eq!(store.receipt(&r.tx_hash).unwrap(), Some(r));
+        assert_eq!(store.transaction_count(), 1);
     }
 }

@@ -205,28 +205,45 @@ async fn a_store_that_disagrees_with_the_journal_is_rebuilt_from_it() {
     assert_eq!(seq.store().transaction_count(), 5);
     seq.shutdown().await;
 
-    // A store whose slots were tampered with: detected and rebuilt.
+    // A store whose root checkpoint disagrees with the journal (its index was written by
+    // another history): detected and rebuilt.
     {
         let store = stablelane_sequencer::Store::open(&cfg.store_dir).unwrap();
-        let mut slot = store.slot(stablelane::SlotIndex(0)).unwrap().unwrap();
-        slot.balance = Amount(slot.balance.base_units() + 1);
+        let mut checkpoint = store.checkpoint().unwrap().unwrap();
+        checkpoint.root.0[31] ^= 1;
+        store.set_checkpoint(checkpoint).unwrap();
+        // A receipt the journal never acknowledged: gone after the rebuild.
+        let mut stray = receipts[0].receipt.clone();
+        stray.tx_hash = stablelane::TxHash(alloy::primitives::B256::repeat_byte(0x5a));
         store
             .write(&stablelane_sequencer::StoreUpdate {
-                receipts: vec![],
-                slots: vec![(stablelane::SlotIndex(0), slot)],
+                receipts: vec![stray.clone()],
                 batches: vec![],
                 applied_seq: store.applied_seq().unwrap(),
             })
             .unwrap();
+        assert_eq!(store.receipt(&stray.tx_hash).unwrap(), Some(stray));
         store.flush().unwrap();
     }
     let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
-    let slot = seq.store().slot(stablelane::SlotIndex(0)).unwrap().unwrap();
+    assert_eq!(seq.root().unwrap(), root);
     assert_eq!(
-        Some(&slot),
-        seq.read(|s| s.ledger().slot(stablelane::SlotIndex(0)).cloned())
-            .as_ref()
+        seq.store().checkpoint().unwrap().map(|c| c.root),
+        Some(root)
     );
+    assert_eq!(
+        seq.receipt(&stablelane::TxHash(alloy::primitives::B256::repeat_byte(
+            0x5a
+        )))
+        .unwrap(),
+        None
+    );
+    for r in &receipts {
+        assert_eq!(
+            seq.receipt(&r.receipt.tx_hash).unwrap(),
+            Some(r.receipt.clone())
+        );
+    }
     // The rebuild counted every transaction once.
     assert_eq!(seq.store().transaction_count(), 5);
     seq.shutdown().await;
@@ -237,7 +254,6 @@ async fn a_store_that_disagrees_with_the_journal_is_rebuilt_from_it() {
         store
             .write(&stablelane_sequencer::StoreUpdate {
                 receipts: vec![],
-                slots: vec![],
                 batches: vec![],
                 applied_seq: 1_000,
             })
