@@ -1381,43 +1381,10 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
             let _ = reply.send(Err(SubmitError::Stopped(reason.clone())));
             continue;
         }
-        // Idempotency: the same signed message again returns the original receipt.
-        let hash = match &submission {
-            Submission::Transfer(tx) => Some(TxHash(stablelane::Message::signing_hash(
-                &tx.message,
-                st.domain(),
-            ))),
-            Submission::Withdrawal(tx) => Some(TxHash(stablelane::Message::signing_hash(
-                &tx.message,
-                st.domain(),
-            ))),
-            _ => None,
-        };
-        if let Some(hash) = hash {
-            let in_flight = shared
-                .in_flight
-                .lock()
-                .ok()
-                .and_then(|m| m.get(&hash).cloned());
-            if let Some(receipt) = in_flight {
-                followers.push((reply, receipt));
-                continue;
-            }
-            match w.store.receipt(&hash) {
-                Ok(Some(receipt)) => {
-                    let _ = reply.send(Ok(Done {
-                        receipt: Some(receipt),
-                        sealed: None,
-                    }));
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let _ = reply.send(Err(SubmitError::Stopped(format!("store: {e}"))));
-                    continue;
-                }
-            }
-        }
+        // Idempotency: the same signed message again returns the original receipt. A repeat
+        // of an accepted transfer or withdrawal cannot apply again (its nonce is spent), so
+        // the in-flight map and the store are only consulted when the ledger refuses one:
+        // the hot path reads neither.
         let record = match submission {
             Submission::Transfer(tx) => JournalRecord::Transfer {
                 tx,
@@ -1451,7 +1418,7 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
         };
         let sealing = matches!(record, JournalRecord::SealBatch { .. });
         let started = Instant::now();
-        let accepted = journal_record(
+        let accepted = match journal_record(
             &mut w.journal,
             &w.seal_jobs,
             &mut st,
@@ -1459,7 +1426,37 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
             Some(reply),
             &mut pending,
             &mut failed,
-        );
+        ) {
+            Journaled::Accepted => true,
+            Journaled::Refused => false,
+            Journaled::Rejected(reply, record, rejection) => {
+                let hash = match record.as_ref() {
+                    JournalRecord::Transfer { tx, .. } => {
+                        Some(stablelane::Message::signing_hash(&tx.message, st.domain()))
+                    }
+                    JournalRecord::Withdrawal { tx, .. } => {
+                        Some(stablelane::Message::signing_hash(&tx.message, st.domain()))
+                    }
+                    _ => None,
+                };
+                match hash.map(|h| repeat_of(&TxHash(h), shared, &w.store)) {
+                    Some(Repeat::InFlight(receipt)) => followers.push((reply, receipt)),
+                    Some(Repeat::Stored(receipt)) => {
+                        let _ = reply.send(Ok(Done {
+                            receipt: Some(receipt),
+                            sealed: None,
+                        }));
+                    }
+                    Some(Repeat::StoreFailed(e)) => {
+                        let _ = reply.send(Err(SubmitError::Stopped(format!("store: {e}"))));
+                    }
+                    Some(Repeat::New) | None => {
+                        let _ = reply.send(Err(SubmitError::Rejected(rejection)));
+                    }
+                }
+                false
+            }
+        };
         if sealing && accepted {
             w.counters.sealed(started.elapsed());
         }
@@ -1476,7 +1473,7 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
         if !sealing && st.open_batch_full(&w.limits) {
             let number = st.open_batch().number;
             let started = Instant::now();
-            if journal_record(
+            if let Journaled::Accepted = journal_record(
                 &mut w.journal,
                 &w.seal_jobs,
                 &mut st,
@@ -1538,17 +1535,19 @@ fn journal_record(
     reply: Option<Reply>,
     pending: &mut Vec<Pending>,
     failed: &mut Option<String>,
-) -> bool {
+) -> Journaled {
     let seq = st.last_seq().get() + 1;
     let mut applied = match st.apply(&record, SequenceNumber(seq), true) {
         Ok(applied) => applied,
         Err(ApplyError::Rejected(rejection)) => {
-            refuse(reply, SubmitError::Rejected(rejection));
-            return false;
+            return match reply {
+                Some(reply) => Journaled::Rejected(reply, Box::new(record), rejection),
+                None => Journaled::Refused,
+            };
         }
         Err(other) => {
             refuse(reply, SubmitError::Stopped(other.to_string()));
-            return false;
+            return Journaled::Refused;
         }
     };
     let seal = match applied.seal_job.take() {
@@ -1557,13 +1556,14 @@ fn journal_record(
             if seal_jobs.send((job, done)).is_err() {
                 let reason = "the tree worker ended".to_string();
                 st.tree().fail(reason.clone());
-                return stop(failed, reply, reason);
+                stop(failed, reply, reason);
+                return Journaled::Refused;
             }
             Some(seal)
         }
         None => None,
     };
-    match journal.submit(record.encode()) {
+    let accepted = match journal.submit(record.encode()) {
         Ok(ticket) if ticket.seq().0 == seq => {
             pending.push(Pending {
                 ticket,
@@ -1583,5 +1583,48 @@ fn journal_record(
         // Applied in memory but not journaled: never acknowledge, stop accepting; a
         // restart replays the durable journal.
         Err(e) => stop(failed, reply, format!("journal append failed: {e}")),
+    };
+    if accepted {
+        Journaled::Accepted
+    } else {
+        Journaled::Refused
+    }
+}
+
+/// What [`journal_record`] did with a record.
+enum Journaled {
+    /// Applied and submitted to the journal; its reply waits in `pending`.
+    Accepted,
+    /// Not accepted, and the reply (if any) answered.
+    Refused,
+    /// The ledger refused it; the reply is not answered yet (it may be a repeat).
+    Rejected(Reply, Box<JournalRecord>, Rejection),
+}
+
+/// Whether a transaction the ledger refused was accepted before.
+enum Repeat {
+    /// Accepted in a group not yet durable: answer once it is.
+    InFlight(Receipt),
+    /// Accepted and indexed.
+    Stored(Receipt),
+    /// The store could not be read.
+    StoreFailed(StoreError),
+    /// Never accepted: the refusal stands.
+    New,
+}
+
+fn repeat_of(hash: &TxHash, shared: &Shared, store: &Store) -> Repeat {
+    let in_flight = shared
+        .in_flight
+        .lock()
+        .ok()
+        .and_then(|m| m.get(hash).cloned());
+    if let Some(receipt) = in_flight {
+        return Repeat::InFlight(receipt);
+    }
+    match store.receipt(hash) {
+        Ok(Some(receipt)) => Repeat::Stored(receipt),
+        Ok(None) => Repeat::New,
+        Err(e) => Repeat::StoreFailed(e),
     }
 }
