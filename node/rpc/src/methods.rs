@@ -28,7 +28,7 @@ use tracing::{debug, info};
 use crate::{
     error::{Result, RpcError},
     metrics::{RpcMetrics, TxKind},
-    params::{optional, positional, required, signed},
+    params::{optional, positional, required, signed, single_signed},
     prover::{ProveError, Prover},
     RpcConfig, StartError, TokenInfo,
 };
@@ -203,11 +203,12 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
     })?;
     register(&mut module, method::SEND_TRANSFER, |ctx, raw| async move {
         let result = async {
-            let items = positional(raw.as_deref(), method::SEND_TRANSFER, 1)?;
-            let value = items
-                .first()
-                .ok_or_else(|| RpcError::invalid_params("missing parameter 0 (transfer)"))?;
-            let tx: Signed<Transfer> = signed(value, "transfer", &["amount", "fee"])?;
+            let tx: Signed<Transfer> = single_signed(
+                raw.as_deref(),
+                method::SEND_TRANSFER,
+                "transfer",
+                &["amount", "fee"],
+            )?;
             let hash = tx.verify(&ctx.domain)?;
             let receipt = ctx.sequencer.submit_transfer(tx).await?;
             debug!(target: "rpc", tx = %hash, seq = receipt.receipt.sequence.get(), "transfer accepted");
@@ -222,11 +223,12 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
         method::SEND_WITHDRAWAL,
         |ctx, raw| async move {
             let result = async {
-            let items = positional(raw.as_deref(), method::SEND_WITHDRAWAL, 1)?;
-            let value = items
-                .first()
-                .ok_or_else(|| RpcError::invalid_params("missing parameter 0 (withdrawal)"))?;
-            let tx: Signed<Withdrawal> = signed(value, "withdrawal", &["amount", "fee"])?;
+            let tx: Signed<Withdrawal> = single_signed(
+                raw.as_deref(),
+                method::SEND_WITHDRAWAL,
+                "withdrawal",
+                &["amount", "fee"],
+            )?;
             let hash = tx.verify(&ctx.domain)?;
             let receipt = ctx.sequencer.submit_withdrawal(tx).await?;
             debug!(target: "rpc", tx = %hash, seq = receipt.receipt.sequence.get(), "withdrawal accepted");

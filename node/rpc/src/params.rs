@@ -88,6 +88,26 @@ pub(crate) fn signed<T: DeserializeOwned>(
         .map_err(|e| RpcError::invalid_params(format!("{name}: {e}")))
 }
 
+/// The one `Signed<M>` parameter of a sending method. A well-formed call is parsed
+/// straight into its type; anything else takes the path of [`positional`] and [`signed`],
+/// so refusals keep their precise codes. Both accept exactly the same input: the direct
+/// parse is the last step of the other path.
+pub(crate) fn single_signed<T: DeserializeOwned>(
+    raw: Option<&str>,
+    method: &str,
+    name: &str,
+    amount_fields: &[&str],
+) -> Result<T> {
+    if let Some(Ok((parsed,))) = raw.map(serde_json::from_str::<(T,)>) {
+        return Ok(parsed);
+    }
+    let items = positional(raw, method, 1)?;
+    let value = items
+        .first()
+        .ok_or_else(|| RpcError::invalid_params(format!("missing parameter 0 ({name})")))?;
+    signed(value, name, amount_fields)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -120,5 +140,71 @@ mod tests {
         let error = signed::<Signed<Transfer>>(&json!({"message": 1}), "transfer", &["amount"])
             .unwrap_err();
         assert_eq!(error.code, ErrorCode::InvalidParams);
+    }
+
+    #[test]
+    fn the_direct_parse_and_the_checked_path_agree() {
+        use alloy::signers::local::PrivateKeySigner;
+        let key = PrivateKeySigner::random();
+        let domain = stablelane::domain(1, alloy::primitives::Address::repeat_byte(1));
+        let tx = stablelane::sign(
+            &key,
+            Transfer {
+                from: key.address(),
+                to: alloy::primitives::Address::repeat_byte(2),
+                token: alloy::primitives::Address::repeat_byte(3),
+                amount: Amount(5),
+                fee: Amount(1),
+                nonce: stablelane::Nonce(0),
+                valid_until: 9,
+            },
+            &domain,
+        )
+        .unwrap();
+        let raw = serde_json::to_string(&json!([tx])).unwrap();
+        let direct: Signed<Transfer> =
+            single_signed(Some(&raw), "m", "transfer", &["amount"]).unwrap();
+        let items = positional(Some(&raw), "m", 1).unwrap();
+        let checked: Signed<Transfer> = signed(&items[0], "transfer", &["amount"]).unwrap();
+        assert_eq!(direct, checked);
+        assert_eq!(direct, tx);
+        // What the direct parse refuses gets the checked path's codes.
+        let cases = [
+            (
+                None,
+                ErrorCode::InvalidParams,
+                "missing parameter 0 (transfer)",
+            ),
+            (
+                Some("[]".to_string()),
+                ErrorCode::InvalidParams,
+                "missing parameter 0",
+            ),
+            (
+                Some(format!("[{}, 1]", serde_json::to_string(&tx).unwrap())),
+                ErrorCode::InvalidParams,
+                "at most 1",
+            ),
+            (
+                Some(raw.replace("\"5\"", "\"340282366920938463463374607431768211456\"")),
+                ErrorCode::AmountOverflow,
+                "",
+            ),
+            (
+                Some({
+                    let mut v = json!([tx]);
+                    v[0]["signature"] = json!("0x1234");
+                    v.to_string()
+                }),
+                ErrorCode::InvalidSignature,
+                "65 bytes",
+            ),
+        ];
+        for (raw, code, text) in cases {
+            let e = single_signed::<Signed<Transfer>>(raw.as_deref(), "m", "transfer", &["amount"])
+                .unwrap_err();
+            assert_eq!(e.code, code, "{raw:?}: {}", e.message);
+            assert!(e.message.contains(text), "{}", e.message);
+        }
     }
 }
