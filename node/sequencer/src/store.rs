@@ -26,9 +26,11 @@ use crate::batch::{BatchChainState, SealedBatch};
 
 /// Version of the store's layout; a store of another version is rebuilt.
 ///
-/// 3: receipts in binary keyed by transaction hash (one tree, `transactions`); no slots.
+/// 4: receipts in binary keyed by transaction hash (one tree, `transactions`); no slots;
+///    batches as a JSON header and raw data.
+/// 3: as 4 with batches in JSON (data as hex).
 /// 2: JSON receipts by sequence number, a hash → sequence index, every slot in JSON.
-pub const STORE_FORMAT: u64 = 3;
+pub const STORE_FORMAT: u64 = 4;
 
 /// Trees of earlier layouts, dropped when the store is rebuilt in this one.
 const OLD_TREES: [&str; 3] = ["receipts", "tx_index", "slots"];
@@ -123,6 +125,53 @@ fn decode<T: serde::de::DeserializeOwned>(key: String, bytes: &[u8]) -> Result<T
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Batches and chain states hold only strings and numbers: serialising cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Version byte of a stored batch.
+const BATCH_VERSION: u8 = 1;
+
+/// A stored batch: a version byte, the length of the header (4 bytes, big-endian), the
+/// header (the batch as JSON with empty data), then the batch data as raw bytes (in JSON
+/// it would be hex, twice the size; the data is most of a batch).
+fn encode_batch(batch: &SealedBatch) -> Vec<u8> {
+    let header = encode(&SealedBatch {
+        data: Default::default(),
+        withdrawals: batch.withdrawals.clone(),
+        ..*batch
+    });
+    let mut out = Vec::with_capacity(5 + header.len() + batch.data.len());
+    out.push(BATCH_VERSION);
+    // A header is a few hundred bytes plus 100-odd per withdrawal (at most 1,024).
+    out.extend_from_slice(
+        &u32::try_from(header.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&batch.data);
+    out
+}
+
+fn decode_batch(key: String, bytes: &[u8]) -> Result<SealedBatch, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        key: key.clone(),
+        reason: reason.into(),
+    };
+    let (&version, rest) = bytes.split_first().ok_or_else(|| corrupt("empty"))?;
+    if version != BATCH_VERSION {
+        return Err(corrupt(&format!("batch version {version}")));
+    }
+    let (length, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt("truncated header length"))?;
+    let length = u32::from_be_bytes(*length) as usize;
+    if rest.len() < length {
+        return Err(corrupt("truncated header"));
+    }
+    let (header, data) = rest.split_at(length);
+    let mut batch: SealedBatch = decode(key.clone(), header)?;
+    batch.data = data.to_vec().into();
+    Ok(batch)
 }
 
 /// Version byte of a stored receipt.
@@ -336,7 +385,7 @@ impl Store {
         }
         for batch in &update.batches {
             let number = batch.number.to_be_bytes();
-            self.batches.insert(&number[..], encode(batch))?;
+            self.batches.insert(&number[..], encode_batch(batch))?;
             self.batch_by_seq
                 .insert(&batch.last_sequence.to_be_bytes()[..], &number[..])?;
         }
@@ -356,7 +405,7 @@ impl Store {
     /// rebuild the batch from the journal).
     pub fn write_batch(&self, batch: &SealedBatch) -> Result<(), StoreError> {
         let number = batch.number.to_be_bytes();
-        self.batches.insert(&number[..], encode(batch))?;
+        self.batches.insert(&number[..], encode_batch(batch))?;
         self.batch_by_seq
             .insert(&batch.last_sequence.to_be_bytes()[..], &number[..])?;
         Ok(())
@@ -371,7 +420,7 @@ impl Store {
             if u64_value("batches", Some(key.clone()))? < number {
                 break;
             }
-            let batch: SealedBatch = decode("batches".into(), &value)?;
+            let batch = decode_batch("batches".into(), &value)?;
             self.batch_by_seq
                 .remove(&batch.last_sequence.to_be_bytes()[..])?;
             self.batches.remove(key)?;
@@ -396,7 +445,7 @@ impl Store {
     pub fn batch(&self, number: u64) -> Result<Option<SealedBatch>, StoreError> {
         self.batches
             .get(number.to_be_bytes())?
-            .map(|bytes| decode(format!("batches/{number}"), &bytes))
+            .map(|bytes| decode_batch(format!("batches/{number}"), &bytes))
             .transpose()
     }
 
@@ -485,6 +534,39 @@ mod tests {
             decode_receipt(&r.tx_hash, &encode_receipt(&max)).unwrap(),
             max
         );
+    }
+
+    #[test]
+    fn batches_are_stored_with_raw_data_and_read_back_whole() {
+        let batch = SealedBatch {
+            number: 7,
+            prev_root: B256::repeat_byte(1),
+            new_root: B256::repeat_byte(2),
+            deposits_consumed: 3,
+            deposits_hash: B256::repeat_byte(4),
+            forced_consumed: 5,
+            forced_hash: B256::repeat_byte(6),
+            first_sequence: 8,
+            last_sequence: 9,
+            transaction_count: 10,
+            changed_slots: 11,
+            new_slots: 12,
+            withdrawals: vec![],
+            data: (0..=255u8).cycle().take(5_000).collect::<Vec<_>>().into(),
+        };
+        let bytes = encode_batch(&batch);
+        assert!(bytes.len() < 5_000 + 1_000, "{} bytes", bytes.len());
+        assert!(bytes.ends_with(&batch.data));
+        assert_eq!(decode_batch("b".into(), &bytes).unwrap(), batch);
+        for cut in [0, 3, 20] {
+            assert!(
+                decode_batch("b".into(), &bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut other = bytes.clone();
+        other[0] = 9;
+        assert!(decode_batch("b".into(), &other).is_err());
     }
 
     #[test]
