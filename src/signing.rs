@@ -153,10 +153,19 @@ impl<M: Message> Signed<M> {
     /// Checks that the message's signer signed it in `domain`; returns its transaction hash
     /// (the EIP-712 signing hash, independent of the signature's encoding).
     pub fn verify(&self, domain: &Eip712Domain) -> Result<TxHash, SignatureError> {
+        self.verify_in(domain, &domain.separator())
+    }
+
+    /// [`verify`](Self::verify) with `domain`'s separator computed once by the caller.
+    pub fn verify_in(
+        &self,
+        domain: &Eip712Domain,
+        separator: &B256,
+    ) -> Result<TxHash, SignatureError> {
         if let Some(stated) = &self.domain {
             check_domain(stated, domain)?;
         }
-        let hash = self.message.signing_hash(domain);
+        let hash = self.message.signing_hash_in(separator);
         let recovered = recover(&self.signature, &hash)?;
         let expected = self.message.signer();
         if recovered != expected {
@@ -175,7 +184,16 @@ pub fn sign_receipt(
     receipt: &Receipt,
     domain: &Eip712Domain,
 ) -> Result<Signature, SignatureError> {
-    sign_hash_fast(operator, &receipt.signing_hash(domain))
+    sign_receipt_in(operator, receipt, &domain.separator())
+}
+
+/// [`sign_receipt`] with the domain's separator computed once by the caller.
+pub fn sign_receipt_in(
+    operator: &PrivateKeySigner,
+    receipt: &Receipt,
+    separator: &B256,
+) -> Result<Signature, SignatureError> {
+    sign_hash_fast(operator, &receipt.signing_hash_in(separator))
 }
 
 /// Signs `hash` with libsecp256k1: the same deterministic (RFC 6979), low-`s` signature as
@@ -249,6 +267,71 @@ mod tests {
             fee: Amount(10),
             nonce: Nonce(0),
             valid_until: 1_900_000_000,
+        }
+    }
+
+    #[test]
+    fn hashes_with_a_cached_separator_equal_alloys_eip712_signing_hash() {
+        use crate::messages::{Authentication, ProveBalance, Withdrawal};
+        let a = address!("0x00000000000000000000000000000000000000a0");
+        for d in [
+            domain(1, a),
+            domain(
+                31337,
+                address!("0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+            ),
+        ] {
+            let sep = d.separator();
+            let t = transfer(a);
+            assert_eq!(t.signing_hash_in(&sep), t.to_sol().eip712_signing_hash(&d));
+            assert_eq!(t.signing_hash(&d), t.to_sol().eip712_signing_hash(&d));
+            let w = Withdrawal {
+                from: a,
+                recipient: t.to,
+                token: t.token,
+                amount: Amount(7),
+                fee: Amount(1),
+                nonce: Nonce(3),
+                valid_until: 9,
+            };
+            assert_eq!(w.signing_hash_in(&sep), w.to_sol().eip712_signing_hash(&d));
+            let auth = Authentication {
+                owner: a,
+                purpose: "lane_getAccount".into(),
+                expiry: 5,
+            };
+            assert_eq!(
+                auth.signing_hash_in(&sep),
+                auth.to_sol().eip712_signing_hash(&d)
+            );
+            let prove = ProveBalance {
+                owner: a,
+                token: t.token,
+                threshold: Amount(100),
+                challenge: B256::repeat_byte(4),
+                batch: 2,
+                expiry: 6,
+            };
+            assert_eq!(
+                prove.signing_hash_in(&sep),
+                prove.to_sol().eip712_signing_hash(&d)
+            );
+            let receipt = Receipt {
+                tx_hash: TxHash(B256::repeat_byte(1)),
+                sequence: crate::SequenceNumber(4),
+                owner: a,
+                token: t.token,
+                slot: crate::SlotIndex(2),
+                balance: Amount(9),
+                nonce: Nonce(1),
+                leaf: B256::repeat_byte(2),
+            };
+            assert_eq!(
+                receipt.signing_hash_in(&sep),
+                receipt.to_sol().eip712_signing_hash(&d)
+            );
+            // Twice: the cached type hash is the same the second time.
+            assert_eq!(t.signing_hash_in(&sep), t.signing_hash(&d));
         }
     }
 

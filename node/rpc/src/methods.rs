@@ -38,6 +38,8 @@ use crate::{
 pub(crate) struct Context {
     sequencer: Sequencer,
     domain: Eip712Domain,
+    /// `domain.separator()`, computed once.
+    separator: alloy::primitives::B256,
     chain_id: u64,
     settlement: Address,
     operator: Address,
@@ -59,6 +61,7 @@ impl Context {
             .ok_or(StartError::IncompleteDomain)?;
         Ok(Self {
             sequencer,
+            separator: domain.separator(),
             domain,
             chain_id,
             settlement,
@@ -209,7 +212,7 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
                 "transfer",
                 &["amount", "fee"],
             )?;
-            let hash = tx.verify(&ctx.domain)?;
+            let hash = tx.verify_in(&ctx.domain, &ctx.separator)?;
             let receipt = ctx.sequencer.submit_transfer(tx).await?;
             debug!(target: "rpc", tx = %hash, seq = receipt.receipt.sequence.get(), "transfer accepted");
             Ok::<_, RpcError>(receipt)
@@ -229,7 +232,7 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
                 "withdrawal",
                 &["amount", "fee"],
             )?;
-            let hash = tx.verify(&ctx.domain)?;
+            let hash = tx.verify_in(&ctx.domain, &ctx.separator)?;
             let receipt = ctx.sequencer.submit_withdrawal(tx).await?;
             debug!(target: "rpc", tx = %hash, seq = receipt.receipt.sequence.get(), "withdrawal accepted");
             Ok::<_, RpcError>(receipt)

@@ -44,7 +44,7 @@ use alloy::{
 };
 use stablelane::{
     rpc::{BatchNotification, BatchStatus},
-    signing::{sign_receipt, SignatureError},
+    signing::{sign_receipt_in, SignatureError},
     Receipt, SequenceNumber, Signed, Transfer, TxHash, Withdrawal,
 };
 use stablelane_ledger::{Deposit, ForcedWithdrawal, LedgerConfig, Rejection};
@@ -390,6 +390,9 @@ pub struct Sequencer {
     counters: Arc<Counters>,
     settler: Arc<SettlerMetrics>,
     operator: Arc<PrivateKeySigner>,
+    /// The deployment's EIP-712 domain separator (receipts are signed without the state
+    /// lock).
+    separator: B256,
     writer: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
     stored: watch::Receiver<Stored>,
     opened: Opened,
@@ -781,6 +784,7 @@ impl Sequencer {
             counters,
             settler: Arc::new(SettlerMetrics::default()),
             operator: Arc::new(operator),
+            separator: config.domain.separator(),
             writer: Arc::new(Mutex::new(Some(handle))),
             stored,
             opened,
@@ -897,8 +901,7 @@ impl Sequencer {
 
     /// Signs `receipt` with the operator key.
     pub fn sign(&self, receipt: Receipt) -> Result<SignedReceipt, SubmitError> {
-        let domain = self.read(|s| s.domain().clone());
-        let signature = sign_receipt(&self.operator, &receipt, &domain)
+        let signature = sign_receipt_in(&self.operator, &receipt, &self.separator)
             .map_err(|e: SignatureError| SubmitError::Stopped(e.to_string()))?;
         Ok(SignedReceipt { receipt, signature })
     }
@@ -1431,12 +1434,12 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
             Journaled::Refused => false,
             Journaled::Rejected(reply, record, rejection) => {
                 let hash = match record.as_ref() {
-                    JournalRecord::Transfer { tx, .. } => {
-                        Some(stablelane::Message::signing_hash(&tx.message, st.domain()))
-                    }
-                    JournalRecord::Withdrawal { tx, .. } => {
-                        Some(stablelane::Message::signing_hash(&tx.message, st.domain()))
-                    }
+                    JournalRecord::Transfer { tx, .. } => Some(
+                        stablelane::Message::signing_hash_in(&tx.message, st.separator()),
+                    ),
+                    JournalRecord::Withdrawal { tx, .. } => Some(
+                        stablelane::Message::signing_hash_in(&tx.message, st.separator()),
+                    ),
                     _ => None,
                 };
                 match hash.map(|h| repeat_of(&TxHash(h), shared, &w.store)) {

@@ -126,6 +126,8 @@ pub struct OpenBatchInfo {
 pub struct State {
     ledger: Ledger,
     domain: Eip712Domain,
+    /// `domain.separator()`, computed once.
+    separator: B256,
     /// The tree, the last sealed root and the kept sealed states: brought up to date by seal
     /// jobs, in order (see [`seal`](crate::seal)).
     tree: Arc<SharedTree>,
@@ -150,6 +152,7 @@ impl State {
     pub fn new(config: LedgerConfig, domain: Eip712Domain) -> Self {
         Self {
             ledger: Ledger::new(config),
+            separator: domain.separator(),
             domain,
             tree: Arc::new(SharedTree::new(None)),
             hand_out_seals: false,
@@ -200,6 +203,7 @@ impl State {
         let slot_count = ledger.slot_count();
         Ok(Self {
             ledger,
+            separator: domain.separator(),
             domain,
             tree: Arc::new(SharedTree::restored(
                 snapshot.tree,
@@ -258,6 +262,11 @@ impl State {
     /// The EIP-712 domain transactions are signed in.
     pub fn domain(&self) -> &Eip712Domain {
         &self.domain
+    }
+
+    /// The domain's separator.
+    pub fn separator(&self) -> &B256 {
+        &self.separator
     }
 
     /// Sequence number of the last applied record.
@@ -412,7 +421,7 @@ impl State {
             }
             JournalRecord::Transfer { tx, accepted_at_s } => {
                 let effects = self.ledger.apply_transfer(&tx.message, *accepted_at_s)?;
-                let hash = TxHash(tx.message.signing_hash(&self.domain));
+                let hash = TxHash(tx.message.signing_hash_in(&self.separator));
                 (
                     effects,
                     Some((hash, tx.message.from, tx.message.token)),
@@ -421,7 +430,7 @@ impl State {
             }
             JournalRecord::Withdrawal { tx, accepted_at_s } => {
                 let effects = self.ledger.apply_withdrawal(&tx.message, *accepted_at_s)?;
-                let hash = TxHash(tx.message.signing_hash(&self.domain));
+                let hash = TxHash(tx.message.signing_hash_in(&self.separator));
                 (
                     effects,
                     Some((hash, tx.message.from, tx.message.token)),
