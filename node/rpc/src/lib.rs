@@ -13,6 +13,7 @@
 //! (the binary's job).
 
 pub mod auth;
+mod batch;
 pub mod error;
 mod methods;
 pub mod metrics;
@@ -126,6 +127,13 @@ impl RpcServer {
         let context = Arc::new(methods::Context::new(&config, sequencer)?);
 
         let server = ServerBuilder::with_config(server_config(&config.limits))
+            .set_rpc_middleware(
+                jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer(
+                    batch::ConcurrentBatchLayer {
+                        response_max_bytes: config.limits.response_body_max_bytes as usize,
+                    },
+                ),
+            )
             .build(config.listen)
             .await?;
         let addr = server.local_addr()?;
