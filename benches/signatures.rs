@@ -37,6 +37,19 @@ fn bench_signatures(c: &mut Criterion) {
     c.bench_function("eip712_transfer_hash", |b| {
         b.iter(|| black_box(&transfer).signing_hash(black_box(&domain)))
     });
+    // What the node computes per transfer: the separator is computed once per deployment.
+    let separator = domain.separator();
+    c.bench_function("eip712_transfer_hash_cached_separator", |b| {
+        b.iter(|| black_box(&transfer).signing_hash_in(black_box(&separator)))
+    });
+    c.bench_function("eip712_transfer_hash_alloy", |b| {
+        b.iter(|| {
+            alloy::sol_types::SolStruct::eip712_signing_hash(
+                &black_box(&transfer).to_sol(),
+                black_box(&domain),
+            )
+        })
+    });
     let mut group = c.benchmark_group("recover_signer");
     group.bench_function("libsecp256k1", |b| {
         b.iter(|| recover(black_box(&signature), black_box(&hash)).expect("recover"))
