@@ -427,6 +427,11 @@ fn an_image_gives_back_the_same_ledger_and_bad_images_are_refused() {
         Ledger::from_image(l.config().clone(), image.clone()),
         Ok(l.clone())
     );
+    // Copied into a used buffer (a snapshot's spare): the same image, its old slots gone.
+    let mut used = image.slots.clone();
+    used.extend(image.slots.iter().cloned());
+    used.reverse();
+    assert_eq!(l.image_into(used), image);
     // The rebuilt index finds slots, and the copy goes on like the original.
     let mut copy = Ledger::from_image(l.config().clone(), image.clone()).unwrap();
     let t = transfer(addr(2), addr(0), 3, 1, 0);

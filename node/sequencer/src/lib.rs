@@ -320,6 +320,34 @@ fn spawn_tree_worker(
 struct SnapshotWriter {
     config: SnapshotConfig,
     domain_separator: B256,
+    /// The buffer the writer copies slots into; prepared here, returned after each write.
+    spare_slots: state::SpareSlots,
+    /// Slots at start: the prepared buffer holds this many plus room to grow.
+    slots: usize,
+}
+
+/// Makes `spare` hold a buffer with room for `slots` slots and one in eight more, every
+/// page of it touched (so resident), unless it already has that room.
+fn prepare_spare_slots(spare: &state::SpareSlots, slots: usize) {
+    let want = slots.saturating_add(slots / 8).saturating_add(1024);
+    if spare.lock().map_or(true, |b| b.capacity() >= want) {
+        return;
+    }
+    let template = stablelane_ledger::Slot {
+        owner: Address::ZERO,
+        token: Address::ZERO,
+        balance: stablelane::Amount(0),
+        nonce: stablelane::Nonce(0),
+        salt: B256::ZERO,
+    };
+    let mut buffer = Vec::with_capacity(want);
+    buffer.resize(want, template);
+    buffer.clear();
+    if let Ok(mut b) = spare.lock() {
+        if b.capacity() < buffer.capacity() {
+            *b = buffer;
+        }
+    }
 }
 
 /// Niceness of the snapshot writer (it encodes and writes a few hundred megabytes at 1M
@@ -336,7 +364,8 @@ fn spawn_snapshot_writer(
         .name("stablelane-snapshot".into())
         .spawn(move || {
             priority::lower_thread_priority(SNAPSHOT_WRITER_NICE);
-            for s in rx {
+            prepare_spare_slots(&w.spare_slots, w.slots);
+            for mut s in rx {
                 let started = Instant::now();
                 match snapshot::write(&w.config.dir, w.domain_separator, &s, w.config.keep) {
                     Ok((path, bytes)) => {
@@ -354,6 +383,15 @@ fn spawn_snapshot_writer(
                         warn!(target: "sequencer", seq = s.seq, error = %e, "snapshot not written; restarts replay more of the journal until one is");
                     }
                 }
+                // The copy's buffer serves the next snapshot (still resident).
+                let slots = std::mem::take(&mut s.ledger.slots);
+                let count = slots.len();
+                if let Ok(mut spare) = w.spare_slots.lock() {
+                    if spare.capacity() < slots.capacity() {
+                        *spare = slots;
+                    }
+                }
+                prepare_spare_slots(&w.spare_slots, count);
             }
         })?;
     Ok(tx)
@@ -753,6 +791,8 @@ impl Sequencer {
         let snapshots = config.snapshot.enabled().then(|| SnapshotWriter {
             config: config.snapshot.clone(),
             domain_separator: configured,
+            spare_slots: state.spare_slots().clone(),
+            slots: state.ledger().slot_count() as usize,
         });
         let seal_jobs = spawn_tree_worker(state.tree().clone(), counters.clone(), snapshots)
             .map_err(OpenError::Thread)?;

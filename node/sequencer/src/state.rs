@@ -145,7 +145,16 @@ pub struct State {
     snapshot_every: u64,
     /// The first seal record at or after this one also takes a snapshot.
     next_snapshot_at: u64,
+    /// A resident buffer for the next snapshot's copy of the slots (see [`SpareSlots`]).
+    spare_slots: SpareSlots,
 }
+
+/// A buffer the writer copies the slots into when it takes a snapshot, kept resident
+/// between snapshots: the snapshot writer prepares it ahead (touching every page, off the
+/// writer) and hands each snapshot's buffer back once the file is written. Without it the
+/// copy allocates afresh, and faulting in ~100 MB of pages for a million slots held the
+/// writer 0.3–0.4 s on a process's first snapshot.
+pub type SpareSlots = Arc<std::sync::Mutex<Vec<stablelane_ledger::Slot>>>;
 
 impl State {
     /// An empty state.
@@ -164,6 +173,7 @@ impl State {
             forced_hash: B256::ZERO,
             snapshot_every: 0,
             next_snapshot_at: 0,
+            spare_slots: SpareSlots::default(),
         }
     }
 
@@ -220,6 +230,7 @@ impl State {
             forced_hash: snapshot.forced_hash,
             snapshot_every: 0,
             next_snapshot_at: 0,
+            spare_slots: SpareSlots::default(),
         })
     }
 
@@ -230,6 +241,11 @@ impl State {
     pub fn take_snapshots(&mut self, every: u64, since: u64) {
         self.snapshot_every = every;
         self.next_snapshot_at = since.saturating_add(every);
+    }
+
+    /// The buffer snapshots copy the slots into (shared with the snapshot writer).
+    pub fn spare_slots(&self) -> &SpareSlots {
+        &self.spare_slots
     }
 
     /// Also keeps the states of the last `history` sealed batches (0: none), so that slots
@@ -390,7 +406,14 @@ impl State {
                     if self.snapshot_every > 0 && seq.get() >= self.next_snapshot_at {
                         job.snapshot = Some(Box::new(SnapshotParts {
                             seq: seq.get(),
-                            ledger: self.ledger.image(),
+                            ledger: {
+                                let spare = self
+                                    .spare_slots
+                                    .lock()
+                                    .map(|mut b| std::mem::take(&mut *b))
+                                    .unwrap_or_default();
+                                self.ledger.image_into(spare)
+                            },
                         }));
                         self.next_snapshot_at = seq.get().saturating_add(self.snapshot_every);
                     }
