@@ -51,6 +51,15 @@ fn transfer(from: Address, to: Address, amount: u128, fee: u128, nonce: u64) -> 
     }
 }
 
+/// Forced-withdrawal request `queue_index` of `owner`'s `token(0)` slot.
+fn forced(queue_index: u64, owner: Address) -> ForcedWithdrawal {
+    ForcedWithdrawal {
+        queue_index,
+        owner,
+        token: token(0),
+    }
+}
+
 /// A withdrawal of `token(0)` to `addr(5)`.
 fn withdrawal(from: Address, amount: u128, fee: u128, nonce: u64) -> Withdrawal {
     Withdrawal {
@@ -291,13 +300,7 @@ fn debits_stop_at_the_nonce_bound() {
     assert_eq!(l, before);
     // The slot can still be credited, and its balance leaves through a forced withdrawal.
     deposit(&mut l, addr(0), token(0), 7);
-    let e = l
-        .apply_forced_withdrawal(&ForcedWithdrawal {
-            queue_index: 0,
-            owner: addr(0),
-            token: token(0),
-        })
-        .unwrap();
+    let e = l.apply_forced_withdrawal(&forced(0, addr(0))).unwrap();
     assert_eq!(e.pay_out.map(|p| p.amount), Some(Amount(96)));
     l.check_supply().unwrap();
 }
@@ -355,31 +358,15 @@ fn withdrawal_debits_and_pays_out() {
 fn forced_withdrawal_takes_the_whole_balance() {
     let mut l = ledger();
     deposit(&mut l, addr(0), token(0), 100);
-    let e = l
-        .apply_forced_withdrawal(&ForcedWithdrawal {
-            queue_index: 0,
-            owner: addr(0),
-            token: token(0),
-        })
-        .unwrap();
+    let e = l.apply_forced_withdrawal(&forced(0, addr(0))).unwrap();
     assert_eq!(e.pay_out.map(|p| p.amount), Some(Amount(100)));
     assert_eq!(l.balance(addr(0), token(0)), Amount::ZERO);
     // A request for an empty or missing slot is consumed with nothing to pay.
-    let e = l
-        .apply_forced_withdrawal(&ForcedWithdrawal {
-            queue_index: 1,
-            owner: addr(4),
-            token: token(0),
-        })
-        .unwrap();
+    let e = l.apply_forced_withdrawal(&forced(1, addr(4))).unwrap();
     assert_eq!(e.pay_out, None);
     assert_eq!(l.forced_consumed(), 2);
     assert_eq!(
-        l.apply_forced_withdrawal(&ForcedWithdrawal {
-            queue_index: 1,
-            owner: addr(4),
-            token: token(0),
-        }),
+        l.apply_forced_withdrawal(&forced(1, addr(4))),
         Err(Rejection::ForcedOutOfOrder { expected: 2 })
     );
     l.check_supply().unwrap();
