@@ -1473,16 +1473,10 @@ fn apply_group(w: &mut Writer, group: Vec<(Submission, Reply)>, shared: &Shared)
             Journaled::Accepted => true,
             Journaled::Refused => false,
             Journaled::Rejected(reply, record, rejection) => {
-                let hash = match record.as_ref() {
-                    JournalRecord::Transfer { tx, .. } => Some(
-                        stablelane::Message::signing_hash_in(&tx.message, st.separator()),
-                    ),
-                    JournalRecord::Withdrawal { tx, .. } => Some(
-                        stablelane::Message::signing_hash_in(&tx.message, st.separator()),
-                    ),
-                    _ => None,
-                };
-                match hash.map(|h| repeat_of(&TxHash(h), shared, &w.store)) {
+                match record
+                    .tx_hash(st.separator())
+                    .map(|h| repeat_of(&h, shared, &w.store))
+                {
                     Some(Repeat::InFlight(receipt)) => followers.push((reply, receipt)),
                     Some(Repeat::Stored(receipt)) => {
                         let _ = reply.send(Ok(Done {

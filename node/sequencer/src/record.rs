@@ -69,6 +69,18 @@ struct Envelope<R> {
 pub struct DecodeError(String);
 
 impl JournalRecord {
+    /// The transaction hash of a signed transfer or withdrawal (its EIP-712 signing hash in
+    /// the domain whose separator is `separator`); `None` for other records.
+    pub fn tx_hash(&self, separator: &alloy::primitives::B256) -> Option<stablelane::TxHash> {
+        use stablelane::Message;
+        match self {
+            Self::Transfer { tx, .. } => Some(tx.message.signing_hash_in(separator)),
+            Self::Withdrawal { tx, .. } => Some(tx.message.signing_hash_in(separator)),
+            _ => None,
+        }
+        .map(stablelane::TxHash)
+    }
+
     /// The payload appended to the journal.
     pub fn encode(&self) -> Vec<u8> {
         // Serialising these types cannot fail: all keys are strings, no maps with
