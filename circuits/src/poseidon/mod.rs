@@ -79,9 +79,12 @@ fn permute_inputs(params: &PoseidonParams, inputs: &[Fr]) -> Fr {
     for (x, input) in state.iter_mut().skip(1).zip(inputs) {
         *x = *input;
     }
-    match &params.optimized {
-        Some(optimized) => optimized.permute(state),
-        None => params::permute_reference(params, state),
+    let done = params
+        .optimized
+        .as_ref()
+        .is_some_and(|optimized| optimized.permute(state));
+    if !done {
+        params::permute_reference(params, state);
     }
     state[0]
 }

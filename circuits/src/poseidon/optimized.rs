@@ -99,43 +99,86 @@ impl OptimizedConstants {
         })
     }
 
-    /// Runs the permutation on `state` (`state.len()` must be the width).
-    pub(crate) fn permute(&self, state: &mut [Fr]) {
-        let t = self.width;
+    /// Runs the permutation on `state`, through [`permute_fixed`](Self::permute_fixed) for the
+    /// width at hand. `false` (and `state` untouched) if `state.len()` is not this width.
+    #[must_use]
+    pub(crate) fn permute(&self, state: &mut [Fr]) -> bool {
+        macro_rules! fixed {
+            ($($t:literal)*) => {
+                match state.len() {
+                    $($t => {
+                        if let Ok(fixed) = <&mut [Fr; $t]>::try_from(&mut *state) {
+                            return self.permute_fixed(fixed);
+                        }
+                    })*
+                    _ => {}
+                }
+            };
+        }
+        const _: () = assert!(super::WIDTH_MAX == 13, "one arm per supported width");
+        fixed!(2 3 4 5 6 7 8 9 10 11 12 13);
+        false
+    }
+
+    /// The permutation for a width known at compile time: each row times the state is one
+    /// `sum_of_products`, which accumulates the products unreduced (BN254 leaves two spare
+    /// bits, room for three) and reduces once per three terms instead of once per term.
+    /// `false` (and `state` untouched) if `T` is not this width; otherwise `true` (the
+    /// `else` branches below cannot run: the constants come in exact chunks of `T` and
+    /// `2T - 1`, `T >= 2`).
+    fn permute_fixed<const T: usize>(&self, state: &mut [Fr; T]) -> bool {
+        if self.width != T {
+            return false;
+        }
         let half = FULL_ROUNDS / 2;
-        for (round, constants) in self.first_ark.chunks_exact(t).enumerate() {
+        for (round, constants) in self.first_ark.chunks_exact(T).enumerate() {
             full_round_sboxes(state, constants);
             let matrix = if round + 1 == half {
                 &self.pre_sparse
             } else {
                 &self.mds
             };
-            super::mat_mul(matrix.chunks_exact(t), state);
+            mat_mul_fixed(matrix, state);
         }
         for (constant, sparse) in self
             .partial_ark
             .iter()
-            .zip(self.sparse.chunks_exact(2 * t - 1))
+            .zip(self.sparse.chunks_exact(2 * T - 1))
         {
-            let (row, column) = sparse.split_at(t);
-            let (Some((row_first, row_rest)), Some((first, rest))) =
-                (row.split_first(), state.split_first_mut())
-            else {
-                return;
+            let (row, column) = sparse.split_at(T);
+            // Invariant: `sparse` holds rows of exactly `T`, and `T >= 2`.
+            let (Ok(row), Some(first)) = (<&[Fr; T]>::try_from(row), state.first_mut()) else {
+                return false;
             };
             *first += constant;
             super::sbox(first);
             let x = *first;
-            *first = *row_first * x + super::dot(row_rest, rest);
-            for (r, m) in rest.iter_mut().zip(column) {
+            let mixed = Fr::sum_of_products(row, state);
+            for (r, m) in state.iter_mut().skip(1).zip(column) {
                 *r += *m * x;
             }
+            if let Some(first) = state.first_mut() {
+                *first = mixed;
+            }
         }
-        for constants in self.second_ark.chunks_exact(t) {
+        for constants in self.second_ark.chunks_exact(T) {
             full_round_sboxes(state, constants);
-            super::mat_mul(self.mds.chunks_exact(t), state);
+            mat_mul_fixed(&self.mds, state);
+        }
+        true
+    }
+}
+
+/// `state <- M * state` for a `T x T` matrix given by its rows, one `sum_of_products` per row.
+#[inline(always)]
+fn mat_mul_fixed<const T: usize>(matrix: &[Fr], state: &mut [Fr; T]) {
+    let mut out = [Fr::ZERO; T];
+    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(T)) {
+        if let Ok(row) = <&[Fr; T]>::try_from(row) {
+            *o = Fr::sum_of_products(row, state);
         }
     }
+    *state = out;
 }
 
 #[inline(always)]
@@ -249,6 +292,21 @@ fn invert(m: &[Vec<Fr>]) -> Option<Matrix> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permute_runs_only_on_a_state_of_its_width() {
+        let constants = OptimizedConstants::derive(super::super::params(3).expect("width 3"))
+            .expect("circomlib's matrices factor");
+        let mut wrong = [Fr::ONE; 4];
+        assert!(!constants.permute(&mut wrong));
+        assert_eq!(wrong, [Fr::ONE; 4], "a refused state is left as it was");
+        let mut state = [Fr::ZERO, Fr::ONE, Fr::from(2u64)];
+        assert!(constants.permute(&mut state));
+        assert_eq!(
+            state[0].to_string(),
+            "7853200120776062878684798364095072458815029376092732009249414926327459813530"
+        );
+    }
 
     #[test]
     fn inverse_times_matrix_is_identity() {
