@@ -94,6 +94,17 @@ impl JournalRecord {
 
     /// Decodes a journal payload.
     pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        // What `encode` writes starts with the version: parse the record straight from the
+        // bytes after it (`{` + the rest), without building a `serde_json::Value` first.
+        // Anything else (keys reordered by hand, another version) takes the general path.
+        const _: () = assert!(RECORD_VERSION == 1, "ENCODED_PREFIX names the version");
+        const ENCODED_PREFIX: &[u8] = b"{\"v\":1,";
+        if let Some(rest) = payload.strip_prefix(ENCODED_PREFIX) {
+            let mut object = Vec::with_capacity(rest.len().saturating_add(1));
+            object.push(b'{');
+            object.extend_from_slice(rest);
+            return serde_json::from_slice(&object).map_err(|e| DecodeError(e.to_string()));
+        }
         let value: serde_json::Value =
             serde_json::from_slice(payload).map_err(|e| DecodeError(e.to_string()))?;
         let version = value.get("v").and_then(serde_json::Value::as_u64);
@@ -160,5 +171,35 @@ mod tests {
         }
         assert!(JournalRecord::decode(br#"{"v":2,"kind":"deposit"}"#).is_err());
         assert!(JournalRecord::decode(b"not json").is_err());
+    }
+
+    #[test]
+    fn both_decoding_paths_accept_the_same_records_and_refuse_the_same_mistakes() {
+        let seal = JournalRecord::SealBatch { number: 3 };
+        // The encoder's layout (fast path) and the same record written otherwise by hand.
+        for bytes in [
+            &br#"{"v":1,"kind":"sealBatch","number":3}"#[..],
+            br#"{"kind":"sealBatch","number":3,"v":1}"#,
+            br#"{ "v": 1, "kind": "sealBatch", "number": 3 }"#,
+        ] {
+            assert_eq!(JournalRecord::decode(bytes).unwrap(), seal);
+        }
+        for bytes in [
+            &br#"{"v":1,"kind":"sealBatch","number":3,"extra":1}"#[..],
+            br#"{"kind":"sealBatch","number":3,"extra":1,"v":1}"#,
+            br#"{"v":1,"kind":"sealBatch","number":3,"v":2}"#,
+            br#"{"v":1,"kind":"noSuchKind"}"#,
+            br#"{"kind":"noSuchKind","v":1}"#,
+            br#"{"v":1,}"#,
+            br#"{"v":1,"kind":"sealBatch","number":-3}"#,
+            br#"{"v":1,"kind":"sealBatch"}"#,
+            br#"{"v":1,"kind":"sealBatch","number":3}trailing"#,
+        ] {
+            assert!(
+                JournalRecord::decode(bytes).is_err(),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
     }
 }
