@@ -439,6 +439,13 @@ pub struct Sequencer {
 /// The last batch in the store, and why the sequencer stopped, once it did.
 type Stored = (u64, Option<String>);
 
+/// A seal job handed out by the replay: its record, whether the store is being caught up
+/// there, and the job.
+type ReplaySeal = (u64, bool, Box<SealJob>);
+
+/// What the replay's seal thread returns for a [`ReplaySeal`].
+type ReplaySealed = (u64, bool, Result<SealedBatch, ApplyError>);
+
 /// Whether the store disagrees with the journal (rebuild it) or the journal is bad (refuse).
 enum ReplayFailure {
     Inconsistent(String),
@@ -513,62 +520,113 @@ fn replay(
         *update = StoreUpdate::default();
         Ok(())
     };
-    for record in journal.replay_from(stablelane_storage::SequenceNumber(from + 1))? {
-        let record = record?;
-        let seq = record.seq.0;
-        let decoded = JournalRecord::decode(&record.payload).map_err(|e| OpenError::Replay {
-            seq,
-            reason: e.to_string(),
-        })?;
-        let catch_up = seq > applied;
-        let stored_seal = match decoded {
-            JournalRecord::SealBatch { number } if !catch_up && number <= checked_batch => {
-                Some(number)
-            }
-            _ => None,
-        };
-        if let Some(number) = stored_seal {
-            let stored = store.batch(number)?.ok_or_else(|| {
-                ReplayFailure::Inconsistent(format!("the store lacks batch {number}"))
-            })?;
-            state
-                .replay_stored_seal(
-                    number,
-                    SequenceNumber(seq),
-                    stored.new_root,
-                    number == checked_batch,
-                )
-                .map_err(|e| match e {
-                    ApplyError::Batch(reason) => ReplayFailure::Inconsistent(reason),
-                    other => ReplayFailure::Fatal(OpenError::Replay {
+    // Seals that rebuild their batch hand their job to a second thread, as the live node's
+    // tree worker does, so the records after a seal are applied (and their receipts' leaves
+    // hashed) while the seal's tree is updated. The store is only written once every job
+    // handed out before has finished, so what it covers is as complete as before.
+    state.hand_out_seals();
+    let tree = state.tree().clone();
+    std::thread::scope(|scope| -> Result<(), ReplayFailure> {
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<ReplaySeal>(TREE_WORKER_QUEUE);
+        let (done_tx, done) = std::sync::mpsc::channel::<ReplaySealed>();
+        std::thread::Builder::new()
+            .name("stablelane-replay-seal".into())
+            .spawn_scoped(scope, move || {
+                for (seq, catch_up, job) in job_rx {
+                    let result = tree.run(*job).map(|(batch, _)| batch);
+                    if done_tx.send((seq, catch_up, result)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(OpenError::Thread)?;
+        let mut in_flight = 0usize;
+        // Waits for every job handed out; adds the batches to write to `update`.
+        let settle =
+            |update: &mut StoreUpdate, in_flight: &mut usize| -> Result<(), ReplayFailure> {
+                while *in_flight > 0 {
+                    let (seq, catch_up, result) = done.recv().map_err(|_| OpenError::Replay {
+                        seq: journal_last,
+                        reason: "the replay's seal thread stopped".into(),
+                    })?;
+                    *in_flight -= 1;
+                    let batch = result.map_err(|e| OpenError::Replay {
                         seq,
-                        reason: other.to_string(),
-                    }),
-                })?;
-        } else {
-            let done = state
-                .apply(&decoded, SequenceNumber(seq), catch_up)
-                .map_err(|e| OpenError::Replay {
+                        reason: e.to_string(),
+                    })?;
+                    // Catching up, every batch is written; otherwise only one the store lacks
+                    // (the tree worker had not finished, or its batch not been written, when the
+                    // node stopped).
+                    if catch_up || batch.number > stored_batches {
+                        update.batches.push(batch);
+                    }
+                }
+                Ok(())
+            };
+        for record in journal.replay_from(stablelane_storage::SequenceNumber(from + 1))? {
+            let record = record?;
+            let seq = record.seq.0;
+            let decoded =
+                JournalRecord::decode(&record.payload).map_err(|e| OpenError::Replay {
                     seq,
                     reason: e.to_string(),
                 })?;
-            if catch_up {
-                update.receipts.extend(done.receipt);
-                update.batches.extend(done.sealed.map(|b| *b));
-                if update.receipts.len() >= CATCH_UP_WRITE_EVERY {
-                    flush(&mut update, seq)?;
+            let catch_up = seq > applied;
+            let stored_seal = match decoded {
+                JournalRecord::SealBatch { number } if !catch_up && number <= checked_batch => {
+                    Some(number)
                 }
-            } else if let Some(batch) = done.sealed.filter(|b| b.number > stored_batches) {
-                // The store covers the seal record but not the batch: the tree worker had
-                // not finished (or its batch not been written) when the node stopped.
-                update.batches.push(*batch);
+                _ => None,
+            };
+            if let Some(number) = stored_seal {
+                let stored = store.batch(number)?.ok_or_else(|| {
+                    ReplayFailure::Inconsistent(format!("the store lacks batch {number}"))
+                })?;
+                state
+                    .replay_stored_seal(
+                        number,
+                        SequenceNumber(seq),
+                        stored.new_root,
+                        number == checked_batch,
+                    )
+                    .map_err(|e| match e {
+                        ApplyError::Batch(reason) => ReplayFailure::Inconsistent(reason),
+                        other => ReplayFailure::Fatal(OpenError::Replay {
+                            seq,
+                            reason: other.to_string(),
+                        }),
+                    })?;
+            } else {
+                let done = state
+                    .apply(&decoded, SequenceNumber(seq), catch_up)
+                    .map_err(|e| OpenError::Replay {
+                        seq,
+                        reason: e.to_string(),
+                    })?;
+                if let Some(job) = done.seal_job {
+                    jobs.send((seq, catch_up, job))
+                        .map_err(|_| OpenError::Replay {
+                            seq,
+                            reason: "the replay's seal thread stopped".into(),
+                        })?;
+                    in_flight += 1;
+                }
+                if catch_up {
+                    update.receipts.extend(done.receipt);
+                    if update.receipts.len() >= CATCH_UP_WRITE_EVERY {
+                        settle(&mut update, &mut in_flight)?;
+                        flush(&mut update, seq)?;
+                    }
+                }
+            }
+            check_checkpoint(&mut state, seq)?;
+            if seq % REPLAY_PROGRESS_EVERY == 0 {
+                info!(target: "sequencer", seq, of = journal_last, elapsed_ms = started.elapsed().as_millis() as u64, "replaying journal");
             }
         }
-        check_checkpoint(&mut state, seq)?;
-        if seq % REPLAY_PROGRESS_EVERY == 0 {
-            info!(target: "sequencer", seq, of = journal_last, elapsed_ms = started.elapsed().as_millis() as u64, "replaying journal");
-        }
-    }
+        drop(jobs);
+        settle(&mut update, &mut in_flight)
+    })?;
     if journal_last > applied || !update.batches.is_empty() {
         flush(&mut update, journal_last)?;
     }

@@ -5,9 +5,11 @@
 //! batch's counters, its withdrawals and new slots, and a copy of what every changed leaf is
 //! made of (a few hundred bytes per changed slot). Running the job brings the state tree up
 //! to date, hashes the changed leaves and the nodes above them, encrypts the owners' notes
-//! and builds the batch data. On replay the job runs at once; on the live path the
-//! sequencer's tree worker runs it on its own thread while the writer goes on applying
-//! transfers. Jobs run strictly in batch order against the [`SharedTree`], and everything
+//! and builds the batch data. On the live path the sequencer's tree worker runs it on its
+//! own thread while the writer goes on applying transfers; the start-up replay hands its
+//! jobs to a thread of its own the same way (and writes the store only once the jobs before
+//! the write are done); a `State` that does not hand out seals runs the job at once. Jobs
+//! run strictly in batch order against the [`SharedTree`], and everything
 //! that reads the tree (the root, the sealed states) first waits for the jobs handed out
 //! before it.
 
