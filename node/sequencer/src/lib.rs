@@ -471,7 +471,8 @@ impl From<stablelane_storage::Error> for ReplayFailure {
 }
 
 /// Rebuilds the state: from the newest usable snapshot (if any) and the journal after it,
-/// catching `store` up and checking it.
+/// catching `store` up and checking it. The state returned hands out its seal jobs (see
+/// [`State::hand_out_seals`]).
 fn replay(
     journal: &Journal,
     store: &Store,
@@ -838,8 +839,8 @@ impl Sequencer {
         let (intake, rx) = mpsc::channel(config.intake_queue_max.max(1));
         let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         let (batch_events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
+        // The replayed state already hands its seal jobs out (to the tree worker from here on).
         let mut state = state;
-        state.hand_out_seals();
         let since = opened.snapshot.map_or(0, |(seq, _)| seq);
         if config.snapshot.enabled() {
             state.take_snapshots(config.snapshot.every_records, since);
