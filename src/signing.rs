@@ -133,7 +133,7 @@ pub fn recover(signature: &Signature, hash: &B256) -> Result<Address, SignatureE
     let recoverable =
         RecoverableSignature::from_compact(&compact, id).map_err(|_| SignatureError::Invalid)?;
     let key = SECP256K1
-        .recover_ecdsa(&Message::from_digest(hash.0), &recoverable)
+        .recover_ecdsa(Message::from_digest(hash.0), &recoverable)
         .map_err(|_| SignatureError::Invalid)?;
     let uncompressed = key.serialize_uncompressed();
     Ok(Address::from_raw_public_key(&uncompressed[1..]))
@@ -200,10 +200,10 @@ pub fn sign_receipt_in(
 /// alloy's k256 signer, several times faster. Every acknowledged transaction gets one.
 pub fn sign_hash_fast(key: &PrivateKeySigner, hash: &B256) -> Result<Signature, SignatureError> {
     use secp256k1::{Message, SecretKey, SECP256K1};
-    let secret = SecretKey::from_byte_array(&key.to_bytes().0)
+    let secret = SecretKey::from_byte_array(key.to_bytes().0)
         .map_err(|e| SignatureError::Signing(e.to_string()))?;
     let (id, compact) = SECP256K1
-        .sign_ecdsa_recoverable(&Message::from_digest(hash.0), &secret)
+        .sign_ecdsa_recoverable(Message::from_digest(hash.0), &secret)
         .serialize_compact();
     Ok(Signature::new(
         U256::from_be_slice(&compact[..32]),

@@ -30,6 +30,19 @@ fn bench_poseidon(c: &mut Criterion) {
         b.iter(|| light.hash(black_box(&xs)).expect("hash"))
     });
     group.finish();
+
+    // What one hash is made of: BN254 scalar-field multiplications (Montgomery form).
+    let mut group = c.benchmark_group("bn254_fr");
+    group.bench_function("mul", |b| b.iter(|| black_box(xs[0]) * black_box(xs[1])));
+    group.bench_function("square", |b| {
+        b.iter(|| ark_ff::Field::square(&black_box(xs[0])))
+    });
+    let row = [xs[0], xs[1], xs[2]];
+    let state = [xs[3], xs[4], xs[0]];
+    group.bench_function("sum_of_products_3", |b| {
+        b.iter(|| <Fr as ark_ff::Field>::sum_of_products(black_box(&row), black_box(&state)))
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_poseidon);
