@@ -30,6 +30,9 @@ fn bench_update_batch(c: &mut Criterion) {
         .build()
         .expect("1-thread pool");
     let cases: &[(u32, &[u32])] = &[
+        // `stablelane bench --accounts 10000`: the node's seals at 1,024 changed leaves (the
+        // default `max_changed_slots`) and at about 1,950 (100,000 bytes of batch data).
+        (10_000, &[1_024, 1_950]),
         (100_000, &[1_000, 10_000]),
         (1_000_000, &[1_000, 10_000, 100_000]),
     ];

@@ -238,7 +238,7 @@ impl Default for NodeConfig {
                 start_block: 0,
             },
             batch: BatchSection {
-                max_changed_slots: 1_024,
+                max_changed_slots: 2_048,
                 max_withdrawals: 1_024,
                 max_data_bytes: 100_000,
                 max_age_ms: 60_000,

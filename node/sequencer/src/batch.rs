@@ -41,7 +41,7 @@ pub struct BatchLimits {
 impl Default for BatchLimits {
     fn default() -> Self {
         Self {
-            max_changed_slots: 1_024,
+            max_changed_slots: 2_048,
             max_withdrawals: MAX_WITHDRAWALS_PER_BATCH,
             max_deposits: MAX_DEPOSITS_PER_BATCH,
             max_data_bytes: DEFAULT_MAX_DATA_BYTES,
