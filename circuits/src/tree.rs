@@ -250,7 +250,7 @@ impl StateTree {
     ///
     /// [`Error::TreeAllocation`] if the tree cannot grow to `index + 1` slots.
     pub fn set(&mut self, index: SlotIndex, leaf: Fr) -> Result<()> {
-        self.update_batch(&[(index, leaf)])
+        self.update_batch(&[(index, leaf)]).map(|_| ())
     }
 
     /// Applies many leaf changes at once and rehashes every node above them exactly once.
@@ -261,14 +261,17 @@ impl StateTree {
     /// pool; the few levels above are finished by one thread. The result does not depend on
     /// the split.
     ///
+    /// Returns how many inner nodes it hashed (Poseidon 2-to-1 each): the work the update
+    /// took, which depends on how the changed slots are spread.
+    ///
     /// # Errors
     ///
     /// [`Error::TreeAllocation`] if the tree cannot grow to cover the highest index; the tree
     /// is then unchanged.
-    pub fn update_batch(&mut self, changes: &[(SlotIndex, Fr)]) -> Result<()> {
+    pub fn update_batch(&mut self, changes: &[(SlotIndex, Fr)]) -> Result<usize> {
         let leaves = normalize(changes);
         let Some(&(last, _)) = leaves.last() else {
-            return Ok(());
+            return Ok(0);
         };
         self.grow(u64::from(last) + 1)?;
         let parallel = leaves.len() >= PARALLEL_CHANGES_MIN && rayon::current_num_threads() > 1;
@@ -277,6 +280,7 @@ impl StateTree {
         } else {
             rehash(&self.levels, 0, TREE_DEPTH, &leaves)
         };
+        let hashed = upper.iter().map(Vec::len).sum();
         for (nodes, updates) in self
             .levels
             .iter_mut()
@@ -291,7 +295,7 @@ impl StateTree {
                 }
             }
         }
-        Ok(())
+        Ok(hashed)
     }
 
     /// The Merkle path (32 siblings, leaf level first) of slot `index`, which proves its leaf
@@ -660,8 +664,31 @@ mod tests {
         single.set(SlotIndex::new(1), leaf(9)).expect("set");
         single.set(SlotIndex::new(2), leaf(2)).expect("set");
         assert_eq!(batched, single);
-        batched.update_batch(&[]).expect("empty batch");
+        assert_eq!(batched.update_batch(&[]).expect("empty batch"), 0);
         assert_eq!(batched, single);
+    }
+
+    #[test]
+    fn update_batch_counts_each_inner_node_it_hashes_once() {
+        let mut tree = StateTree::new();
+        // One leaf: its 32 ancestors.
+        assert_eq!(tree.update_batch(&[(SlotIndex::new(5), leaf(1))]), Ok(32));
+        // Siblings 0 and 1 share every ancestor; slot 2 joins them at level 2.
+        let pair = [(SlotIndex::new(0), leaf(2)), (SlotIndex::new(1), leaf(3))];
+        assert_eq!(tree.update_batch(&pair), Ok(32));
+        let three = [
+            (SlotIndex::new(0), leaf(4)),
+            (SlotIndex::new(1), leaf(5)),
+            (SlotIndex::new(2), leaf(6)),
+        ];
+        assert_eq!(tree.update_batch(&three), Ok(33));
+        // Enough changes for the parallel split: the count does not depend on it. Slots
+        // 0..2048 change, so every node of levels 1..=11 below the root of that span is
+        // rehashed (1024 + 512 + ... + 1 = 2047), then the 21 levels above.
+        let wide: Vec<(SlotIndex, Fr)> = (0..2_048u32)
+            .map(|i| (SlotIndex::new(i), leaf(i.into())))
+            .collect();
+        assert_eq!(tree.update_batch(&wide), Ok(2_047 + 21));
     }
 
     proptest::proptest! {

@@ -107,7 +107,7 @@ impl RpcMetrics {
                 "stablelane_transactions_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
             );
         }
-        let scalars: [(&str, &str, &str, String); 30] = [
+        let scalars: [(&str, &str, &str, String); 32] = [
             (
                 "stablelane_intake_queue_depth",
                 "gauge",
@@ -197,6 +197,18 @@ impl RpcMetrics {
                 "gauge",
                 "How long the tree worker took for the last seal.",
                 seq.last_seal_build_seconds.to_string(),
+            ),
+            (
+                "stablelane_sequencer_seal_leaf_hashes_total",
+                "counter",
+                "Changed leaves the tree worker hashed (Poseidon, 5 inputs); a sender's leaf hashed for its receipt is reused, not counted here.",
+                seq.seal_hashes.leaves.to_string(),
+            ),
+            (
+                "stablelane_sequencer_seal_inner_hashes_total",
+                "counter",
+                "Inner state-tree nodes the tree worker rehashed (Poseidon, 2 inputs).",
+                seq.seal_hashes.inner.to_string(),
             ),
             (
                 "stablelane_sequencer_snapshots_written_total",

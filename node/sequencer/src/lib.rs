@@ -54,6 +54,7 @@ use tracing::{error, info, warn};
 
 pub use batch::{BatchChainState, BatchLimits, InFlight, SealedBatch, SettlerMetrics};
 pub use record::JournalRecord;
+pub use seal::SealHashes;
 use seal::{SealJob, SharedTree};
 pub use snapshot::SnapshotConfig;
 pub use state::{Applied, ApplyError, OpenBatchInfo, State};
@@ -194,6 +195,8 @@ pub struct SequencerMetrics {
     pub seal_build_seconds_total: f64,
     /// How long the tree worker took for the last seal.
     pub last_seal_build_seconds: f64,
+    /// Poseidon hashes the tree worker computed since start: changed leaves and inner nodes.
+    pub seal_hashes: SealHashes,
     /// Restart snapshots written since start.
     pub snapshots_written: u64,
     /// Snapshots that could not be written (or were skipped because one was being written).
@@ -939,12 +942,13 @@ impl Sequencer {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default();
-        let (last_seq, slots, sealed, open) = self.read(|s| {
+        let (last_seq, slots, sealed, open, seal_hashes) = self.read(|s| {
             (
                 s.last_seq().get(),
                 s.ledger().slot_count(),
                 s.last_batch(),
                 s.open_batch(),
+                s.tree().hashes(),
             )
         });
         let settler = &self.settler;
@@ -967,6 +971,7 @@ impl Sequencer {
             last_seal_build_seconds: self.counters.last_seal_build_micros.load(Ordering::Relaxed)
                 as f64
                 / 1e6,
+            seal_hashes,
             snapshots_written: self.counters.snapshots.load(Ordering::Relaxed),
             snapshot_failures: self.counters.snapshot_failures.load(Ordering::Relaxed),
             last_snapshot_seq: self.counters.last_snapshot_seq.load(Ordering::Relaxed),

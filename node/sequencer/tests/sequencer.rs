@@ -307,6 +307,26 @@ async fn subscribers_see_acknowledged_transactions_of_their_address() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_the_poseidon_hashes_of_each_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let seq = Sequencer::open(cfg.clone(), PrivateKeySigner::random()).unwrap();
+    assert_eq!(seq.metrics().seal_hashes, Default::default());
+    // Three payers (slots 0, 3, 4), each funded and then paying bob (slot 1) with a fee to
+    // the fee recipient (slot 2).
+    some_history(&seq, &cfg, 3).await;
+    assert_eq!(seq.seal_batch().await.unwrap(), Some(1));
+    seq.root().unwrap(); // waits for the seal job
+    let hashes = seq.metrics().seal_hashes;
+    // The payers' last change made their receipts' leaves: only bob's and the fee
+    // recipient's are hashed at the seal.
+    assert_eq!(hashes.leaves, 2);
+    // Slots 0..=4: 3 parents at level 1, 2 at level 2, then one node on each of 30 levels.
+    assert_eq!(hashes.inner, 35);
+    seq.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn batches_seal_on_request_and_at_limits_and_replay_byte_for_byte() {
     use stablelane::rpc::BatchStatus;
     use stablelane_contracts::{
