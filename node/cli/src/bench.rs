@@ -5,7 +5,8 @@
 //!    `[dev] deposits = true`) or not at all (`--no-fund`: the accounts were funded before,
 //!    e.g. on-chain).
 //! 2. Pre-signs `--transfers` transfers, round-robin over the accounts, each to the next
-//!    account, with consecutive nonces per sender (in parallel, before the clock starts).
+//!    account (`--recipients ring`) or to a random other one (`--recipients random`), with
+//!    consecutive nonces per sender (in parallel, before the clock starts).
 //! 3. Sends them over HTTP (one call per request, or JSON-RPC batches of `--batch`) or
 //!    WebSocket, from `--concurrency` workers. Each worker owns a set of senders, so every
 //!    sender's nonces arrive in order. `--rate` paces the offered load (open loop) to
@@ -48,6 +49,34 @@ pub enum Transport {
     Ws,
 }
 
+/// Whom each transfer pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Recipients {
+    /// Account `i` pays account `i + 1` (wrapping): neighbouring slots, so a batch changes
+    /// a few dense runs of the state tree.
+    Ring,
+    /// A uniformly random other account, the same for a given transfer index on every run:
+    /// changed slots spread over the whole tree, as with independent wallets.
+    Random,
+}
+
+/// The account that transfer `index`, sent by account `sender`, pays (`accounts >= 2`).
+fn recipient(pattern: Recipients, sender: usize, index: usize, accounts: usize) -> usize {
+    match pattern {
+        Recipients::Ring => (sender + 1) % accounts,
+        Recipients::Random => {
+            // splitmix64 of the index: any other account, uniformly.
+            let mut z = (index as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let others = accounts.saturating_sub(1).max(1) as u64;
+            let offset = usize::try_from(z % others).unwrap_or(0) + 1;
+            (sender + offset) % accounts
+        }
+    }
+}
+
 /// `stablelane bench …`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -82,6 +111,9 @@ pub struct BenchArgs {
     /// Offered load in transfers per second (open loop); default: as fast as answered.
     #[arg(long)]
     rate: Option<u64>,
+    /// Whom each transfer pays: the next account (ring) or a random other one.
+    #[arg(long, value_enum, default_value_t = Recipients::Ring)]
+    recipients: Recipients,
     /// Token symbol or address (default: the node's first token).
     #[arg(long)]
     token: Option<String>,
@@ -305,6 +337,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     for t in 0..threads {
         let (keys, nonces, domain) = (keys.clone(), nonces.clone(), domain.clone());
         let (transfers, accounts, token) = (args.transfers, args.accounts, token.address);
+        let pattern = args.recipients;
         signers.push(std::thread::spawn(
             move || -> Result<Vec<(usize, Signed<Transfer>)>> {
                 let mut out = Vec::new();
@@ -312,7 +345,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                     let sender = i % accounts;
                     let round = (i / accounts) as u64;
                     let key = &keys[sender];
-                    let to = keys[(sender + 1) % accounts].address();
+                    let to = keys[recipient(pattern, sender, i, accounts)].address();
                     let message = Transfer {
                         from: key.address(),
                         to,
@@ -463,36 +496,37 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     }
     if let (Some(admin), Some(before)) = (&admin, before) {
         let after = scrape(&args).await?;
+        let delta = |name: &str| {
+            after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
+        };
+        let accepted = "stablelane_transactions_accepted_total{kind=\"transfer\"}";
+        let leaf_hashes = "stablelane_sequencer_seal_leaf_hashes_total";
+        let inner_hashes = "stablelane_sequencer_seal_inner_hashes_total";
         for name in [
-            "stablelane_transactions_accepted_total{kind=\"transfer\"}",
+            accepted,
             "stablelane_sequencer_groups_total",
             "stablelane_journal_records_total",
             "stablelane_intake_busy_total",
+            leaf_hashes,
+            inner_hashes,
         ] {
-            let delta =
-                after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0);
-            println!("node           {name} +{delta}");
+            println!("node           {name} +{}", delta(name));
         }
-        let records = after
-            .get("stablelane_journal_records_total")
-            .copied()
-            .unwrap_or(0.0)
-            - before
-                .get("stablelane_journal_records_total")
-                .copied()
-                .unwrap_or(0.0);
-        let groups = after
-            .get("stablelane_sequencer_groups_total")
-            .copied()
-            .unwrap_or(0.0)
-            - before
-                .get("stablelane_sequencer_groups_total")
-                .copied()
-                .unwrap_or(0.0);
+        let groups = delta("stablelane_sequencer_groups_total");
         if groups > 0.0 {
             println!(
                 "node           {:.1} records per fsync group",
-                records / groups
+                delta("stablelane_journal_records_total") / groups
+            );
+        }
+        let transfers = delta(accepted);
+        if transfers > 0.0 {
+            // Batches still open or being sealed are not counted yet: a lower bound.
+            println!(
+                "node           Poseidon per transfer: 1 receipt leaf, {:.2} more leaves and \
+                 {:.2} inner nodes at seals (batches sealed so far)",
+                delta(leaf_hashes) / transfers,
+                delta(inner_hashes) / transfers
             );
         }
         let status = admin.status().await?;
@@ -831,6 +865,34 @@ mod tests {
 
     const A: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
     const B: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+
+    #[test]
+    fn recipients_are_never_the_sender_and_random_ones_cover_every_account() {
+        for accounts in [2, 3, 10, 1_000] {
+            for sender in [0, 1, accounts - 1] {
+                assert_eq!(
+                    recipient(Recipients::Ring, sender, 7, accounts),
+                    (sender + 1) % accounts
+                );
+            }
+        }
+        for accounts in [2, 3, 100] {
+            let mut hits = vec![0u32; accounts];
+            for index in 0..100 * accounts {
+                let sender = index % accounts;
+                let to = recipient(Recipients::Random, sender, index, accounts);
+                assert!(to < accounts && to != sender, "{index}: {sender} -> {to}");
+                hits[to] += 1;
+            }
+            // Uniform: about 100 each; a bias or a constant offset would leave some far off.
+            assert!(hits.iter().all(|&h| (60..=140).contains(&h)), "{hits:?}");
+        }
+        // The same transfer pays the same account on every run.
+        assert_eq!(
+            recipient(Recipients::Random, 5, 12_345, 10_000),
+            recipient(Recipients::Random, 5, 12_345, 10_000)
+        );
+    }
 
     #[test]
     fn keys_file_skips_comments_and_blank_lines() {
