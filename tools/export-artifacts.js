@@ -7,7 +7,7 @@
 const fs = require('fs');
 const path = require('path');
 
-const CONTRACTS = ['Settlement', 'TestStablecoin', 'DisabledVerifier', 'IGroth16Verifier', 'Groth16Verifier'];
+const CONTRACTS = ['Settlement', 'TestStablecoin', 'DisabledVerifier', 'IGroth16Verifier', 'Groth16Verifier', 'CallForwarder'];
 
 const [outDir, artifactsDir] = process.argv.slice(2);
 if (!outDir || !artifactsDir) {

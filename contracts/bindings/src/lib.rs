@@ -46,3 +46,10 @@ alloy::sol!(
     IGroth16Verifier,
     "../artifacts/IGroth16Verifier.json"
 );
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    CallForwarder,
+    "../artifacts/CallForwarder.json"
+);

@@ -11,9 +11,14 @@
 //!
 //! # What is checked, per batch `n` (in order from 1)
 //!
-//! - the commit is a transaction sent *to* the settlement contract whose input decodes as
-//!   `commitBatch`: a commit made through another contract cannot be read from the
-//!   transaction and is refused ([`SyncError::IndirectCommit`], not supported in v1);
+//! - the commit's `commitBatch` call is found: the transaction's own input when it was sent
+//!   *to* the settlement contract; otherwise (an operator that commits through a Safe, a
+//!   multisig or a forwarder) the call frame into the settlement contract from the L2 node's
+//!   call trace (`debug_traceTransaction` with the `callTracer`), or, where the node has no
+//!   traces, a `commitBatch` call embedded verbatim in the transaction's input (as a Safe's
+//!   `execTransaction` carries it). Whatever its source, a call counts only if its
+//!   `keccak256(data)` is the event's `dataHash` and its header agrees with the event, so a
+//!   look-alike cannot be taken for the commit. None found: [`SyncError::IndirectCommit`];
 //! - header, event and the expected sequence agree on the batch number, and
 //!   `keccak256(data)`, the header's `dataHash` and the event's `dataHash` are equal;
 //! - the header's `prevRoot` is the root rebuilt so far;
@@ -52,7 +57,7 @@ use std::{collections::HashMap, fmt, future::Future, time::Duration};
 use alloy::{
     consensus::Transaction as _,
     eips::BlockId,
-    primitives::{keccak256, Address, B256},
+    primitives::{keccak256, Address, Bytes, B256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::{Filter, Log},
     sol_types::{SolCall, SolEvent},
@@ -134,8 +139,9 @@ pub enum SyncError {
         tx: B256,
     },
     /// The batch was committed by a transaction to another contract (a multisig, a
-    /// forwarder…), whose calldata this version cannot read.
-    #[error("batch {batch}: committed through another contract ({to:?}) in transaction {tx}: not supported in v1 (commits must be sent directly to the settlement contract)")]
+    /// forwarder…), and no `commitBatch` call matching the event was found in its call trace
+    /// (the L2 node may not serve `debug_traceTransaction`) or its input.
+    #[error("batch {batch}: committed through another contract ({to:?}) in transaction {tx}, and no commitBatch call with the event's data hash was found in its call trace or input (use an L2 RPC that serves debug_traceTransaction)")]
     IndirectCommit {
         /// The batch.
         batch: u64,
@@ -771,20 +777,23 @@ async fn replay_log(
     .await?
     .ok_or(SyncError::TxNotFound { batch: number, tx })?;
     let to = transaction.to();
-    if to != Some(settlement) {
-        return Err(SyncError::IndirectCommit {
+    let call = if to == Some(settlement) {
+        Settlement::commitBatchCall::abi_decode(transaction.input()).map_err(|e| {
+            SyncError::NotACommit {
+                batch: number,
+                tx,
+                reason: e.to_string(),
+            }
+        })?
+    } else {
+        let traced = traced_commit(provider, tx, settlement, &event).await;
+        let found = traced.or_else(|| embedded_commit(transaction.input(), &event));
+        found.ok_or(SyncError::IndirectCommit {
             batch: number,
             tx,
             to,
-        });
-    }
-    let call = Settlement::commitBatchCall::abi_decode(transaction.input()).map_err(|e| {
-        SyncError::NotACommit {
-            batch: number,
-            tx,
-            reason: e.to_string(),
-        }
-    })?;
+        })?
+    };
     drop(transaction);
     let summary = state.apply_commit(
         &call,
@@ -833,6 +842,85 @@ impl From<alloy::contract::Error> for Failure {
 
 /// Runs `request` until it succeeds, a failure is not transient, or [`RPC_ATTEMPTS_MAX`]
 /// attempts failed, pausing [`RPC_BACKOFF_FIRST`], then twice as long, between attempts.
+/// Whether `call` is the commit `event` reports: the data hashes to the event's `dataHash`
+/// and the header names the same batch, root and hash.
+fn matches_event(call: &Settlement::commitBatchCall, event: &Settlement::BatchCommitted) -> bool {
+    let h = &call.header;
+    h.batchNumber == event.batchNumber
+        && h.newRoot == event.newRoot
+        && h.dataHash == event.dataHash
+        && keccak256(&call.data) == event.dataHash
+}
+
+/// Most call frames of one trace looked at (a bound on what a hostile trace can make us do).
+const TRACE_FRAMES_MAX: usize = 10_000;
+
+/// The successful `commitBatch` call into `settlement` that `event` reports, from the L2
+/// node's call trace of `tx`; `None` if the node serves no traces or none matches.
+async fn traced_commit(
+    provider: &DynProvider,
+    tx: B256,
+    settlement: Address,
+    event: &Settlement::BatchCommitted,
+) -> Option<Settlement::commitBatchCall> {
+    let tracer = serde_json::json!({ "tracer": "callTracer" });
+    let trace: serde_json::Value = match provider
+        .raw_request("debug_traceTransaction".into(), (tx, tracer))
+        .await
+    {
+        Ok(trace) => trace,
+        Err(e) => {
+            debug!(target: TARGET, %tx, error = %e, "no call trace; looking for the commit in the input");
+            return None;
+        }
+    };
+    let mut stack = vec![&trace];
+    let mut seen = 0usize;
+    while let Some(frame) = stack.pop() {
+        seen += 1;
+        if seen > TRACE_FRAMES_MAX {
+            return None;
+        }
+        let to = frame
+            .get("to")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse::<Address>().ok());
+        let call_type = frame.get("type").and_then(|v| v.as_str()).unwrap_or("CALL");
+        if to == Some(settlement)
+            && call_type.eq_ignore_ascii_case("CALL")
+            && frame.get("error").is_none()
+        {
+            let input = frame
+                .get("input")
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.parse::<Bytes>().ok());
+            if let Some(call) = input
+                .and_then(|i| Settlement::commitBatchCall::abi_decode(&i).ok())
+                .filter(|call| matches_event(call, event))
+            {
+                return Some(call);
+            }
+        }
+        if let Some(calls) = frame.get("calls").and_then(|v| v.as_array()) {
+            stack.extend(calls.iter().rev());
+        }
+    }
+    None
+}
+
+/// A `commitBatch` call embedded verbatim in `input` (a multisig's or forwarder's calldata
+/// carries the inner call as a `bytes` argument) that matches `event`.
+fn embedded_commit(
+    input: &[u8],
+    event: &Settlement::BatchCommitted,
+) -> Option<Settlement::commitBatchCall> {
+    let selector = Settlement::commitBatchCall::SELECTOR;
+    (0..input.len().saturating_sub(3))
+        .filter(|&at| input.get(at..at + 4) == Some(&selector[..]))
+        .filter_map(|at| Settlement::commitBatchCall::abi_decode(input.get(at..)?).ok())
+        .find(|call| matches_event(call, event))
+}
+
 async fn retry<T, E, F, Fut>(what: &'static str, mut request: F) -> Result<T, SyncError>
 where
     F: FnMut() -> Fut,
@@ -856,5 +944,71 @@ where
         tokio::time::sleep(pause).await;
         pause = pause.saturating_mul(2);
         attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stablelane_contracts::CallForwarder;
+
+    fn commit(batch: u64, data: &[u8]) -> Settlement::commitBatchCall {
+        Settlement::commitBatchCall {
+            header: Settlement::BatchHeader {
+                batchNumber: batch,
+                prevRoot: B256::repeat_byte(1),
+                newRoot: B256::repeat_byte(2),
+                depositsConsumed: 0,
+                depositsHash: B256::ZERO,
+                forcedConsumed: 0,
+                forcedHash: B256::ZERO,
+                dataHash: keccak256(data),
+            },
+            data: Bytes::copy_from_slice(data),
+        }
+    }
+
+    fn event_of(call: &Settlement::commitBatchCall) -> Settlement::BatchCommitted {
+        Settlement::BatchCommitted {
+            batchNumber: call.header.batchNumber,
+            newRoot: call.header.newRoot,
+            dataHash: call.header.dataHash,
+            depositsConsumed: 0,
+            forcedConsumed: 0,
+            withdrawalCount: 0,
+            withdrawalsRoot: B256::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_commit_embedded_in_a_forwarders_input_is_found_only_if_it_matches_the_event() {
+        let call = commit(7, &[2, 0, 0, 0, 0, 9, 9, 9]);
+        let outer = CallForwarder::forwardCall {
+            target: Address::repeat_byte(0x5e),
+            data: call.abi_encode().into(),
+        }
+        .abi_encode();
+        let event = event_of(&call);
+        fn found(input: &[u8], event: &Settlement::BatchCommitted) -> Option<Vec<u8>> {
+            embedded_commit(input, event).map(|c| c.abi_encode())
+        }
+        assert_eq!(found(&outer, &event), Some(call.abi_encode()));
+        // Directly sent, the input is the call itself.
+        assert_eq!(found(&call.abi_encode(), &event), Some(call.abi_encode()));
+
+        // A look-alike: the same header but other data (its hash is not the event's).
+        let mut other = call.clone();
+        other.data = Bytes::from_static(&[2, 0, 0, 0, 0, 1]);
+        let outer = CallForwarder::forwardCall {
+            target: Address::repeat_byte(0x5e),
+            data: other.abi_encode().into(),
+        }
+        .abi_encode();
+        assert_eq!(found(&outer, &event), None);
+        // Another batch's event.
+        assert_eq!(found(&call.abi_encode(), &event_of(&commit(8, &[1]))), None);
+        // Nothing to find.
+        assert_eq!(found(&[], &event), None);
+        assert_eq!(found(&Settlement::commitBatchCall::SELECTOR, &event), None);
     }
 }

@@ -310,6 +310,72 @@ async fn rebuilds_the_committed_state_from_the_chain() -> Result<()> {
     Ok(())
 }
 
+/// An operator that commits through a contract (a Safe, a multisig, a forwarder): the
+/// transaction goes to that contract, and chain sync finds the `commitBatch` call in the
+/// call trace. Before, it refused such commits (`IndirectCommit`).
+#[tokio::test(flavor = "multi_thread")]
+async fn commits_made_through_a_forwarding_contract_are_read_from_the_trace() -> Result<()> {
+    use alloy::sol_types::SolCall;
+    use stablelane_contracts::CallForwarder;
+    let chain = Chain::start().await?;
+    let (alice, bob) = (chain.owners[0], chain.owners[1]);
+    let usdc = chain.tokens[0];
+    let mut b = Builder::default();
+    let first = b.next(&[(alice, usdc)], &[(0, 9, 0)], None)?;
+    chain.commit(&first).await?;
+
+    // The owner makes a forwarder, owned by the operator key, the settlement operator.
+    let d = chain.devnet.description();
+    let owner_key: PrivateKeySigner = d.owner.private_key.parse()?;
+    let owner = stablelane_devnet::wallet_provider(&chain.devnet.rpc_url(), &[owner_key])?;
+    let forwarder = CallForwarder::deploy(chain.operator.clone(), d.operator.address).await?;
+    Settlement::new(chain.settlement(), owner)
+        .setOperator(*forwarder.address())
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let mut through = Vec::new();
+    for call in [
+        b.next(&[(bob, usdc)], &[(0, 4, 1), (1, 5, 0)], None)?,
+        b.next(&[], &[(1, 2, 1)], None)?,
+    ] {
+        let receipt = forwarder
+            .forward(chain.settlement(), call.abi_encode().into())
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        ensure!(
+            receipt.status(),
+            "forwarded commit of batch {} reverted",
+            call.header.batchNumber
+        );
+        ensure!(
+            receipt.to == Some(*forwarder.address()),
+            "sent to the forwarder"
+        );
+        through.push(receipt.transaction_hash);
+        chain.mine(2).await?;
+    }
+
+    let state = chain_sync(&chain.config(1_000), |_| {}).await?;
+    assert_eq!(state.last_batch(), 3);
+    assert_eq!(state.root(), b256(&b.tree.root()));
+    assert_eq!(state.slots(), b.slots.as_slice());
+    let hashes: Vec<B256> = state
+        .batches()
+        .iter()
+        .skip(1)
+        .map(|s| s.l2_tx_hash)
+        .collect();
+    assert_eq!(
+        hashes, through,
+        "the forwarded transactions are the commits"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_lies_about_its_leaves_fails_naming_the_batch() -> Result<()> {
     let chain = Chain::start().await?;
