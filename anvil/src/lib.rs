@@ -72,6 +72,9 @@ pub enum Error {
     /// The description is not valid JSON of the expected shape.
     #[error("devnet description: {0}")]
     Json(#[from] serde_json::Error),
+    /// Deploying the INSECURE dev-keys verifier on a chain that is not anvil's.
+    #[error("deploy: {0} (DeployConfig::allow_dev_keys_off_devnet)")]
+    InsecureDevKeys(stablelane_circuits::Error),
 }
 
 /// Result with the devnet [`Error`].
@@ -88,6 +91,8 @@ pub struct DevnetOptions {
     pub accounts: usize,
     /// Contracts and minting.
     pub deploy: DeployConfig,
+    /// anvil's chain id ([`DEV_CHAIN_ID`] unless a test needs a chain that is not a devnet).
+    pub chain_id: u64,
 }
 
 impl Default for DevnetOptions {
@@ -97,6 +102,7 @@ impl Default for DevnetOptions {
             block_time_s: None,
             accounts: 10,
             deploy: DeployConfig::default(),
+            chain_id: DEV_CHAIN_ID,
         }
     }
 }
@@ -178,7 +184,7 @@ fn spawn_anvil(options: &DevnetOptions) -> Result<AnvilInstance> {
         .host("127.0.0.1")
         .port(options.port)
         .mnemonic(DEV_MNEMONIC)
-        .chain_id(DEV_CHAIN_ID)
+        .chain_id(options.chain_id)
         .arg("--accounts")
         .arg(options.accounts.to_string())
         .arg("--hardfork")

@@ -86,6 +86,7 @@ async fn main() -> Result<()> {
             finalization_delay_s: args.finalization_delay,
             ..DeployConfig::default()
         },
+        ..DevnetOptions::default()
     };
     let devnet = Devnet::start(options).await.wrap_err("starting devnet")?;
     std::fs::write(&pid_file, devnet.anvil_pid().to_string())

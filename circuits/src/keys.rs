@@ -43,6 +43,40 @@ pub type PreparedVerifyingKey = ark_groth16::PreparedVerifyingKey<Bn254>;
 /// The published seed of the INSECURE dev setup. Knowing it is knowing the toxic waste.
 pub const DEV_SETUP_SEED: [u8; 32] = *b"stablelane INSECURE dev setup v1";
 
+/// keccak256 of the INSECURE dev setup's verifying key ([`verifying_key_hash`] of
+/// [`insecure_dev_setup`]'s key; a test recomputes it): the `VERIFYING_KEY_HASH` of the
+/// committed `Groth16Verifier.sol`. A deployment whose verifier publishes it can have exits
+/// and attestations forged by anyone.
+pub const INSECURE_DEV_VERIFYING_KEY_HASH: [u8; 32] = [
+    0xb6, 0x13, 0x0f, 0x28, 0x0e, 0xe6, 0x99, 0x03, 0xfb, 0x35, 0xdd, 0xe0, 0xab, 0xb4, 0x4a, 0xbd,
+    0x39, 0xdd, 0xd7, 0xc4, 0xdc, 0x63, 0xae, 0x27, 0xda, 0xb9, 0x7e, 0x52, 0xc5, 0x7c, 0xda, 0x86,
+];
+
+/// anvil's chain id: the only chain on which the node, the wallet and the deploy tool accept
+/// the INSECURE dev keys unless told otherwise ([`check_dev_keys_allowed`]).
+pub const DEVNET_CHAIN_ID: u64 = 31337;
+
+/// Refuses the INSECURE dev keys off a devnet: `Ok` if `key_hash` is not
+/// [`INSECURE_DEV_VERIFYING_KEY_HASH`], if `chain_id` is [`DEVNET_CHAIN_ID`], or if the caller
+/// explicitly allows them anywhere (`allow_off_devnet`, for a test chain with another id).
+///
+/// # Errors
+///
+/// [`Error::InsecureDevKeys`] otherwise.
+pub fn check_dev_keys_allowed(
+    chain_id: u64,
+    key_hash: &[u8; 32],
+    allow_off_devnet: bool,
+) -> Result<()> {
+    if key_hash == &INSECURE_DEV_VERIFYING_KEY_HASH
+        && chain_id != DEVNET_CHAIN_ID
+        && !allow_off_devnet
+    {
+        return Err(Error::InsecureDevKeys { chain_id });
+    }
+    Ok(())
+}
+
 /// INSECURE: Groth16 setup of the attestation circuit with secrets derived from the public
 /// [`DEV_SETUP_SEED`], for devnets and tests only (see the [module docs](self)). Deterministic:
 /// the same keys on every machine, every time. Takes a few seconds.

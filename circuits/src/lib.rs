@@ -47,6 +47,18 @@ pub use tree::{empty_root, MerklePath, SlotIndex, StateTree, TREE_DEPTH};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The INSECURE dev setup's verifying key on a chain other than anvil's, not explicitly
+    /// allowed (see `keys::check_dev_keys_allowed`).
+    #[error(
+        "the verifying key is the INSECURE dev setup's (published seed: anyone can forge exits and \
+         attestations with it) and chain {chain_id} is not anvil's ({devnet}); refusing unless \
+         explicitly allowed",
+        devnet = keys::DEVNET_CHAIN_ID
+    )]
+    InsecureDevKeys {
+        /// The chain the keys were to be used on.
+        chain_id: u64,
+    },
     /// Poseidon was asked to hash an unsupported number of inputs.
     #[error("Poseidon takes 1 to {inputs_max} inputs, got {inputs}")]
     PoseidonInputCount {

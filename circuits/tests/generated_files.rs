@@ -19,7 +19,9 @@ use ark_ec::short_weierstrass::SWCurveConfig;
 use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField};
 use common::{dev_keys, sample_witness};
 use stablelane_circuits::field::{fr_to_be_bytes, EvmWord};
-use stablelane_circuits::keys::verifying_key_hash;
+use stablelane_circuits::keys::{
+    check_dev_keys_allowed, verifying_key_hash, DEVNET_CHAIN_ID, INSECURE_DEV_VERIFYING_KEY_HASH,
+};
 use stablelane_circuits::prover::{self, proof_to_evm, verify_evm, PROOF_WORDS};
 use stablelane_circuits::solidity::{dev_setup_description, render_verifier};
 use stablelane_circuits::{ChaCha20Rng, Fr, SeedableRng};
@@ -89,6 +91,24 @@ fn fq_word(x: &Fq) -> EvmWord {
     let mut word = [0u8; 32];
     word[32 - bytes.len()..].copy_from_slice(&bytes);
     word
+}
+
+#[test]
+fn the_dev_key_hash_constant_is_the_dev_setups_and_is_refused_off_anvil() {
+    let (_, vk) = dev_keys();
+    let hash = verifying_key_hash(vk).expect("hash");
+    assert_eq!(hash, INSECURE_DEV_VERIFYING_KEY_HASH);
+    assert!(check_dev_keys_allowed(DEVNET_CHAIN_ID, &hash, false).is_ok());
+    let refused = check_dev_keys_allowed(10, &hash, false).expect_err("refused on chain 10");
+    assert!(refused.to_string().contains("INSECURE"), "{refused}");
+    assert!(
+        check_dev_keys_allowed(10, &hash, true).is_ok(),
+        "explicitly allowed"
+    );
+    assert!(
+        check_dev_keys_allowed(10, &[7; 32], false).is_ok(),
+        "another key"
+    );
 }
 
 #[test]

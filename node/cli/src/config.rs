@@ -154,8 +154,15 @@ pub struct ProverSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proving_key: Option<PathBuf>,
     /// Use the INSECURE deterministic dev setup's keys (anyone can forge proofs with them):
-    /// devnets only.
+    /// devnets only. Refused on any chain id but anvil's (31337) unless
+    /// `allow_dev_keys_off_devnet`.
     pub insecure_dev_keys: bool,
+    /// Accept the INSECURE dev setup's keys on a chain whose id is not anvil's (31337), both
+    /// for this prover and in the deployed verifier (which the node checks at start-up
+    /// whenever `chain.l2_rpc_url` is set). For test chains with another id only: with these
+    /// keys anyone can forge exits and attestations.
+    #[serde(default)]
+    pub allow_dev_keys_off_devnet: bool,
     /// Proving threads (each proof uses them all; keep cores for the sequencer).
     pub threads: usize,
     /// Requests waiting beyond those being proven; more are refused as busy.
@@ -251,6 +258,7 @@ impl Default for NodeConfig {
             prover: ProverSection {
                 proving_key: None,
                 insecure_dev_keys: false,
+                allow_dev_keys_off_devnet: false,
                 threads: 1,
                 queue_max: 8,
                 timeout_s: 60,
@@ -326,6 +334,16 @@ impl NodeConfig {
         let p = &self.prover;
         if p.proving_key.is_some() && p.insecure_dev_keys {
             bail!("prover.proving_key and prover.insecure_dev_keys exclude each other");
+        }
+        if p.insecure_dev_keys {
+            stablelane_circuits::keys::check_dev_keys_allowed(
+                self.chain_id,
+                &stablelane_circuits::keys::INSECURE_DEV_VERIFYING_KEY_HASH,
+                p.allow_dev_keys_off_devnet,
+            )
+            .map_err(|e| {
+                eyre!("prover.insecure_dev_keys: {e} (prover.allow_dev_keys_off_devnet)")
+            })?;
         }
         if !(1..=64).contains(&p.threads)
             || !(1..=1_024).contains(&p.queue_max)

@@ -71,3 +71,109 @@ fn dev_setup_files_match_the_committed_verifier_and_are_not_overwritten() -> eyr
     assert!(!stdout.contains(&hash_line), "{stdout}");
     Ok(())
 }
+
+/// The INSECURE dev keys off a devnet (a chain whose id is not anvil's 31337): the deploy tool
+/// refuses to deploy their verifier, the node refuses to prove with them or to run against a
+/// deployment whose verifier uses them, and the wallet's verify-attestation refuses such a
+/// deployment; each goes on only when explicitly told to.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_keys_are_refused_off_anvil_unless_explicitly_allowed() -> eyre::Result<()> {
+    use stablelane_devnet::{node, DeployConfig, Devnet, DevnetOptions};
+    const CHAIN: u64 = 10;
+    let refused = Devnet::start(DevnetOptions {
+        chain_id: CHAIN,
+        ..DevnetOptions::default()
+    })
+    .await
+    .expect_err("the deploy tool deployed the dev verifier on chain 10");
+    assert!(refused.to_string().contains("INSECURE"), "{refused}");
+
+    let devnet = Devnet::start(DevnetOptions {
+        chain_id: CHAIN,
+        deploy: DeployConfig {
+            allow_dev_keys_off_devnet: true,
+            ..DeployConfig::default()
+        },
+        ..DevnetOptions::default()
+    })
+    .await?;
+    let d = devnet.description().clone();
+    assert_eq!(d.chain_id, CHAIN);
+    let dir = tempfile::tempdir()?;
+    let config = node::write_config(&d, dir.path(), 0, 0)?;
+    let text = std::fs::read_to_string(&config)?;
+    let log = dir.path().join("node.log");
+    let start = |text: &str| -> eyre::Result<Option<node::NodeProcess>> {
+        std::fs::write(&config, text)?;
+        Ok(node::start(&common::binary(), &config, &log, &d).ok())
+    };
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // The prover with the dev keys, on chain 10.
+    assert!(
+        start(&text)?.is_none(),
+        "the node proved with the dev keys on chain 10"
+    );
+    assert!(
+        log_text().contains("prover.insecure_dev_keys"),
+        "{}",
+        log_text()
+    );
+    // No prover: the deployed verifier still uses the dev keys.
+    let no_prover = text.replace("insecure_dev_keys = true", "insecure_dev_keys = false");
+    assert_ne!(no_prover, text);
+    assert!(
+        start(&no_prover)?.is_none(),
+        "the node ran against the dev verifier on chain 10"
+    );
+    assert!(log_text().contains("deployed verifier"), "{}", log_text());
+    assert!(log_text().contains("INSECURE"), "{}", log_text());
+    // Told explicitly, it runs.
+    let allowed = text.replace(
+        "insecure_dev_keys = true",
+        "insecure_dev_keys = true\nallow_dev_keys_off_devnet = true",
+    );
+    let mut running = start(&allowed)?.ok_or_else(|| eyre::eyre!("{}", log_text()))?;
+    running.stop();
+
+    // verify-attestation against that deployment.
+    let attestation = stablelane::Attestation {
+        batch: 0,
+        root: stablelane_devnet::deploy::genesis_root(),
+        owner: d.dev_accounts[0].address,
+        token: d.tokens[0].address,
+        threshold: stablelane::Amount(1),
+        challenge: alloy::primitives::B256::ZERO,
+        context: stablelane::attestation_context(&alloy::primitives::B256::ZERO),
+        proof: [alloy::primitives::U256::from(1); 8],
+        verifying_key_hash: stablelane_circuits::keys::INSECURE_DEV_VERIFYING_KEY_HASH.into(),
+    };
+    let path = dir.path().join("attestation.json");
+    std::fs::write(&path, serde_json::to_vec(&attestation)?)?;
+    let path = path.to_string_lossy().to_string();
+    let settlement = d.settlement.to_string();
+    let args = [
+        "verify-attestation",
+        "--attestation",
+        &path,
+        "--insecure-dev-keys",
+        "--l2-rpc",
+        &d.l2_rpc_url,
+        "--settlement",
+        &settlement,
+    ];
+    let (ok, out, err) = common::run_cli(&args, &[])?;
+    assert!(!ok, "{out}");
+    assert!(err.contains("INSECURE"), "{err}");
+    // Allowed: it gets as far as the proof, which is garbage.
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-dev-keys-off-devnet");
+    let (ok, out, err) = common::run_cli(&allowed, &[])?;
+    assert!(!ok, "{out}");
+    assert!(out.contains("has key"), "{out}\n{err}");
+    assert!(
+        !err.contains("INSECURE dev setup's (published seed"),
+        "{err}"
+    );
+    Ok(())
+}
