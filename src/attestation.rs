@@ -6,14 +6,27 @@
 //!
 //! # Checking one
 //!
-//! [`verify_attestation`] checks the proof against the attestation's own statement with the
-//! verifying key of the deployment (the one its Groth16 verifier contract was generated from;
-//! [`Attestation::verifying_key_hash`] must match it). A verifier then compares the statement
-//! with what it asked for ([`Attestation::check_statement`]): the owner, the token, a
-//! threshold at least the one it needs, and the challenge it issued. Whether `root` is really
-//! the root of batch `batch` is a fact of the chain: the settlement contract's
-//! `verifyAttestation(batch, owner, token, threshold, context, proof)` checks root and proof
-//! in one call, and `stablelane verify-attestation --l2-rpc …` reads the root from there.
+//! The proving key is public, so a proof alone proves nothing about the deployment: anyone can
+//! build a tree of their own with any balance in it and prove against its root. What makes an
+//! attestation worth something is that its `root` is the root the settlement contract
+//! committed for batch `batch`, and that the batch is recent enough for the relying party (a
+//! balance proven under an old root may have been spent since). So:
+//!
+//! - [`verify_attestation`] (and [`AttestationVerifier::verify`]) takes the committed roots
+//!   (anything that answers batch → root: a map, a closure over an L2 client, one known
+//!   `(batch, root)` pair) and the oldest batch the relying party accepts, and checks all
+//!   three: the batch is at least that one, its committed root is the attestation's root, and
+//!   the proof proves the statement under the deployment's verifying key
+//!   ([`Attestation::verifying_key_hash`] must match it).
+//! - [`verify_attestation_proof_only`] checks only the proof against the attestation's own
+//!   statement; its name says what it leaves out. It is the building block, not an answer.
+//!
+//! A verifier then compares the statement with what it asked for
+//! ([`Attestation::check_statement`]): the owner, the token, a threshold at least the one it
+//! needs, and the challenge it issued. On-chain, the settlement contract's
+//! `verifyAttestation(batch, minBatch, owner, token, threshold, context, proof)` checks the
+//! minimum, the root and the proof in one call, and `stablelane verify-attestation --l2-rpc …`
+//! uses it.
 //!
 //! # The context
 //!
@@ -31,7 +44,9 @@ use stablelane_circuits::{
     PublicInputs,
 };
 
-use crate::Amount;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::{Amount, BatchNumber};
 
 /// Domain tag hashed in front of a verifier's challenge (see [`attestation_context`]).
 pub const ATTESTATION_CONTEXT_DOMAIN: &[u8] = b"Stablelane.attestation.v1";
@@ -106,6 +121,97 @@ pub enum AttestationError {
     /// The statement is not the one the verifier asked for.
     #[error("{0}")]
     Unexpected(String),
+    /// The batch is not one the committed roots know (not committed, or not yet seen).
+    #[error("batch {batch} is not a committed batch")]
+    UnknownBatch {
+        /// The attestation's batch.
+        batch: u64,
+    },
+    /// The attestation's root is not the root committed for its batch: it was proven in a
+    /// tree that is not the deployment's.
+    #[error("root {carried} is not batch {batch}'s committed root {committed}")]
+    RootMismatch {
+        /// The attestation's batch.
+        batch: u64,
+        /// The root the attestation carries.
+        carried: B256,
+        /// The root committed for that batch.
+        committed: B256,
+    },
+    /// The batch is older than the relying party accepts.
+    #[error("batch {batch} is older than the oldest accepted batch {min_batch}")]
+    BatchTooOld {
+        /// The attestation's batch.
+        batch: u64,
+        /// The oldest batch accepted.
+        min_batch: u64,
+    },
+}
+
+/// The state roots the settlement contract committed, by batch: what an attestation's root is
+/// checked against. Implemented for maps and for closures (say, one that reads
+/// `Settlement.batch(n).root` from an L2 client the caller trusts).
+pub trait CommittedRoots {
+    /// The root committed for `batch`, or `None` if the batch is not (known to be) committed.
+    fn committed_root(&self, batch: BatchNumber) -> Option<B256>;
+}
+
+impl<F: Fn(BatchNumber) -> Option<B256>> CommittedRoots for F {
+    fn committed_root(&self, batch: BatchNumber) -> Option<B256> {
+        self(batch)
+    }
+}
+
+impl CommittedRoots for BTreeMap<BatchNumber, B256> {
+    fn committed_root(&self, batch: BatchNumber) -> Option<B256> {
+        self.get(&batch).copied()
+    }
+}
+
+impl CommittedRoots for HashMap<BatchNumber, B256> {
+    fn committed_root(&self, batch: BatchNumber) -> Option<B256> {
+        self.get(&batch).copied()
+    }
+}
+
+/// One batch's committed root, for a relying party that learned it elsewhere (say from its
+/// own L2 node): every other batch is unknown.
+impl CommittedRoots for (BatchNumber, B256) {
+    fn committed_root(&self, batch: BatchNumber) -> Option<B256> {
+        (batch == self.0).then_some(self.1)
+    }
+}
+
+/// Checks that `attestation` is against a batch at least `min_batch`, that its root is the
+/// root `roots` says was committed for that batch, and nothing else (not the proof).
+///
+/// # Errors
+///
+/// [`AttestationError::BatchTooOld`], [`AttestationError::UnknownBatch`] or
+/// [`AttestationError::RootMismatch`].
+pub fn check_committed_root(
+    attestation: &Attestation,
+    roots: &impl CommittedRoots,
+    min_batch: BatchNumber,
+) -> Result<(), AttestationError> {
+    let batch = attestation.batch;
+    if batch < min_batch.0 {
+        return Err(AttestationError::BatchTooOld {
+            batch,
+            min_batch: min_batch.0,
+        });
+    }
+    let committed = roots
+        .committed_root(BatchNumber(batch))
+        .ok_or(AttestationError::UnknownBatch { batch })?;
+    if committed != attestation.root {
+        return Err(AttestationError::RootMismatch {
+            batch,
+            carried: attestation.root,
+            committed,
+        });
+    }
+    Ok(())
 }
 
 impl Attestation {
@@ -191,13 +297,30 @@ impl AttestationVerifier {
         self.hash
     }
 
-    /// Checks that `attestation`'s proof proves its statement under this key. See
-    /// [`verify_attestation`].
+    /// Checks the whole attestation: its batch is at least `min_batch`, its root is the one
+    /// `roots` says was committed for that batch, and its proof proves its statement under
+    /// this key. See [`verify_attestation`].
     ///
     /// # Errors
     ///
     /// See [`verify_attestation`].
-    pub fn verify(&self, attestation: &Attestation) -> Result<(), AttestationError> {
+    pub fn verify(
+        &self,
+        attestation: &Attestation,
+        roots: &impl CommittedRoots,
+        min_batch: BatchNumber,
+    ) -> Result<(), AttestationError> {
+        check_committed_root(attestation, roots, min_batch)?;
+        self.verify_proof_only(attestation)
+    }
+
+    /// Checks only that `attestation`'s proof proves its own statement under this key: NOT
+    /// that its root was ever committed. See [`verify_attestation_proof_only`].
+    ///
+    /// # Errors
+    ///
+    /// See [`verify_attestation_proof_only`].
+    pub fn verify_proof_only(&self, attestation: &Attestation) -> Result<(), AttestationError> {
         let expected = attestation_context(&attestation.challenge);
         if attestation.context != expected {
             return Err(AttestationError::ContextMismatch {
@@ -223,26 +346,104 @@ impl AttestationVerifier {
     }
 }
 
-/// Checks that `attestation`'s Groth16 proof proves its own statement under `vk`, and that its
-/// context is the context of its challenge. Changing the root, owner, token, threshold or
-/// challenge of a valid attestation makes it fail.
+/// Checks an attestation as a relying party must: it is against a batch at least
+/// `min_batch`, its root is the root `roots` says the settlement contract committed for that
+/// batch, its context is the context of its challenge, and its Groth16 proof proves its
+/// statement under `vk`. Changing the batch, root, owner, token, threshold or challenge of a
+/// valid attestation makes it fail.
 ///
 /// Verifying takes a few milliseconds; use [`AttestationVerifier`] to check many with one key.
 ///
 /// # Errors
 ///
-/// [`AttestationError::ContextMismatch`], [`AttestationError::KeyMismatch`],
-/// [`AttestationError::Malformed`] or [`AttestationError::InvalidProof`].
+/// [`AttestationError::BatchTooOld`], [`AttestationError::UnknownBatch`],
+/// [`AttestationError::RootMismatch`], [`AttestationError::ContextMismatch`],
+/// [`AttestationError::KeyMismatch`], [`AttestationError::Malformed`] or
+/// [`AttestationError::InvalidProof`].
 pub fn verify_attestation(
     vk: &VerifyingKey,
     attestation: &Attestation,
+    roots: &impl CommittedRoots,
+    min_batch: BatchNumber,
 ) -> Result<(), AttestationError> {
-    AttestationVerifier::new(vk)?.verify(attestation)
+    check_committed_root(attestation, roots, min_batch)?;
+    AttestationVerifier::new(vk)?.verify_proof_only(attestation)
+}
+
+/// Checks only that `attestation`'s Groth16 proof proves its own statement under `vk` and
+/// that its context is the context of its challenge. It does **not** check that the root was
+/// committed: since the proving key is public, anyone can prove any balance in a tree they
+/// built themselves, so a pass here alone proves nothing about the deployment. Use
+/// [`verify_attestation`].
+///
+/// # Errors
+///
+/// [`AttestationError::ContextMismatch`], [`AttestationError::KeyMismatch`],
+/// [`AttestationError::Malformed`] or [`AttestationError::InvalidProof`].
+pub fn verify_attestation_proof_only(
+    vk: &VerifyingKey,
+    attestation: &Attestation,
+) -> Result<(), AttestationError> {
+    AttestationVerifier::new(vk)?.verify_proof_only(attestation)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn attestation(batch: u64, root: B256) -> Attestation {
+        Attestation {
+            batch,
+            root,
+            owner: Address::repeat_byte(1),
+            token: Address::repeat_byte(2),
+            threshold: Amount(5),
+            challenge: B256::ZERO,
+            context: attestation_context(&B256::ZERO),
+            proof: [U256::ZERO; PROOF_WORDS],
+            verifying_key_hash: B256::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_root_must_be_the_committed_one_of_a_recent_enough_batch() {
+        let committed = B256::repeat_byte(7);
+        let roots: BTreeMap<BatchNumber, B256> = [
+            (BatchNumber(3), committed),
+            (BatchNumber(4), B256::repeat_byte(8)),
+        ]
+        .into();
+        let ok = attestation(3, committed);
+        assert_eq!(check_committed_root(&ok, &roots, BatchNumber(0)), Ok(()));
+        assert_eq!(check_committed_root(&ok, &roots, BatchNumber(3)), Ok(()));
+        assert_eq!(
+            check_committed_root(&ok, &roots, BatchNumber(4)),
+            Err(AttestationError::BatchTooOld {
+                batch: 3,
+                min_batch: 4
+            })
+        );
+        // An invented root, proven in a tree of the prover's own.
+        let invented = attestation(3, B256::repeat_byte(9));
+        assert_eq!(
+            check_committed_root(&invented, &roots, BatchNumber(0)),
+            Err(AttestationError::RootMismatch {
+                batch: 3,
+                carried: B256::repeat_byte(9),
+                committed
+            })
+        );
+        assert_eq!(
+            check_committed_root(&attestation(5, committed), &roots, BatchNumber(0)),
+            Err(AttestationError::UnknownBatch { batch: 5 })
+        );
+        // One known pair and a closure answer the same.
+        let pair = (BatchNumber(3), committed);
+        assert_eq!(check_committed_root(&ok, &pair, BatchNumber(1)), Ok(()));
+        let closure = |b: BatchNumber| roots.get(&b).copied();
+        assert_eq!(check_committed_root(&ok, &closure, BatchNumber(1)), Ok(()));
+        assert!(check_committed_root(&invented, &closure, BatchNumber(1)).is_err());
+    }
 
     #[test]
     fn context_is_reduced_below_r_and_depends_on_the_challenge() {

@@ -15,7 +15,10 @@ pub mod rpc;
 pub mod signing;
 
 pub use amount::{Amount, AmountError};
-pub use attestation::{attestation_context, verify_attestation, Attestation, AttestationError};
+pub use attestation::{
+    attestation_context, verify_attestation, verify_attestation_proof_only, Attestation,
+    AttestationError, CommittedRoots,
+};
 pub use error_codes::ErrorCode;
 pub use ids::{BatchNumber, Nonce, SequenceNumber, SlotIndex, TxHash};
 pub use messages::{

@@ -72,6 +72,7 @@ async fn devnet_deploys_mints_and_describes_itself() -> Result<()> {
     let accepted = settlement
         .verifyAttestation(
             0,
+            0,
             d.dev_accounts[0].address,
             usdc.address,
             1,

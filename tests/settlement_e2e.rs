@@ -896,7 +896,15 @@ async fn attestation_verifies_on_chain_and_exodus_exit_uses_only_chain_data_and_
         let settlement = settlement.clone();
         async move {
             settlement
-                .verifyAttestation(1, owner, node.usdc, threshold, U256::from(context), words)
+                .verifyAttestation(
+                    1,
+                    0,
+                    owner,
+                    node.usdc,
+                    threshold,
+                    U256::from(context),
+                    words,
+                )
                 .call()
                 .await
         }

@@ -215,6 +215,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     error TooManyDeposits(uint256 count);
     error LedgerSupplyExceeded(address token, uint256 requested, uint256 available);
     error UnknownBatch(uint64 batchNumber);
+    error BatchTooOld(uint64 batchNumber, uint64 minBatchNumber);
     error NotFinalized(uint64 claimableAt);
     error IndexOutOfRange(uint256 index, uint256 count);
     error AlreadyClaimed(uint64 batchNumber, uint32 index);
@@ -603,8 +604,13 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
     /// @notice Verifies a private balance attestation: "`owner` holds at least `threshold`
     ///         of `token` in the root committed by batch `batchNumber`", bound to `context`.
+    ///         A balance proven under an old root may have been spent since: the relying party
+    ///         names the oldest batch it accepts, `minBatchNumber`, and an attestation against
+    ///         an earlier batch reverts `BatchTooOld` (pass `lastBatchNumber` to demand the
+    ///         latest root; read `batch(n).committedAt` to bound the age in seconds instead).
     function verifyAttestation(
         uint64 batchNumber,
+        uint64 minBatchNumber,
         address owner,
         address token,
         uint128 threshold,
@@ -612,6 +618,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         uint256[8] calldata proof
     ) external view returns (bool) {
         if (batchNumber > lastBatchNumber) revert UnknownBatch(batchNumber);
+        if (batchNumber < minBatchNumber) revert BatchTooOld(batchNumber, minBatchNumber);
         uint256[5] memory input = [
             uint256(_batches[batchNumber].root),
             uint256(uint160(owner)),

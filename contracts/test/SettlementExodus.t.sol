@@ -287,11 +287,11 @@ contract SettlementExodusTest is SettlementFixture {
         uint256[8] memory proof = _proof(7);
         uint256 context = 0xc0ffee;
         verifier.expectProof(proof, _attestationInput(GENESIS_ROOT, alice, address(usdc), 1, context));
-        assertTrue(settlement.verifyAttestation(0, alice, address(usdc), 1, context, proof), "valid");
-        assertFalse(settlement.verifyAttestation(0, alice, address(usdc), 1, context + 1, proof), "other context");
-        assertFalse(settlement.verifyAttestation(0, alice, address(usdc), 2, context, proof), "other threshold");
-        assertFalse(settlement.verifyAttestation(0, bob, address(usdc), 1, context, proof), "other owner");
-        assertFalse(settlement.verifyAttestation(0, alice, address(dai), 1, context, proof), "other token");
+        assertTrue(settlement.verifyAttestation(0, 0, alice, address(usdc), 1, context, proof), "valid");
+        assertFalse(settlement.verifyAttestation(0, 0, alice, address(usdc), 1, context + 1, proof), "other context");
+        assertFalse(settlement.verifyAttestation(0, 0, alice, address(usdc), 2, context, proof), "other threshold");
+        assertFalse(settlement.verifyAttestation(0, 0, bob, address(usdc), 1, context, proof), "other owner");
+        assertFalse(settlement.verifyAttestation(0, 0, alice, address(dai), 1, context, proof), "other token");
     }
 
     function test_verifyAttestation_againstEarlierAndLatestRoots() public {
@@ -299,27 +299,42 @@ contract SettlementExodusTest is SettlementFixture {
         _commit(ROOT_2, new Withdrawal[](0));
         uint256[8] memory proof = _proof(8);
         verifier.expectProof(proof, _attestationInput(ROOT_1, bob, address(dai), 1 ether, 42));
-        assertTrue(settlement.verifyAttestation(1, bob, address(dai), 1 ether, 42, proof), "batch 1");
-        assertFalse(settlement.verifyAttestation(2, bob, address(dai), 1 ether, 42, proof), "not batch 2's root");
-        assertFalse(settlement.verifyAttestation(0, bob, address(dai), 1 ether, 42, proof), "not genesis");
+        assertTrue(settlement.verifyAttestation(1, 0, bob, address(dai), 1 ether, 42, proof), "batch 1");
+        assertFalse(settlement.verifyAttestation(2, 0, bob, address(dai), 1 ether, 42, proof), "not batch 2's root");
+        assertFalse(settlement.verifyAttestation(0, 0, bob, address(dai), 1 ether, 42, proof), "not genesis");
 
         verifier.expectProof(proof, _attestationInput(ROOT_2, bob, address(dai), 1 ether, 42));
-        assertTrue(settlement.verifyAttestation(2, bob, address(dai), 1 ether, 42, proof), "batch 2");
+        assertTrue(settlement.verifyAttestation(2, 0, bob, address(dai), 1 ether, 42, proof), "batch 2");
 
         // Attestations stay verifiable in exodus.
         _enterExodus();
-        assertTrue(settlement.verifyAttestation(2, bob, address(dai), 1 ether, 42, proof), "in exodus");
+        assertTrue(settlement.verifyAttestation(2, 0, bob, address(dai), 1 ether, 42, proof), "in exodus");
     }
 
     function test_verifyAttestation_revertsForUnknownBatch() public {
         _commit(ROOT_1, new Withdrawal[](0));
         vm.expectRevert(abi.encodeWithSelector(Settlement.UnknownBatch.selector, uint64(2)));
-        settlement.verifyAttestation(2, alice, address(usdc), 1, 0, _proof(0));
+        settlement.verifyAttestation(2, 0, alice, address(usdc), 1, 0, _proof(0));
+    }
+
+    function test_verifyAttestation_revertsBelowTheMinimumBatch() public {
+        _commit(ROOT_1, new Withdrawal[](0));
+        _commit(ROOT_2, new Withdrawal[](0));
+        uint256[8] memory proof = _proof(9);
+        verifier.expectProof(proof, _attestationInput(ROOT_1, bob, address(dai), 1 ether, 42));
+        assertTrue(settlement.verifyAttestation(1, 1, bob, address(dai), 1 ether, 42, proof), "at the minimum");
+        vm.expectRevert(abi.encodeWithSelector(Settlement.BatchTooOld.selector, uint64(1), uint64(2)));
+        settlement.verifyAttestation(1, 2, bob, address(dai), 1 ether, 42, proof);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.BatchTooOld.selector, uint64(0), uint64(1)));
+        settlement.verifyAttestation(0, 1, bob, address(dai), 1 ether, 42, proof);
+        // An unknown batch is unknown whatever the minimum.
+        vm.expectRevert(abi.encodeWithSelector(Settlement.UnknownBatch.selector, uint64(3)));
+        settlement.verifyAttestation(3, 3, bob, address(dai), 1 ether, 42, proof);
     }
 
     function test_verifyAttestation_falseWithDisabledVerifier() public {
         settlement = _deploy(new DisabledVerifier());
-        assertFalse(settlement.verifyAttestation(0, alice, address(usdc), 1, 0, _proof(0)), "disabled");
+        assertFalse(settlement.verifyAttestation(0, 0, alice, address(usdc), 1, 0, _proof(0)), "disabled");
     }
 
     // --------------------------------------------------------------- helpers

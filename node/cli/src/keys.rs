@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use eyre::{bail, eyre, Context as _, Result};
 use stablelane::{
     attestation::{attestation_context, AttestationVerifier},
-    Amount, Attestation,
+    Amount, Attestation, BatchNumber,
 };
 use stablelane_circuits::{
     keys::{self, VerifyingKey},
@@ -182,17 +182,41 @@ pub struct VerifyAttestationArgs {
     /// Require this challenge (the one the verifier issued).
     #[arg(long)]
     challenge: Option<B256>,
-    /// Also check on the L2: the deployed verifier's key hash, the contract's
-    /// `attestationContext`, and `verifyAttestation` against the batch's committed root.
-    #[arg(long, env = "STABLELANE_L2_RPC_URL", requires = "settlement")]
+    /// Refuse an attestation against a batch older than this one (a balance proven under an
+    /// old root may have been spent since).
+    #[arg(long, default_value_t = 0)]
+    min_batch: u64,
+    /// Check on the L2: read the batch's committed root from the settlement contract and
+    /// compare, check the deployed verifier's key hash, the contract's `attestationContext`,
+    /// and `verifyAttestation` (with --min-batch) on-chain.
+    #[arg(
+        long,
+        env = "STABLELANE_L2_RPC_URL",
+        requires = "settlement",
+        conflicts_with = "root"
+    )]
     l2_rpc: Option<String>,
     /// The settlement contract (with --l2-rpc).
     #[arg(long, env = "STABLELANE_SETTLEMENT")]
     settlement: Option<Address>,
+    /// Without a chain: the root the settlement contract committed for the attestation's
+    /// batch, as the relying party learned it from a source it trusts.
+    #[arg(long)]
+    root: Option<B256>,
+    /// Go on when the deployed verifier uses the INSECURE dev setup's keys on a chain whose id
+    /// is not anvil's (31337): a test chain, never one holding real money.
+    #[arg(long)]
+    allow_dev_keys_off_devnet: bool,
 }
 
+/// The exit status of `verify-attestation` when the proof holds but nothing said whether its
+/// root was committed (no --l2-rpc, no --root): not valid, and not a broken proof either.
+pub const ROOT_NOT_CHECKED_EXIT: u8 = 3;
+
 /// Checks an attestation; prints one line per check. Fails on the first failed check.
-pub async fn verify_attestation(args: &VerifyAttestationArgs) -> Result<()> {
+/// Returns whether the root was checked (against the chain or --root): only then is the
+/// attestation valid.
+pub async fn verify_attestation(args: &VerifyAttestationArgs) -> Result<bool> {
     let text = if args.attestation.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;
@@ -235,19 +259,59 @@ pub async fn verify_attestation(args: &VerifyAttestationArgs) -> Result<()> {
     if let Some(challenge) = args.challenge {
         ensure_eq("challenge", a.challenge, challenge)?;
     }
+    let min_batch = BatchNumber(args.min_batch);
+    if a.batch < args.min_batch {
+        bail!(
+            "batch: the attestation is against batch {}, older than the required {}",
+            a.batch,
+            args.min_batch
+        );
+    }
+    if args.min_batch > 0 {
+        println!("ok: batch {} >= {}", a.batch, args.min_batch);
+    }
     let verifier = AttestationVerifier::new(&vk).map_err(|e| eyre!("verifying key: {e}"))?;
+    let committed = match (&args.l2_rpc, args.settlement, args.root) {
+        (Some(url), Some(settlement), _) => Some(
+            on_chain(
+                a,
+                url,
+                settlement,
+                args.min_batch,
+                args.allow_dev_keys_off_devnet,
+            )
+            .await?,
+        ),
+        (_, _, Some(root)) => Some(root),
+        _ => None,
+    };
+    let Some(committed) = committed else {
+        verifier
+            .verify_proof_only(a)
+            .map_err(|e| eyre!("proof check in Rust failed: {e}"))?;
+        println!(
+            "ok: the Groth16 proof proves the statement for its own root (Rust, key {})",
+            verifier.key_hash()
+        );
+        eprintln!(
+            "NOT VALID: the root {} was not checked against the chain. The proving key is public: \
+             anyone can prove any balance in a tree of their own. Pass --l2-rpc and --settlement \
+             (or --root with batch {}'s committed root) to check it.",
+            a.root, a.batch
+        );
+        return Ok(false);
+    };
     verifier
-        .verify(a)
-        .map_err(|e| eyre!("proof check in Rust failed: {e}"))?;
+        .verify(a, &(BatchNumber(a.batch), committed), min_batch)
+        .map_err(|e| eyre!("check in Rust failed: {e}"))?;
     println!(
-        "ok: the Groth16 proof proves the statement (Rust, key {})",
+        "ok: root {} is batch {}'s committed root and the Groth16 proof proves the statement (Rust, key {})",
+        a.root,
+        a.batch,
         verifier.key_hash()
     );
-    if let (Some(url), Some(settlement)) = (&args.l2_rpc, args.settlement) {
-        on_chain(a, url, settlement).await?;
-    }
     println!("attestation valid");
-    Ok(())
+    Ok(true)
 }
 
 fn read_text(path: &Path) -> Result<String> {
@@ -262,13 +326,24 @@ fn ensure_eq<T: PartialEq + std::fmt::Display>(what: &str, got: T, wanted: T) ->
     Ok(())
 }
 
-async fn on_chain(a: &Attestation, url: &str, settlement: Address) -> Result<()> {
-    use alloy::providers::ProviderBuilder;
+/// The on-chain checks; returns the root the contract committed for the attestation's batch.
+async fn on_chain(
+    a: &Attestation,
+    url: &str,
+    settlement: Address,
+    min_batch: u64,
+    allow_dev_keys_off_devnet: bool,
+) -> Result<B256> {
+    use alloy::providers::{Provider as _, ProviderBuilder};
     use stablelane_contracts::{Groth16Verifier, Settlement};
     let parsed = url
         .parse()
         .map_err(|e| eyre!("bad L2 RPC URL {url}: {e}"))?;
     let provider = ProviderBuilder::new().connect_http(parsed);
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .wrap_err_with(|| format!("eth_chainId at {url}"))?;
     let contract = Settlement::new(settlement, &provider);
     let verifier =
         contract.verifier().call().await.wrap_err_with(|| {
@@ -285,7 +360,16 @@ async fn on_chain(a: &Attestation, url: &str, settlement: Address) -> Result<()>
             a.verifying_key_hash
         );
     }
+    keys::check_dev_keys_allowed(chain_id, &deployed.0, allow_dev_keys_off_devnet).map_err(
+        |e| eyre!("on-chain: the deployed verifier {verifier}: {e} (--allow-dev-keys-off-devnet)"),
+    )?;
     println!("ok: the deployed verifier {verifier} has key {deployed}");
+    let committed = contract
+        .batch(a.batch)
+        .call()
+        .await
+        .wrap_err_with(|| format!("reading batch {} (is it committed?)", a.batch))?
+        .root;
     let context = contract.attestationContext(a.challenge).call().await?;
     if context != a.context || context != attestation_context(&a.challenge) {
         bail!(
@@ -294,7 +378,15 @@ async fn on_chain(a: &Attestation, url: &str, settlement: Address) -> Result<()>
         );
     }
     let valid = contract
-        .verifyAttestation(a.batch, a.owner, a.token, a.threshold.0, a.context, a.proof)
+        .verifyAttestation(
+            a.batch,
+            min_batch,
+            a.owner,
+            a.token,
+            a.threshold.0,
+            a.context,
+            a.proof,
+        )
         .call()
         .await
         .wrap_err_with(|| format!("verifyAttestation (is batch {} committed?)", a.batch))?;
@@ -308,5 +400,5 @@ async fn on_chain(a: &Attestation, url: &str, settlement: Address) -> Result<()>
         "ok: verifyAttestation is true against batch {}'s committed root",
         a.batch
     );
-    Ok(())
+    Ok(committed)
 }

@@ -110,9 +110,9 @@ fn init_tracing(default: &str) {
         .try_init();
 }
 
-async fn run(cli: Cli) -> eyre::Result<()> {
+async fn run(cli: Cli) -> eyre::Result<ExitCode> {
     let env = env_vars();
-    match cli.command {
+    let done = match cli.command {
         Command::Node { config } => {
             let config = NodeConfig::load(config.as_deref(), &env)?;
             init_tracing(&config.log);
@@ -147,9 +147,16 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         }
         Command::VerifyAttestation(args) => {
             init_tracing("warn");
-            keys::verify_attestation(&args).await
+            // Valid only if the root was checked; a proof that holds for an unchecked root
+            // exits with its own status.
+            return Ok(if keys::verify_attestation(&args).await? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(keys::ROOT_NOT_CHECKED_EXIT)
+            });
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -165,7 +172,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

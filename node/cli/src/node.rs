@@ -113,6 +113,40 @@ async fn start_prover(config: &NodeConfig) -> Result<Option<Arc<Prover>>> {
 
 /// Fails unless the settlement contract's verifier publishes `key_hash`.
 async fn check_deployed_key(config: &NodeConfig, key_hash: alloy::primitives::B256) -> Result<()> {
+    let (verifier, deployed) = deployed_key_hash(config).await?;
+    if deployed != key_hash {
+        eyre::bail!(
+            "the proving key does not match the deployed verifier {verifier}: its verifying key hash is {key_hash}, the contract's {deployed}"
+        );
+    }
+    info!(target: "node", %verifier, "proving key matches the deployed verifier");
+    Ok(())
+}
+
+/// Fails if the deployed verifier uses the INSECURE dev setup's keys on a chain other than
+/// anvil's, unless `prover.allow_dev_keys_off_devnet`.
+async fn check_deployed_verifier(config: &NodeConfig) -> Result<()> {
+    let (verifier, deployed) = deployed_key_hash(config).await?;
+    stablelane_circuits::keys::check_dev_keys_allowed(
+        config.chain_id,
+        &deployed.0,
+        config.prover.allow_dev_keys_off_devnet,
+    )
+    .map_err(|e| {
+        eyre::eyre!(
+            "the settlement contract's verifier {verifier}: {e} (prover.allow_dev_keys_off_devnet)"
+        )
+    })?;
+    if deployed.0 == stablelane_circuits::keys::INSECURE_DEV_VERIFYING_KEY_HASH {
+        tracing::warn!(target: "node", %verifier, chain_id = config.chain_id, "the deployed verifier uses the INSECURE dev setup keys: anyone can forge exits and attestations");
+    }
+    Ok(())
+}
+
+/// The settlement contract's verifier and the verifying key hash it publishes.
+async fn deployed_key_hash(
+    config: &NodeConfig,
+) -> Result<(alloy::primitives::Address, alloy::primitives::B256)> {
     use alloy::providers::ProviderBuilder;
     use stablelane_contracts::{Groth16Verifier, Settlement};
     let url = config
@@ -133,13 +167,7 @@ async fn check_deployed_key(config: &NodeConfig, key_hash: alloy::primitives::B2
         .wrap_err_with(|| {
             format!("reading VERIFYING_KEY_HASH of the deployed verifier {verifier} (not a generated Groth16 verifier?)")
         })?;
-    if deployed != key_hash {
-        eyre::bail!(
-            "the proving key does not match the deployed verifier {verifier}: its verifying key hash is {key_hash}, the contract's {deployed}"
-        );
-    }
-    info!(target: "node", %verifier, "proving key matches the deployed verifier");
-    Ok(())
+    Ok((verifier, deployed))
 }
 
 /// Runs the node until SIGINT or SIGTERM, then shuts down cleanly.
@@ -162,6 +190,11 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
     );
     if config.dev.deposits {
         tracing::warn!(target: "node", "dev.deposits is on: admin_devDeposit credits balances without the chain");
+    }
+    if !config.chain.l2_rpc_url.is_empty() {
+        check_deployed_verifier(&config)
+            .await
+            .wrap_err("checking the deployed verifier")?;
     }
     let prover = start_prover(&config)
         .await

@@ -178,6 +178,10 @@ struct ExitArgs {
     /// Use the INSECURE deterministic dev setup's keys (devnets only).
     #[arg(long, conflicts_with = "proving_key")]
     insecure_dev_keys: bool,
+    /// Go on when the deployed verifier uses the INSECURE dev setup's keys on a chain whose
+    /// id is not anvil's (31337): a test chain, never one holding real money.
+    #[arg(long)]
+    allow_dev_keys_off_devnet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -741,6 +745,14 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
     let hash = keys::verifying_key_hash(&verifying_key).map_err(|e| eyre!("key hash: {e}"))?;
     let verifier = Groth16Verifier::new(settlement.verifier().call().await?, &provider);
     let deployed = verifier.VERIFYING_KEY_HASH().call().await?;
+    keys::check_dev_keys_allowed(chain_id, &deployed.0, args.allow_dev_keys_off_devnet).map_err(
+        |e| {
+            eyre!(
+                "the deployed verifier {}: {e} (--allow-dev-keys-off-devnet)",
+                verifier.address()
+            )
+        },
+    )?;
     if deployed.0 != hash {
         bail!(
             "the proving key does not match the deployed verifier (key hash {deployed} on-chain)"

@@ -4,7 +4,10 @@
 //! (`stablelane verify-attestation`, which also asks the contract) and on-chain
 //! (`Settlement.verifyAttestation`). A threshold above the balance yields a clear error and no
 //! proof, and the attestation replayed with another context, owner, token, threshold or root
-//! fails everywhere.
+//! fails everywhere. An attestation proven in a tree of the prover's own (the proving key is
+//! public) passes the proof-only check but is refused by every check that compares its root
+//! with the committed one, and the CLI without a chain says the root was not checked and exits
+//! non-zero. A relying party's minimum batch refuses attestations against older batches.
 
 mod common;
 
@@ -18,9 +21,9 @@ use alloy::{
 use eyre::{ensure, eyre, Result};
 use jsonrpsee::http_client::{HeaderMap, HttpClient, HttpClientBuilder};
 use stablelane::{
-    attestation::{attestation_context, AttestationVerifier},
+    attestation::{attestation_context, AttestationError, AttestationVerifier},
     rpc::{AdminApiClient, BatchStatus, LaneApiClient},
-    Amount, Attestation, ErrorCode, ProveBalance,
+    Amount, Attestation, BatchNumber, ErrorCode, ProveBalance,
 };
 use stablelane_contracts::{Settlement, TestStablecoin};
 use stablelane_devnet::{node, wallet_provider, DeployConfig, Devnet, DevnetOptions};
@@ -193,7 +196,15 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
     // Rust.
     let (_, vk) = stablelane_circuits::keys::insecure_dev_setup()?;
     let verifier = AttestationVerifier::new(&vk)?;
-    verifier.verify(&attestation)?;
+    let committed = (BatchNumber(batch), attestation.root);
+    verifier.verify(&attestation, &committed, BatchNumber(batch))?;
+    assert_eq!(
+        verifier.verify(&attestation, &committed, BatchNumber(batch + 1)),
+        Err(AttestationError::BatchTooOld {
+            batch,
+            min_batch: batch + 1
+        })
+    );
     attestation.check_statement(alice.address(), usdc, Amount(20_000_000), &challenge)?;
 
     // On-chain.
@@ -206,7 +217,15 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
         let settlement = settlement.clone();
         async move {
             settlement
-                .verifyAttestation(a.batch, a.owner, a.token, a.threshold.0, a.context, a.proof)
+                .verifyAttestation(
+                    a.batch,
+                    0,
+                    a.owner,
+                    a.token,
+                    a.threshold.0,
+                    a.context,
+                    a.proof,
+                )
                 .call()
                 .await
         }
@@ -234,6 +253,98 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
     let (ok, out, err) = cli_verify(&attestation, "valid")?;
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("attestation valid"), "{out}");
+    // A minimum batch the relying party demands, on-chain and on the CLI.
+    let too_old = settlement
+        .verifyAttestation(
+            attestation.batch,
+            batch + 1,
+            attestation.owner,
+            attestation.token,
+            attestation.threshold.0,
+            attestation.context,
+            attestation.proof,
+        )
+        .call()
+        .await;
+    assert!(
+        too_old.is_err(),
+        "the contract accepted a batch below the minimum"
+    );
+
+    // A forged attestation: alice "holds" a trillion USDC in a tree the forger built. The
+    // proving key is public, so the proof is valid for its own root...
+    let forged = {
+        use stablelane_circuits::{
+            field::fr_to_be_bytes, leaf_hash, prover, AttestationWitness, ChaCha20Rng, Fr,
+            SeedableRng, SlotIndex, StateTree,
+        };
+        let (pk, _) = stablelane_circuits::keys::insecure_dev_setup()?;
+        let amount = 1_000_000_000_000_000_000u128;
+        let salt = Fr::from(7u64);
+        let slot = SlotIndex::new(0);
+        let mut tree = StateTree::new();
+        tree.set(
+            slot,
+            leaf_hash(alice.address().0 .0, usdc.0 .0, amount, 0, salt),
+        )?;
+        let context = stablelane_circuits::field::fr_from_be_bytes(
+            &attestation_context(&challenge).to_be_bytes::<32>(),
+        )?;
+        let witness = AttestationWitness {
+            root: tree.root(),
+            owner: alice.address().0 .0,
+            token: usdc.0 .0,
+            threshold: amount,
+            context,
+            balance: amount,
+            nonce: 0,
+            salt,
+            slot,
+            path: tree.path(slot),
+        };
+        let proof = prover::prove(&pk, &witness, &mut ChaCha20Rng::from_seed([9; 32]))?;
+        Attestation {
+            root: B256::from(fr_to_be_bytes(&tree.root())),
+            threshold: Amount(amount),
+            proof: prover::proof_to_evm(&proof).map(U256::from_be_bytes),
+            ..attestation.clone()
+        }
+    };
+    verifier.verify_proof_only(&forged)?;
+    // ...and refused by every check that knows the committed root.
+    assert!(matches!(
+        verifier.verify(&forged, &committed, BatchNumber(0)),
+        Err(AttestationError::RootMismatch { .. })
+    ));
+    assert!(
+        !on_chain(forged.clone()).await?,
+        "the contract accepted the forged root"
+    );
+    let (ok, out, err) = cli_verify(&forged, "forged")?;
+    assert!(!ok, "the CLI accepted the forged root: {out}");
+    assert!(err.contains("committed root"), "{err}");
+    // The CLI without a chain: the proof holds, the root is not checked, exit status 3.
+    let forged_path = run_dir.path().join("forged-offline.json");
+    std::fs::write(&forged_path, serde_json::to_vec_pretty(&forged)?)?;
+    let offline = |extra: &[&str]| {
+        let mut args = vec![
+            "verify-attestation",
+            "--attestation",
+            forged_path.to_str().unwrap_or_default(),
+            "--insecure-dev-keys",
+        ];
+        args.extend_from_slice(extra);
+        common::run_cli_status(&args, &[])
+    };
+    let (status, out, err) = offline(&[])?;
+    assert_eq!(status, Some(3), "{out}\n{err}");
+    assert!(!out.contains("attestation valid"), "{out}");
+    assert!(err.contains("NOT VALID: the root"), "{err}");
+    // With the committed root given offline, the forgery is refused; the real one passes.
+    let real_root = attestation.root.to_string();
+    let (status, out, err) = offline(&["--root", &real_root])?;
+    assert_eq!(status, Some(1), "{out}\n{err}");
+    assert!(err.contains("is not batch"), "{err}");
 
     // The same through the wallet CLI: ask, then check with expectations.
     let cli_file = run_dir.path().join("cli-attestation.json");
@@ -270,10 +381,15 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
             "20000000",
             "--challenge",
             &challenge_hex,
+            "--root",
+            &real_root,
+            "--min-batch",
+            &batch.to_string(),
         ],
         &[],
     )?;
     assert!(ok, "{out}\n{err}");
+    assert!(out.contains("attestation valid"), "{out}");
     // Above the balance through the CLI: refused with the reason.
     let (ok, _, err) = common::run_cli(
         &[
@@ -351,9 +467,35 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
             },
         ),
     ];
+    let roots: std::collections::BTreeMap<BatchNumber, B256> = [
+        (BatchNumber(batch), attestation.root),
+        (BatchNumber(later), later_root),
+    ]
+    .into();
+    // Once the later batch exists, a relying party demanding it refuses the older attestation.
+    let path = run_dir.path().join("older.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&attestation)?)?;
+    let later_text = later.to_string();
+    let (ok, out, err) = common::run_cli(
+        &[
+            "verify-attestation",
+            "--attestation",
+            &path.to_string_lossy(),
+            "--insecure-dev-keys",
+            "--l2-rpc",
+            &d.l2_rpc_url,
+            "--settlement",
+            &d.settlement.to_string(),
+            "--min-batch",
+            &later_text,
+        ],
+        &[],
+    )?;
+    assert!(!ok, "the CLI accepted a batch below --min-batch: {out}");
+    assert!(err.contains("older than the required"), "{err}");
     for (what, replay) in replays {
         assert!(
-            verifier.verify(&replay).is_err(),
+            verifier.verify(&replay, &roots, BatchNumber(0)).is_err(),
             "Rust accepted another {what}"
         );
         assert!(
@@ -368,12 +510,12 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
         .prove_balance(request(&alice, alice.address(), 1, batch)?)
         .await?;
     assert_eq!((older.batch, older.root), (batch, attestation.root));
-    verifier.verify(&older)?;
+    verifier.verify(&older, &roots, BatchNumber(batch))?;
     let newer = client
         .prove_balance(request(&alice, alice.address(), 1, 0)?)
         .await?;
     assert_eq!((newer.batch, newer.root), (later, later_root));
-    verifier.verify(&newer)?;
+    verifier.verify(&newer, &roots, BatchNumber(later))?;
 
     // A node whose proving key is not the deployed verifier's refuses to start.
     let keys_dir = run_dir.path().join("other-keys");

@@ -141,6 +141,16 @@ impl Drop for NodeProcess {
 
 /// Runs `stablelane` with `args` and environment `env`; returns (success, stdout, stderr).
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Result<(bool, String, String)> {
+    let (status, out, err) = run_cli_status(args, env)?;
+    Ok((status == Some(0), out, err))
+}
+
+/// [`run_cli`] with the exit status (`None`: killed by a signal).
+#[allow(dead_code)] // not every test binary of this crate uses it
+pub fn run_cli_status(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(Option<i32>, String, String)> {
     let mut command = Command::new(binary());
     command
         .args(args)
@@ -152,7 +162,7 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Result<(bool, String, Str
     }
     let output = command.output()?;
     Ok((
-        output.status.success(),
+        output.status.code(),
         String::from_utf8(output.stdout)?,
         String::from_utf8(output.stderr)?,
     ))
