@@ -561,6 +561,82 @@ async fn a_transactions_receipt_only_to_its_sender() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_payee_is_notified_with_its_own_account_never_the_payers() -> Result<()> {
+    use jsonrpsee::{
+        core::client::{Subscription, SubscriptionClientT},
+        rpc_params,
+        ws_client::WsClientBuilder,
+    };
+    let node = Node::start().await?;
+    let ws = WsClientBuilder::default()
+        .build(format!("ws://{}", node.server.local_addr()))
+        .await?;
+    let mut feed: Subscription<Value> = ws
+        .subscribe(
+            "lane_subscribe",
+            rpc_params![
+                "receipts",
+                node.bob.address(),
+                node.auth(&node.bob, "lane_subscribe", now_s() + 600)?
+            ],
+            "lane_unsubscribe",
+        )
+        .await?;
+    // Two payments, so the payee's second notification shows its balance after both.
+    let mut sent = Vec::new();
+    for (nonce, amount) in [(0, 100u128), (1, 30)] {
+        let answer = node
+            .call(
+                "lane_sendTransfer",
+                json!([node.signed(node.transfer(amount, FEE, nonce))?]),
+            )
+            .await?;
+        sent.push(serde_json::from_value::<SignedReceipt>(
+            answer["result"].clone(),
+        )?);
+    }
+    let mut last_leaf = B256::ZERO;
+    for (payment, bob_balance) in sent.iter().zip([100u128, 130]) {
+        let note = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+            .await?
+            .ok_or_else(|| eyre!("the subscription ended"))??;
+        assert_eq!(note["role"], "recipient", "{note}");
+        assert_eq!(note["counterparty"], json!(node.alice.address()), "{note}");
+        let own: SignedReceipt = serde_json::from_value(note["receipt"].clone())?;
+        verify_receipt(node.operator, &own.receipt, &own.signature, &node.domain)?;
+        assert_eq!(own.receipt.tx_hash, payment.receipt.tx_hash);
+        assert_eq!(own.receipt.sequence, payment.receipt.sequence);
+        // The payee's own slot, balance and nonce, never the payer's.
+        assert_eq!(own.receipt.owner, node.bob.address());
+        assert_eq!(own.receipt.balance, Amount(bob_balance));
+        assert_eq!(own.receipt.nonce, Nonce(0));
+        assert_ne!(own.receipt.slot, payment.receipt.slot);
+        assert_ne!(own.receipt.leaf, payment.receipt.leaf);
+        last_leaf = own.receipt.leaf;
+        let text = note.to_string();
+        assert!(
+            !text.contains(&format!("\"{}\"", payment.receipt.balance)),
+            "the payer's balance leaked: {text}"
+        );
+    }
+    // The last notification's leaf is the payee's current leaf.
+    let leaf = node.sequencer.read(|s| {
+        s.ledger()
+            .slot_index(node.bob.address(), TOKEN)
+            .and_then(|i| s.leaf(i))
+    });
+    let auth = node.auth(&node.bob, "lane_getAccount", now_s() + 60)?;
+    let account = node
+        .call("lane_getAccount", json!([node.bob.address(), TOKEN, auth]))
+        .await?;
+    assert_eq!(account["result"]["balance"], "130", "{account}");
+    assert_eq!(account["result"]["leaf"], json!(leaf), "{account}");
+    assert_eq!(Some(last_leaf), leaf);
+    node.server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn receipt_subscriptions_are_the_owners_and_end_with_the_authentication() -> Result<()> {
     use jsonrpsee::{
         core::client::{Subscription, SubscriptionClientT},
