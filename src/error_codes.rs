@@ -66,6 +66,9 @@ pub enum ErrorCode {
     RateLimited = 1031,
     /// Owner authentication missing or invalid.
     Unauthorized = 1040,
+    /// An `Authentication`'s or a `ProveBalance` request's `expiry` is further ahead than
+    /// the node accepts ([`crate::rpc::AUTHENTICATION_VALIDITY_MAX_S`]).
+    ExpiryTooFar = 1041,
     /// Unknown transaction, batch or account.
     NotFound = 1050,
     /// An attestation was asked for a threshold above the balance: no proof exists.
@@ -114,6 +117,7 @@ impl ErrorCode {
         Self::Busy,
         Self::RateLimited,
         Self::Unauthorized,
+        Self::ExpiryTooFar,
         Self::NotFound,
         Self::BalanceBelowThreshold,
         Self::ProverDisabled,
@@ -152,6 +156,7 @@ impl ErrorCode {
             Self::Busy => "busy",
             Self::RateLimited => "rate_limited",
             Self::Unauthorized => "unauthorized",
+            Self::ExpiryTooFar => "expiry_too_far",
             Self::NotFound => "not_found",
             Self::BalanceBelowThreshold => "balance_below_threshold",
             Self::ProverDisabled => "prover_disabled",

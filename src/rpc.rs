@@ -49,6 +49,45 @@ pub mod method {
 
 /// The `purpose` an authentication for `lane_getAccount` must state.
 pub const GET_ACCOUNT_PURPOSE: &str = "lane_getAccount";
+/// The `purpose` an authentication for `lane_getTransaction` must state (to see the
+/// sender's receipt).
+pub const GET_TRANSACTION_PURPOSE: &str = "lane_getTransaction";
+/// The `purpose` an authentication for `lane_subscribe("receipts", …)` must state.
+pub const SUBSCRIBE_PURPOSE: &str = "lane_subscribe";
+
+/// How far ahead of the node's clock an `Authentication`'s (or a `ProveBalance` request's)
+/// `expiry` may be: 24 hours. A later one is refused with
+/// [`ErrorCode::ExpiryTooFar`](crate::ErrorCode::ExpiryTooFar), so a leaked signature is
+/// never a lifetime read key.
+pub const AUTHENTICATION_VALIDITY_MAX_S: u64 = 24 * 60 * 60;
+
+/// How long the authentications this crate's [`authenticate`] signs are valid by default
+/// (what the `stablelane` wallet uses): 5 minutes.
+pub const AUTHENTICATION_VALIDITY_DEFAULT_S: u64 = 5 * 60;
+
+/// Signs the owner-only read authentication of `key` for `purpose` (one of
+/// [`GET_ACCOUNT_PURPOSE`], [`GET_TRANSACTION_PURPOSE`], [`SUBSCRIBE_PURPOSE`]), valid
+/// `valid_for_s` seconds from now (at most [`AUTHENTICATION_VALIDITY_MAX_S`] is accepted by
+/// the node).
+pub fn authenticate(
+    key: &alloy::signers::local::PrivateKeySigner,
+    purpose: &str,
+    valid_for_s: u64,
+    domain: &alloy::sol_types::Eip712Domain,
+) -> Result<crate::Signed<crate::Authentication>, crate::SignatureError> {
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    crate::sign(
+        key,
+        crate::Authentication {
+            owner: key.address(),
+            purpose: purpose.to_owned(),
+            expiry: now_s.saturating_add(valid_for_s),
+        },
+        domain,
+    )
+}
 
 /// The subscription kind of an address's receipts.
 pub const SUBSCRIBE_RECEIPTS: &str = "receipts";
@@ -113,7 +152,7 @@ pub struct FeeQuote {
     pub fee: Amount,
 }
 
-/// An account (`lane_getAccount`); `salt` and `leaf` only for the authenticated owner.
+/// An account (`lane_getAccount`), answered only to its authenticated owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Account {
@@ -127,10 +166,10 @@ pub struct Account {
     pub nonce: Nonce,
     /// The account's slot in the state tree, if it exists.
     pub slot: Option<u32>,
-    /// The slot's salt (owner only).
+    /// The slot's salt (absent when the account does not exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salt: Option<B256>,
-    /// The slot's current leaf hash (owner only).
+    /// The slot's current leaf hash (absent when the account does not exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaf: Option<B256>,
 }
@@ -163,8 +202,10 @@ pub struct TransactionInfo {
     /// The L2 transaction that committed its batch, once committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l2_tx_hash: Option<B256>,
-    /// The signed receipt.
-    pub receipt: SignedReceipt,
+    /// The signed receipt (the sender's resulting account): only when the call carried the
+    /// sender's authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<SignedReceipt>,
 }
 
 /// Where a batch is in its life.
@@ -296,8 +337,15 @@ pub struct SealResult {
 pub struct ReceiptNotification {
     /// The subscribed address's role: `"sender"` or `"recipient"`.
     pub role: String,
-    /// The transaction's signed receipt (the sender's resulting account).
+    /// The subscriber's own resulting account, signed by the operator: for the sender the
+    /// transaction's receipt, for a recipient a receipt of the same transaction (`txHash`,
+    /// `sequence`) whose `owner`, `slot`, `balance`, `nonce` and `leaf` are the recipient's
+    /// right after it. Never the other party's.
     pub receipt: SignedReceipt,
+    /// The other party of a transfer: the payer for a recipient, the payee for the sender
+    /// (absent for withdrawals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterparty: Option<Address>,
 }
 
 /// The node's status (`admin_status`).
@@ -370,18 +418,24 @@ mod client {
         #[method(name = "estimateFee")]
         async fn estimate_fee(&self, token: Address) -> RpcResult<FeeQuote>;
 
-        /// An account; with the owner's authentication, its salt and leaf too.
+        /// An account, with its salt and leaf; `auth` is the owner's authentication for
+        /// [`GET_ACCOUNT_PURPOSE`](super::GET_ACCOUNT_PURPOSE) (see [`authenticate`](super::authenticate)).
         #[method(name = "getAccount")]
         async fn get_account(
             &self,
             owner: Address,
             token: Address,
-            auth: Option<Signed<Authentication>>,
+            auth: Signed<Authentication>,
         ) -> RpcResult<Account>;
 
-        /// A transaction's status and receipt.
+        /// A transaction's status; with the sender's authentication for
+        /// [`GET_TRANSACTION_PURPOSE`](super::GET_TRANSACTION_PURPOSE), its receipt too.
         #[method(name = "getTransaction")]
-        async fn get_transaction(&self, hash: TxHash) -> RpcResult<TransactionInfo>;
+        async fn get_transaction(
+            &self,
+            hash: TxHash,
+            auth: Option<Signed<Authentication>>,
+        ) -> RpcResult<TransactionInfo>;
 
         /// Sends a signed transfer; the operator's receipt once it is durable.
         #[method(name = "sendTransfer")]
@@ -392,9 +446,17 @@ mod client {
         async fn send_withdrawal(&self, withdrawal: Signed<Withdrawal>)
             -> RpcResult<SignedReceipt>;
 
-        /// Receipts of transactions sent or received by `address` (WebSocket only).
+        /// Receipts of transactions sent or received by `address` (WebSocket only; `kind`
+        /// is `"receipts"`), each with the subscriber's own resulting account. `auth` is the
+        /// owner's authentication for [`SUBSCRIBE_PURPOSE`](super::SUBSCRIBE_PURPOSE); the
+        /// node ends the subscription at its expiry.
         #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = ReceiptNotification)]
-        async fn subscribe_receipts(&self, kind: String, address: Address) -> SubscriptionResult;
+        async fn subscribe_receipts(
+            &self,
+            kind: String,
+            address: Address,
+            auth: Signed<Authentication>,
+        ) -> SubscriptionResult;
 
         /// Registers the owner's viewing key from its signature over the fixed viewing-key
         /// message (idempotent); `true` once registered.

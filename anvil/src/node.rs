@@ -15,7 +15,10 @@ use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use eyre::{bail, eyre, Context as _, Result};
 use jsonrpsee::http_client::HttpClientBuilder;
 use stablelane::{
-    rpc::{AdminApiClient, LaneApiClient, TokenInfo as NodeToken, TxStatus},
+    rpc::{
+        authenticate, AdminApiClient, LaneApiClient, TokenInfo as NodeToken, TxStatus,
+        AUTHENTICATION_VALIDITY_DEFAULT_S, GET_ACCOUNT_PURPOSE,
+    },
     Amount, Transfer, Withdrawal,
 };
 use stablelane_contracts::{Settlement, TestStablecoin};
@@ -187,6 +190,23 @@ pub fn wait_until_ready(child: &mut Child, timeout: Duration) -> Result<(String,
 /// The demo: dev wallet 0 deposits 100 USDC on-chain, the node credits it, wallet 0 pays 25
 /// USDC to wallet 1 off-chain, wallet 1 withdraws 10 USDC, the batch carrying it is
 /// committed on-chain and finalized, and wallet 1 claims it with `binary wallet claim`.
+/// The account of `key` (balances and nonces are told only to their owner: each wallet
+/// authenticates its reads).
+async fn account_of(
+    client: &jsonrpsee::http_client::HttpClient,
+    key: &PrivateKeySigner,
+    token: alloy::primitives::Address,
+    domain: &alloy::sol_types::Eip712Domain,
+) -> Result<stablelane::rpc::Account> {
+    let auth = authenticate(
+        key,
+        GET_ACCOUNT_PURPOSE,
+        AUTHENTICATION_VALIDITY_DEFAULT_S,
+        domain,
+    )?;
+    Ok(client.get_account(key.address(), token, auth).await?)
+}
+
 /// Prints each step.
 pub async fn demo(
     description: &DevnetDescription,
@@ -201,8 +221,10 @@ pub async fn demo(
     };
     let alice: PrivateKeySigner = alice_account.private_key.parse()?;
     let bob = bob_account.address;
+    let bob_key: PrivateKeySigner = bob_account.private_key.parse()?;
     let client = HttpClientBuilder::default().build(&node.rpc_url)?;
     let info = client.chain_info().await?;
+    let domain = stablelane::domain(info.chain_id, info.settlement);
     let usdc: NodeToken = info
         .token("USDC")
         .cloned()
@@ -240,9 +262,7 @@ pub async fn demo(
     );
     let started = Instant::now();
     loop {
-        let account = client
-            .get_account(alice.address(), usdc.address, None)
-            .await?;
+        let account = account_of(&client, &alice, usdc.address, &domain).await?;
         if account.balance >= deposit {
             println!(
                 "demo: credited off-chain after {} ms: {} USDC",
@@ -257,9 +277,7 @@ pub async fn demo(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let account = client
-        .get_account(alice.address(), usdc.address, None)
-        .await?;
+    let account = account_of(&client, &alice, usdc.address, &domain).await?;
     let transfer = Transfer {
         from: alice.address(),
         to: bob,
@@ -272,7 +290,6 @@ pub async fn demo(
             .map_or(0, |d| d.as_secs())
             + 600,
     };
-    let domain = stablelane::domain(info.chain_id, info.settlement);
     let signed = stablelane::sign(&alice, transfer, &domain)?;
     let started = Instant::now();
     let receipt = client.send_transfer(signed).await?;
@@ -288,7 +305,9 @@ pub async fn demo(
         receipt.receipt.tx_hash,
         receipt.receipt.sequence.get()
     );
-    let bob_balance = client.get_account(bob, usdc.address, None).await?.balance;
+    let bob_balance = account_of(&client, &bob_key, usdc.address, &domain)
+        .await?
+        .balance;
     println!(
         "demo: balances now {} USDC (payer) and {} USDC (payee)",
         receipt.receipt.balance.to_human(usdc.decimals),
@@ -296,14 +315,15 @@ pub async fn demo(
     );
 
     // Wallet 1 withdraws to its own L2 address; a batch carries it on-chain.
-    let bob_key: PrivateKeySigner = bob_account.private_key.parse()?;
     let withdrawal = Withdrawal {
         from: bob,
         recipient: bob,
         token: usdc.address,
         amount: Amount::from_human("10", usdc.decimals)?,
         fee: usdc.minimum_fee,
-        nonce: client.get_account(bob, usdc.address, None).await?.nonce,
+        nonce: account_of(&client, &bob_key, usdc.address, &domain)
+            .await?
+            .nonce,
         valid_until: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
@@ -336,7 +356,7 @@ pub async fn demo(
     let started = Instant::now();
     let mut shown = TxStatus::Accepted;
     loop {
-        let info = client.get_transaction(tx).await?;
+        let info = client.get_transaction(tx, None).await?;
         if info.status != shown {
             shown = info.status;
             match (info.status, info.batch) {

@@ -36,7 +36,10 @@ use jsonrpsee::{
 };
 use stablelane::{
     domain,
-    rpc::{method, AdminApiClient, LaneApiClient},
+    rpc::{
+        authenticate, method, AdminApiClient, LaneApiClient, AUTHENTICATION_VALIDITY_DEFAULT_S,
+        GET_ACCOUNT_PURPOSE,
+    },
     sign, Amount, Nonce, Signed, Transfer,
 };
 
@@ -321,9 +324,15 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     // Current nonces, then pre-sign in parallel.
     let mut nonces = Vec::with_capacity(keys.len());
     for key in &keys {
+        let auth = authenticate(
+            key,
+            GET_ACCOUNT_PURPOSE,
+            AUTHENTICATION_VALIDITY_DEFAULT_S,
+            &domain,
+        )?;
         nonces.push(
             client
-                .get_account(key.address(), token.address, None)
+                .get_account(key.address(), token.address, auth)
                 .await?
                 .nonce,
         );
@@ -555,7 +564,13 @@ async fn fund_by_transfers(
     fee: Amount,
     domain: &alloy::sol_types::Eip712Domain,
 ) -> Result<()> {
-    let account = client.get_account(funder.address(), token, None).await?;
+    let auth = authenticate(
+        funder,
+        GET_ACCOUNT_PURPOSE,
+        AUTHENTICATION_VALIDITY_DEFAULT_S,
+        domain,
+    )?;
+    let account = client.get_account(funder.address(), token, auth).await?;
     let total = (need.base_units() + fee.base_units())
         .checked_mul(keys.len() as u128)
         .ok_or_else(|| eyre!("funding overflows"))?;

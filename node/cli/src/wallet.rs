@@ -21,7 +21,10 @@ use eyre::{bail, eyre, Context as _, Result};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use stablelane::{
     domain,
-    rpc::{ChainInfo, LaneApiClient, SignedReceipt, TokenInfo},
+    rpc::{
+        authenticate, Account, ChainInfo, LaneApiClient, SignedReceipt, TokenInfo, TransactionInfo,
+        AUTHENTICATION_VALIDITY_DEFAULT_S, GET_ACCOUNT_PURPOSE, GET_TRANSACTION_PURPOSE,
+    },
     sign,
     signing::verify_receipt,
     Amount, Message, Nonce, Signed, Transfer, TxHash, Withdrawal,
@@ -78,6 +81,11 @@ impl KeyArgs {
         }
         bail!("no key: pass --private-key, set STABLELANE_PRIVATE_KEY, or use --keystore")
     }
+
+    /// Whether a key was given at all.
+    fn given(&self) -> bool {
+        self.private_key.is_some() || self.keystore.is_some()
+    }
 }
 
 /// `stablelane wallet …`
@@ -101,20 +109,19 @@ pub struct WalletArgs {
 enum WalletCommand {
     /// Prints the wallet's address.
     Address,
-    /// Prints the balance and next nonce of an account.
+    /// Prints the wallet's balance and next nonce (the node answers only the owner: the
+    /// request is authenticated with the wallet's key).
     Balance {
         /// Token symbol or address (default: the node's only token).
         #[arg(long)]
         token: Option<String>,
-        /// Account to look at (default: the wallet's own).
-        #[arg(long)]
-        owner: Option<Address>,
     },
     /// Sends a transfer; prints its transaction hash.
     Transfer(TransferArgs),
     /// Sends a withdrawal to an L2 address; prints its transaction hash.
     Withdraw(WithdrawArgs),
-    /// Prints a transaction's status and receipt.
+    /// Prints a transaction's status, and its receipt when the wallet's key (if given) is
+    /// the sender's.
     Status {
         /// Transaction hash.
         tx_hash: B256,
@@ -307,9 +314,51 @@ impl Session {
         Ok((token, amount))
     }
 
+    /// The owner-only account of `key` (authenticated with `key`).
+    async fn account(&self, key: &PrivateKeySigner, token: Address) -> Result<Account> {
+        let auth = authenticate(
+            key,
+            GET_ACCOUNT_PURPOSE,
+            AUTHENTICATION_VALIDITY_DEFAULT_S,
+            &self.domain(),
+        )?;
+        self.client
+            .get_account(key.address(), token, auth)
+            .await
+            .map_err(rpc_error)
+    }
+
+    /// A transaction's status, authenticated with `key` when given (then the receipt comes
+    /// too if `key` sent it, and is checked).
+    async fn transaction(
+        &self,
+        key: Option<&PrivateKeySigner>,
+        hash: B256,
+    ) -> Result<TransactionInfo> {
+        let auth = key
+            .map(|key| {
+                authenticate(
+                    key,
+                    GET_TRANSACTION_PURPOSE,
+                    AUTHENTICATION_VALIDITY_DEFAULT_S,
+                    &self.domain(),
+                )
+            })
+            .transpose()?;
+        let info = self
+            .client
+            .get_transaction(TxHash(hash), auth)
+            .await
+            .map_err(rpc_error)?;
+        if let Some(receipt) = &info.receipt {
+            self.check(receipt, hash)?;
+        }
+        Ok(info)
+    }
+
     async fn prepare(
         &self,
-        from: Address,
+        key: &PrivateKeySigner,
         common: &Common,
     ) -> Result<(TokenInfo, Amount, Amount, Nonce, u64)> {
         let (token, amount) = self.amount(&common.amount, common.token.as_deref())?;
@@ -327,13 +376,7 @@ impl Session {
         };
         let nonce = match common.nonce {
             Some(n) => Nonce(n),
-            None => {
-                self.client
-                    .get_account(from, token.address, None)
-                    .await
-                    .map_err(rpc_error)?
-                    .nonce
-            }
+            None => self.account(key, token.address).await?.nonce,
         };
         let valid_until = now_s()
             .checked_add(common.valid_for)
@@ -346,8 +389,7 @@ impl Session {
         key: &PrivateKeySigner,
         args: &TransferArgs,
     ) -> Result<Signed<Transfer>> {
-        let (token, amount, fee, nonce, valid_until) =
-            self.prepare(key.address(), &args.common).await?;
+        let (token, amount, fee, nonce, valid_until) = self.prepare(key, &args.common).await?;
         let message = Transfer {
             from: key.address(),
             to: args.to,
@@ -365,8 +407,7 @@ impl Session {
         key: &PrivateKeySigner,
         args: &WithdrawArgs,
     ) -> Result<Signed<Withdrawal>> {
-        let (token, amount, fee, nonce, valid_until) =
-            self.prepare(key.address(), &args.common).await?;
+        let (token, amount, fee, nonce, valid_until) = self.prepare(key, &args.common).await?;
         let message = Withdrawal {
             from: key.address(),
             recipient: args.recipient.unwrap_or(key.address()),
@@ -489,17 +530,9 @@ pub async fn run(args: WalletArgs) -> Result<()> {
     let session = Session::connect(&args.rpc).await?;
     match &args.command {
         WalletCommand::Address => {}
-        WalletCommand::Balance { token, owner } => {
+        WalletCommand::Balance { token } => {
             let token = session.token(token.as_deref())?.clone();
-            let owner = match owner {
-                Some(o) => *o,
-                None => args.key.signer()?.address(),
-            };
-            let account = session
-                .client
-                .get_account(owner, token.address, None)
-                .await
-                .map_err(rpc_error)?;
+            let account = session.account(&args.key.signer()?, token.address).await?;
             println!(
                 "{} {} ({} base units), next nonce {}",
                 account.balance.to_human(token.decimals),
@@ -542,12 +575,8 @@ pub async fn run(args: WalletArgs) -> Result<()> {
             println!("{}", session.check(&receipt, hash)?);
         }
         WalletCommand::Status { tx_hash } => {
-            let info = session
-                .client
-                .get_transaction(TxHash(*tx_hash))
-                .await
-                .map_err(rpc_error)?;
-            session.check(&info.receipt, *tx_hash)?;
+            let key = args.key.given().then(|| args.key.signer()).transpose()?;
+            let info = session.transaction(key.as_ref(), *tx_hash).await?;
             println!("{}", serde_json::to_string_pretty(&info)?);
         }
         WalletCommand::Claim(c) => claim(&session, &args.key.signer()?, c).await?,
@@ -596,12 +625,7 @@ async fn claim(session: &Session, key: &PrivateKeySigner, args: &ClaimArgs) -> R
 
     let (number, wanted) = match (args.tx_hash, args.batch) {
         (Some(hash), _) => {
-            let info = session
-                .client
-                .get_transaction(TxHash(hash))
-                .await
-                .map_err(rpc_error)?;
-            session.check(&info.receipt, hash)?;
+            let info = session.transaction(Some(key), hash).await?;
             let number = info.batch.ok_or_else(|| {
                 eyre!("transaction {hash} is not in a batch yet (status {:?}); try again after the next batch is finalized", info.status)
             })?;

@@ -103,11 +103,15 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
         .await?;
     ensure!(receipt.status(), "deposit reverted");
     let started = Instant::now();
-    while client
-        .get_account(alice.address(), usdc, None)
-        .await?
-        .balance
-        .base_units()
+    while common::account(
+        &client,
+        &alice,
+        usdc,
+        &stablelane::domain(d.chain_id, d.settlement),
+    )
+    .await?
+    .balance
+    .base_units()
         == 0
     {
         ensure!(
@@ -135,11 +139,15 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
     )?;
     assert!(ok, "{err}");
     let batch = seal_and_commit(&admin, &client).await?;
-    let balance = client
-        .get_account(alice.address(), usdc, None)
-        .await?
-        .balance
-        .base_units();
+    let balance = common::account(
+        &client,
+        &alice,
+        usdc,
+        &stablelane::domain(d.chain_id, d.settlement),
+    )
+    .await?
+    .balance
+    .base_units();
     assert!(balance > 40_000_000 && balance < 45_000_000, "{balance}");
 
     // Before asking: nothing provable for an unknown batch, requests must be the owner's.

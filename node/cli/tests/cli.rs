@@ -10,7 +10,7 @@ use common::*;
 use eyre::Result;
 use serde_json::json;
 use stablelane::{
-    rpc::{AdminApiClient, LaneApiClient, SignedReceipt},
+    rpc::{AdminApiClient, SignedReceipt},
     Amount, Nonce, Signed, Transfer,
 };
 use stablelane_tests::{cast_sign_typed_data, transfer_typed_data};
@@ -30,7 +30,8 @@ async fn wallet_commands_against_a_node_started_from_config() -> Result<()> {
     let config = write_config(dir.path(), &dir.path().join("data"))?;
     let node = NodeProcess::start(&config)?;
     let alice: PrivateKeySigner = ALICE_KEY.parse()?;
-    let bob = Address::repeat_byte(0xb0);
+    let bob_key = PrivateKeySigner::from_bytes(&alloy::primitives::B256::repeat_byte(0xb0))?;
+    let bob = bob_key.address();
     let admin = node.admin()?;
     admin
         .dev_deposit(alice.address(), TOKEN, Amount(10_000_000))
@@ -74,7 +75,7 @@ async fn wallet_commands_against_a_node_started_from_config() -> Result<()> {
         "{hash:?}"
     );
     let client = node.client()?;
-    let bob_account = client.get_account(bob, TOKEN, None).await?;
+    let bob_account = test_account(&client, &bob_key).await?;
     assert_eq!(bob_account.balance, Amount(1_250_000));
 
     let (ok, out, err) = run_cli(&["wallet", "status", "--rpc", rpc, &hash], &key_env)?;
@@ -82,6 +83,12 @@ async fn wallet_commands_against_a_node_started_from_config() -> Result<()> {
     let status: serde_json::Value = serde_json::from_str(&out)?;
     assert_eq!(status["status"], "accepted");
     assert_eq!(status["receipt"]["receipt"]["txHash"], hash.as_str());
+    // Without the sender's key: the status, not the sender's receipt.
+    let (ok, out, err) = run_cli(&["wallet", "status", "--rpc", rpc, &hash], &[])?;
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(status["status"], "accepted");
+    assert!(status.get("receipt").is_none(), "{status}");
 
     // Refusals: non-zero exit with the node's reason and code, nothing sent.
     let (ok, _, err) = run_cli(
@@ -155,13 +162,7 @@ async fn wallet_commands_against_a_node_started_from_config() -> Result<()> {
     assert_eq!(signed.message.amount, Amount(2_000_000));
     assert_eq!(signed.message.nonce, Nonce(1));
     signed.verify(&stablelane::domain(CHAIN_ID, SETTLEMENT))?;
-    assert_eq!(
-        client
-            .get_account(alice.address(), TOKEN, None)
-            .await?
-            .nonce,
-        Nonce(1)
-    );
+    assert_eq!(test_account(&client, &alice).await?.nonce, Nonce(1));
 
     // A keystore written by foundry's cast, unlocked with a password file.
     let cast = stablelane_devnet::tools::cast_binary()?;
@@ -221,7 +222,7 @@ async fn wallet_commands_against_a_node_started_from_config() -> Result<()> {
     assert!(err.contains("cannot decrypt keystore"), "{err}");
 
     // A transfer signed by cast (not our EIP-712 code), sent as a wallet would send it.
-    let before = client.get_account(alice.address(), TOKEN, None).await?;
+    let before = test_account(&client, &alice).await?;
     let transfer = Transfer {
         from: alice.address(),
         to: bob,
@@ -253,7 +254,7 @@ async fn wallet_commands_against_a_node_started_from_config() -> Result<()> {
     let first = send().await?;
     let again = send().await?;
     assert_eq!(first, again, "a repeat returns the original receipt");
-    let after = client.get_account(alice.address(), TOKEN, None).await?;
+    let after = test_account(&client, &alice).await?;
     assert_eq!(
         after.balance,
         Amount(before.balance.base_units() - 300_000 - FEE)

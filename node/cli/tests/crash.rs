@@ -15,7 +15,10 @@ use std::{
     time::Duration,
 };
 
-use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+use alloy::{
+    primitives::{Address, B256},
+    signers::local::PrivateKeySigner,
+};
 use common::*;
 use eyre::{ensure, Result};
 use jsonrpsee::http_client::HttpClient;
@@ -30,12 +33,16 @@ const FUNDING: u128 = 1_000_000;
 const AMOUNT: u128 = 7;
 const ROUNDS: u64 = 5;
 
-fn recipients() -> [Address; 3] {
-    [
-        Address::repeat_byte(0xc1),
-        Address::repeat_byte(0xc2),
-        Address::repeat_byte(0xc3),
-    ]
+/// The payees' keys (balances are told only to their owners, so the check needs them).
+fn recipient_keys() -> Vec<PrivateKeySigner> {
+    [0xc1u8, 0xc2, 0xc3]
+        .into_iter()
+        .filter_map(|b| PrivateKeySigner::from_bytes(&B256::repeat_byte(b)).ok())
+        .collect()
+}
+
+fn recipients() -> Vec<Address> {
+    recipient_keys().iter().map(|k| k.address()).collect()
 }
 
 /// One client: sends transfers one after another until told to stop or the node dies.
@@ -46,15 +53,16 @@ async fn client_loop(
     acked: Arc<Mutex<Vec<SignedReceipt>>>,
 ) {
     let domain = domain(CHAIN_ID, SETTLEMENT);
-    let Ok(account) = client.get_account(payer.address(), TOKEN, None).await else {
+    let Ok(account) = test_account(&client, &payer).await else {
         return;
     };
     let mut nonce = account.nonce;
     let mut i = 0usize;
+    let recipients = recipients();
     while !stop.load(Ordering::Relaxed) {
         let transfer = Transfer {
             from: payer.address(),
-            to: recipients()[i % 3],
+            to: recipients[i % recipients.len()],
             token: TOKEN,
             amount: Amount(AMOUNT),
             fee: Amount(FEE),
@@ -95,17 +103,40 @@ async fn check(
         offline.1
     );
     for receipt in acked {
-        let found = client.get_transaction(receipt.receipt.tx_hash).await?;
+        let found = client
+            .get_transaction(receipt.receipt.tx_hash, None)
+            .await?;
         ensure!(
-            found.receipt.receipt == receipt.receipt,
+            found.receipt.is_none(),
+            "a receipt without the sender's authentication"
+        );
+        let payer = payers
+            .iter()
+            .find(|p| p.address() == receipt.receipt.owner)
+            .ok_or_else(|| eyre::eyre!("a receipt of no payer"))?;
+        let auth = stablelane::rpc::authenticate(
+            payer,
+            stablelane::rpc::GET_TRANSACTION_PURPOSE,
+            60,
+            &domain(CHAIN_ID, SETTLEMENT),
+        )?;
+        let found = client
+            .get_transaction(receipt.receipt.tx_hash, Some(auth))
+            .await?;
+        ensure!(
+            found.receipt.map(|r| r.receipt) == Some(receipt.receipt.clone()),
             "acknowledged transfer {} changed or lost",
             receipt.receipt.tx_hash
         );
     }
-    let operator = client.chain_info().await?.operator;
+    let operator: PrivateKeySigner = OPERATOR_KEY.parse()?;
+    ensure!(
+        client.chain_info().await?.operator == operator.address(),
+        "the operator is not the fee recipient of these tests"
+    );
     let mut total = 0u128;
     for payer in payers {
-        let account = client.get_account(payer.address(), TOKEN, None).await?;
+        let account = test_account(&client, payer).await?;
         let sent = u128::from(account.nonce.get());
         ensure!(
             account.balance == Amount(FUNDING - sent * (AMOUNT + FEE)),
@@ -120,12 +151,8 @@ async fn check(
         ensure!(acked_for_payer <= sent, "acknowledged transfers missing");
         total += account.balance.base_units();
     }
-    for who in recipients().into_iter().chain([operator]) {
-        total += client
-            .get_account(who, TOKEN, None)
-            .await?
-            .balance
-            .base_units();
+    for who in recipient_keys().iter().chain([&operator]) {
+        total += test_account(&client, who).await?.balance.base_units();
     }
     let supply = &status.supply[0];
     ensure!(

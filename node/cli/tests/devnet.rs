@@ -36,17 +36,38 @@ async fn devnet_node_credits_the_demo_deposit_and_pays() -> Result<()> {
         .token("USDC")
         .ok_or_else(|| eyre::eyre!("no USDC"))?
         .address;
-    let payer = description.dev_accounts[0].address;
-    let payee = description.dev_accounts[1].address;
+    let payer: alloy::signers::local::PrivateKeySigner =
+        description.dev_accounts[0].private_key.parse()?;
+    let payee: alloy::signers::local::PrivateKeySigner =
+        description.dev_accounts[1].private_key.parse()?;
+    let domain = stablelane::domain(description.chain_id, description.settlement);
     // 100 deposited, 25 paid with a 0.01 fee.
     assert_eq!(
-        client.get_account(payer, usdc, None).await?.balance,
+        common::account(&client, &payer, usdc, &domain)
+            .await?
+            .balance,
         stablelane::Amount(74_990_000)
     );
     // 25 received, 10 withdrawn with a 0.01 fee.
     assert_eq!(
-        client.get_account(payee, usdc, None).await?.balance,
+        common::account(&client, &payee, usdc, &domain)
+            .await?
+            .balance,
         stablelane::Amount(14_990_000)
+    );
+    // Nobody else is told a balance.
+    assert!(
+        stablelane::rpc::LaneApiClient::get_account(&client, payer.address(), usdc, {
+            let other = alloy::signers::local::PrivateKeySigner::random();
+            stablelane::rpc::authenticate(
+                &other,
+                stablelane::rpc::GET_ACCOUNT_PURPOSE,
+                60,
+                &domain,
+            )?
+        })
+        .await
+        .is_err()
     );
     // The withdrawal's batch is committed with the node's root and its withdrawal claimed.
     let batch = client.get_batch(1).await?;

@@ -57,11 +57,15 @@ async fn wallet_exits_in_exodus_from_chain_data_and_its_key() -> Result<()> {
     ensure!(receipt.status(), "deposit reverted");
     let client = HttpClientBuilder::default().build(&process.rpc_url)?;
     let started = Instant::now();
-    while client
-        .get_account(alice.address(), usdc, None)
-        .await?
-        .balance
-        .base_units()
+    while common::account(
+        &client,
+        &alice,
+        usdc,
+        &stablelane::domain(d.chain_id, d.settlement),
+    )
+    .await?
+    .balance
+    .base_units()
         == 0
     {
         ensure!(

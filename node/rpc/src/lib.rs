@@ -31,6 +31,16 @@ use tracing::info;
 pub use auth::{AdminToken, BearerAuthLayer};
 pub use error::RpcError;
 
+/// Where the wallet API reads the time: Unix seconds.
+pub type Clock = fn() -> u64;
+
+/// The system clock, in Unix seconds (0 before 1970).
+pub fn system_clock_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Metadata of a supported token that the ledger does not keep (the configuration's view;
 /// clients see [`stablelane::rpc::TokenInfo`], which adds the minimum fee).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +134,18 @@ pub struct RpcServer {
 impl RpcServer {
     /// Binds both servers and starts serving `sequencer`. Must run inside a tokio runtime.
     pub async fn start(config: RpcConfig, sequencer: Sequencer) -> Result<Self, StartError> {
-        let context = Arc::new(methods::Context::new(&config, sequencer)?);
+        Self::start_with_clock(config, sequencer, system_clock_s).await
+    }
+
+    /// As [`RpcServer::start`], with the wallet API reading the time from `clock` where it
+    /// checks the expiries of owner authentications and proof requests (and ends receipt
+    /// subscriptions). For reproducible examples and tests; a node uses the system clock.
+    pub async fn start_with_clock(
+        config: RpcConfig,
+        sequencer: Sequencer,
+        clock: Clock,
+    ) -> Result<Self, StartError> {
+        let context = Arc::new(methods::Context::new(&config, sequencer, clock)?);
 
         let server = ServerBuilder::with_config(server_config(&config.limits))
             .set_rpc_middleware(

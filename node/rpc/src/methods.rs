@@ -1,13 +1,12 @@
 //! The method handlers: parameters in, typed results or [`RpcError`] out.
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, sync::Arc};
 
 use alloy::{primitives::Address, sol_types::Eip712Domain};
-use jsonrpsee::{types::ErrorObjectOwned, PendingSubscriptionSink, RpcModule, SubscriptionMessage};
+use jsonrpsee::{
+    core::server::SubscriptionCloseResponse, core::SubscriptionError, types::ErrorObjectOwned,
+    PendingSubscriptionSink, RpcModule, SubscriptionMessage,
+};
 use serde::Serialize;
 use stablelane::{
     attestation::attestation_context,
@@ -15,13 +14,14 @@ use stablelane::{
     rpc::{
         method, Account, BatchInfo, BatchProgress, ChainInfo, FeeQuote, NodeStatus,
         ReceiptNotification, SealResult, TokenInfo as TokenView, TokenSupply, TransactionInfo,
-        TxStatus, GET_ACCOUNT_PURPOSE, SUBSCRIBE_BATCHES, SUBSCRIBE_RECEIPTS,
+        TxStatus, AUTHENTICATION_VALIDITY_MAX_S, GET_ACCOUNT_PURPOSE, GET_TRANSACTION_PURPOSE,
+        SUBSCRIBE_BATCHES, SUBSCRIBE_PURPOSE, SUBSCRIBE_RECEIPTS,
     },
-    Amount, Attestation, Authentication, ErrorCode, Message, ProveBalance, Signed, Transfer,
-    TxHash, Withdrawal,
+    Amount, Attestation, Authentication, ErrorCode, ProveBalance, Signed, Transfer, TxHash,
+    Withdrawal,
 };
 use stablelane_ledger::Deposit;
-use stablelane_sequencer::Sequencer;
+use stablelane_sequencer::{Role, Sequencer};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info};
 
@@ -30,7 +30,7 @@ use crate::{
     metrics::{RpcMetrics, TxKind},
     params::{optional, positional, required, signed, single_signed},
     prover::{ProveError, Prover},
-    RpcConfig, StartError, TokenInfo,
+    Clock, RpcConfig, StartError, TokenInfo,
 };
 
 /// What every handler shares.
@@ -47,10 +47,16 @@ pub(crate) struct Context {
     pub(crate) metrics: Arc<RpcMetrics>,
     dev_deposits: bool,
     pub(crate) prover: Option<Arc<Prover>>,
+    /// The time of expiry checks.
+    clock: Clock,
 }
 
 impl Context {
-    pub(crate) fn new(config: &RpcConfig, sequencer: Sequencer) -> Result<Self, StartError> {
+    pub(crate) fn new(
+        config: &RpcConfig,
+        sequencer: Sequencer,
+        clock: Clock,
+    ) -> Result<Self, StartError> {
         let domain = sequencer.read(|s| s.domain().clone());
         let chain_id = domain
             .chain_id
@@ -70,7 +76,13 @@ impl Context {
             metrics: Arc::new(RpcMetrics::default()),
             dev_deposits: config.dev_deposits,
             prover: config.prover.clone(),
+            clock,
         })
+    }
+
+    /// Now, in Unix seconds, by the server's clock.
+    fn now_s(&self) -> u64 {
+        (self.clock)()
     }
 }
 
@@ -78,13 +90,6 @@ impl Context {
     pub(crate) fn sequencer_metrics(&self) -> stablelane_sequencer::SequencerMetrics {
         self.sequencer.metrics()
     }
-}
-
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Registers `handler` as `name`, logging refusals at debug level.
@@ -143,16 +148,30 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
         &mut module,
         method::GET_TRANSACTION,
         |ctx, raw| async move {
-            let items = positional(raw.as_deref(), method::GET_TRANSACTION, 1)?;
+            let items = positional(raw.as_deref(), method::GET_TRANSACTION, 2)?;
             let hash: TxHash = required(&items, 0, "txHash")?;
+            // Checked before the look-up, so a bad authentication is refused the same way
+            // whether the transaction exists or not.
+            let auth = optional(&items, 1)
+                .map(|value| authentication(&ctx, Some(value), GET_TRANSACTION_PURPOSE))
+                .transpose()?
+                .map(|auth| auth.owner);
             let receipt = ctx
                 .sequencer
-                .signed_receipt(&hash)?
+                .receipt(&hash)
+                .map_err(internal)?
                 .ok_or_else(|| RpcError::not_found(format!("no transaction {hash}")))?;
             let batch = ctx
                 .sequencer
-                .batch_of_sequence(receipt.receipt.sequence.get())
+                .batch_of_sequence(receipt.sequence.get())
                 .map_err(internal)?;
+            // The receipt holds the sender's balance, nonce and leaf: for the sender only
+            // (anyone else, the payee included, gets the status without it).
+            let receipt = if auth == Some(receipt.owner) {
+                Some(ctx.sequencer.sign(receipt)?)
+            } else {
+                None
+            };
             Ok::<_, RpcError>(TransactionInfo {
                 status: batch
                     .as_ref()
@@ -248,7 +267,7 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
         method::UNSUBSCRIBE,
         |params, pending, ctx, _| async move {
             let raw = params.as_str().map(str::to_owned);
-            subscribe(ctx, raw, pending).await;
+            subscribe(ctx, raw, pending).await
         },
     )?;
     Ok(module)
@@ -258,17 +277,27 @@ fn internal(e: impl std::fmt::Display) -> RpcError {
     RpcError::new(ErrorCode::InternalError, e.to_string())
 }
 
-/// `lane_subscribe("receipts", address)`: the signed receipt of every acknowledged
-/// transaction the address sent or received, until unsubscribed or disconnected.
+/// `lane_subscribe("receipts", address, auth)`: for every acknowledged transaction the
+/// address sent or received, its own resulting account signed by the operator (never the
+/// other party's), until unsubscribed, disconnected, or the owner's authentication expires
+/// (then the subscription ends with an error notification).
 /// `lane_subscribe("batches")`: every batch status change (sealed, committed, finalized).
 /// A client too slow to keep up misses notifications and is told so in a `lagged`
 /// notification.
-async fn subscribe(ctx: Arc<Context>, raw: Option<String>, pending: PendingSubscriptionSink) {
+async fn subscribe(
+    ctx: Arc<Context>,
+    raw: Option<String>,
+    pending: PendingSubscriptionSink,
+) -> SubscriptionCloseResponse {
     let parsed = (|| {
-        let items = positional(raw.as_deref(), method::SUBSCRIBE, 2)?;
+        let items = positional(raw.as_deref(), method::SUBSCRIBE, 3)?;
         let kind: String = required(&items, 0, "kind")?;
         match kind.as_str() {
-            SUBSCRIBE_RECEIPTS => required::<Address>(&items, 1, "address").map(Some),
+            SUBSCRIBE_RECEIPTS => {
+                let address: Address = required(&items, 1, "address")?;
+                let expiry = owner_authentication(&ctx, optional(&items, 2), address, SUBSCRIBE_PURPOSE)?;
+                Ok(Some((address, expiry)))
+            }
             SUBSCRIBE_BATCHES if items.len() == 1 => Ok(None),
             SUBSCRIBE_BATCHES => Err(RpcError::invalid_params(
                 "lane_subscribe(\"batches\") takes no further parameter",
@@ -278,28 +307,46 @@ async fn subscribe(ctx: Arc<Context>, raw: Option<String>, pending: PendingSubsc
             ))),
         }
     })();
-    let address = match parsed {
-        Ok(Some(address)) => address,
-        Ok(None) => return subscribe_batches(ctx, pending).await,
+    let (address, expiry) = match parsed {
+        Ok(Some(subscription)) => subscription,
+        Ok(None) => {
+            subscribe_batches(ctx, pending).await;
+            return SubscriptionCloseResponse::None;
+        }
         Err(e) => {
             pending.reject(ErrorObjectOwned::from(e)).await;
-            return;
+            return SubscriptionCloseResponse::None;
         }
     };
     // Subscribe before accepting so nothing acknowledged after the answer is missed.
     let mut events = ctx.sequencer.subscribe();
     let Ok(sink) = pending.accept().await else {
-        return;
+        return SubscriptionCloseResponse::None;
     };
+    // The subscription lasts as long as the authentication that opened it.
+    let expires = tokio::time::sleep(std::time::Duration::from_secs(
+        expiry.saturating_sub(ctx.now_s()),
+    ));
+    tokio::pin!(expires);
+    let mut close = SubscriptionCloseResponse::None;
     ctx.metrics.subscriptions(1);
     loop {
         tokio::select! {
             () = sink.closed() => break,
+            () = &mut expires => {
+                debug!(target: "rpc", %address, expiry, "receipt subscription ended: authentication expired");
+                close = subscription_expired(expiry);
+                break;
+            }
             event = events.recv() => match event {
                 Ok(event) if event.concerns(address) => {
-                    let role = if event.receipt.owner == address { "sender" } else { "recipient" };
-                    let Ok(receipt) = ctx.sequencer.sign(event.receipt) else { break };
-                    let note = ReceiptNotification { role: role.into(), receipt };
+                    let Ok(Some((role, own))) = event.receipt_for(address) else { continue };
+                    let Ok(receipt) = ctx.sequencer.sign(own) else { break };
+                    let counterparty = match role {
+                        Role::Sender => event.counterparty,
+                        Role::Recipient => Some(event.receipt.owner),
+                    };
+                    let note = ReceiptNotification { role: role.as_str().into(), receipt, counterparty };
                     let Ok(raw) = serde_json::value::to_raw_value(&note) else { break };
                     if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
                         break;
@@ -320,6 +367,20 @@ async fn subscribe(ctx: Arc<Context>, raw: Option<String>, pending: PendingSubsc
         }
     }
     ctx.metrics.subscriptions(-1);
+    close
+}
+
+/// The error notification that ends a receipt subscription whose authentication expired:
+/// `{"code": 1040, "message": …}` in the notification's `error`.
+fn subscription_expired(expiry: u64) -> SubscriptionCloseResponse {
+    let error = serde_json::json!({
+        "code": ErrorCode::Unauthorized.code(),
+        "message": format!("authentication expired at {expiry}: subscribe again with a new one"),
+    });
+    match serde_json::value::to_raw_value(&error) {
+        Ok(raw) => SubscriptionCloseResponse::NotifErr(SubscriptionError::from_json(raw)),
+        Err(_) => SubscriptionCloseResponse::None,
+    }
 }
 
 /// Sends every batch status change to the subscriber.
@@ -466,24 +527,19 @@ fn estimate_fee(ctx: &Context, token: Address) -> Result<FeeQuote> {
     Ok(FeeQuote { token, fee })
 }
 
+/// `lane_getAccount(owner, token, auth)`: the owner's account, to the authenticated owner
+/// only. Without a valid authentication nothing is answered, not even whether the account
+/// exists.
 fn get_account(ctx: &Context, items: &[serde_json::Value]) -> Result<Account> {
     let owner: Address = required(items, 0, "owner")?;
     let token: Address = required(items, 1, "token")?;
-    let authenticated = match optional(items, 2) {
-        None => false,
-        Some(value) => {
-            let auth: Signed<Authentication> = signed(value, "auth", &[])
-                .map_err(|e| RpcError::unauthorized(format!("authentication: {}", e.message)))?;
-            check_authentication(ctx, &auth, owner)?;
-            true
-        }
-    };
+    owner_authentication(ctx, optional(items, 2), owner, GET_ACCOUNT_PURPOSE)?;
     Ok(ctx.sequencer.read(|state| {
         let ledger = state.ledger();
         let index = ledger.slot_index(owner, token);
         let (salt, leaf) = match index {
-            Some(i) if authenticated => (ledger.slot(i).map(|s| s.salt), state.leaf(i)),
-            _ => (None, None),
+            Some(i) => (ledger.slot(i).map(|s| s.salt), state.leaf(i)),
+            None => (None, None),
         };
         Account {
             owner,
@@ -497,30 +553,70 @@ fn get_account(ctx: &Context, items: &[serde_json::Value]) -> Result<Account> {
     }))
 }
 
-fn check_authentication(
+/// Checks that `value` is a valid `Signed<Authentication>` by `owner` for `purpose` (see
+/// [`authentication`]; one by another account is 1040 too); returns its expiry.
+fn owner_authentication(
     ctx: &Context,
-    auth: &Signed<Authentication>,
+    value: Option<&serde_json::Value>,
     owner: Address,
-) -> Result<()> {
-    if auth.message.signer() != owner {
+    purpose: &str,
+) -> Result<u64> {
+    let auth = authentication(ctx, value, purpose)?;
+    if auth.owner != owner {
         return Err(RpcError::unauthorized(
             "authentication is for another owner",
         ));
     }
-    if auth.message.purpose != GET_ACCOUNT_PURPOSE {
+    Ok(auth.expiry)
+}
+
+/// Checks that `value` is a valid `Signed<Authentication>` for `purpose`: missing,
+/// malformed, another purpose, expired, or badly signed is 1040 (`Unauthorized`); an
+/// expiry more than [`AUTHENTICATION_VALIDITY_MAX_S`] ahead is 1041 (`ExpiryTooFar`).
+/// Returns the authenticated message.
+fn authentication(
+    ctx: &Context,
+    value: Option<&serde_json::Value>,
+    purpose: &str,
+) -> Result<Authentication> {
+    let value = value.ok_or_else(|| {
+        RpcError::unauthorized(format!(
+            "{purpose} answers only the owner: pass the owner's Signed<Authentication> with purpose {purpose:?}"
+        ))
+    })?;
+    let auth: Signed<Authentication> = signed(value, "auth", &[])
+        .map_err(|e| RpcError::unauthorized(format!("authentication: {}", e.message)))?;
+    if auth.message.purpose != purpose {
         return Err(RpcError::unauthorized(format!(
-            "authentication purpose must be {GET_ACCOUNT_PURPOSE:?}"
+            "authentication purpose must be {purpose:?}"
         )));
     }
-    if auth.message.expiry <= now_s() {
-        return Err(RpcError::unauthorized("authentication expired"));
-    }
+    check_expiry(auth.message.expiry, ctx.now_s(), |e| {
+        RpcError::unauthorized(format!("authentication expired at {e}"))
+    })?;
     auth.verify(&ctx.domain).map_err(|e| {
         RpcError::new(
             ErrorCode::Unauthorized,
             format!("authentication signature: {e}"),
         )
     })?;
+    Ok(auth.message)
+}
+
+/// `expiry` must be after `now_s` (else `expired(expiry)`) and at most
+/// [`AUTHENTICATION_VALIDITY_MAX_S`] after it (else 1041, `ExpiryTooFar`).
+fn check_expiry(expiry: u64, now_s: u64, expired: impl FnOnce(u64) -> RpcError) -> Result<()> {
+    if expiry <= now_s {
+        return Err(expired(expiry));
+    }
+    if expiry - now_s > AUTHENTICATION_VALIDITY_MAX_S {
+        return Err(RpcError::new(
+            ErrorCode::ExpiryTooFar,
+            format!(
+                "expiry {expiry} is more than {AUTHENTICATION_VALIDITY_MAX_S} s (24 h) ahead of the node's clock ({now_s}): sign a shorter one"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -529,15 +625,15 @@ fn check_authentication(
 /// natively (a threshold above the balance is refused before any proving work), and proves on
 /// the prover pool.
 async fn prove_balance(ctx: &Context, request: Signed<ProveBalance>) -> Result<Attestation> {
+    check_expiry(request.message.expiry, ctx.now_s(), |_| {
+        RpcError::new(ErrorCode::Expired, "request expired")
+    })?;
     let prover = ctx.prover.clone().ok_or_else(|| {
         RpcError::new(
             ErrorCode::ProverDisabled,
             "this node does not prove balances (no [prover] keys configured)",
         )
     })?;
-    if request.message.expiry <= now_s() {
-        return Err(RpcError::new(ErrorCode::Expired, "request expired"));
-    }
     request.verify(&ctx.domain)?;
     let ProveBalance {
         owner,

@@ -26,6 +26,13 @@ const CHAIN_ID: u64 = 31337;
 const ADMIN_TOKEN: &str = "example-admin-token";
 /// 2100-01-01: far enough that the examples never expire.
 const FAR: u64 = 4_102_444_800;
+/// The RPC server's clock in the examples (2099-12-31 00:00 UTC), so that owner
+/// authentications (valid at most 24 h ahead of the node's clock) are reproducible.
+const EXAMPLE_CLOCK_S: u64 = FAR - 86_400;
+
+fn example_clock_s() -> u64 {
+    EXAMPLE_CLOCK_S
+}
 
 struct Doc {
     http: reqwest::Client,
@@ -85,7 +92,7 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
         operator.clone(),
     )?;
     let local = "127.0.0.1:0".parse()?;
-    let server = RpcServer::start(
+    let server = RpcServer::start_with_clock(
         RpcConfig {
             listen: local,
             admin_listen: local,
@@ -102,6 +109,7 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
             prover: None,
         },
         sequencer.clone(),
+        example_clock_s,
     )
     .await?;
     let url = format!("http://{}", server.local_addr());
@@ -115,7 +123,9 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
              every request below was sent and every response is what the node answered.\n\
              Chain id {CHAIN_ID}, settlement `{SETTLEMENT}`, token `{TOKEN}` (USDC, 6 decimals,\n\
              minimum fee 10), operator `{}` (anvil key #1), sender `{}` (anvil key #2),\n\
-             payee `{bob}`. Method descriptions and the error-code table are in `rpc.md`.\n\n",
+             payee `{bob}`. The node's clock reads {EXAMPLE_CLOCK_S} (2099-12-31 00:00 UTC) here, so\n\
+             that owner authentications, valid at most 24 h ahead of it, are reproducible.\n\
+             Method descriptions and the error-code table are in `rpc.md`.\n\n",
             operator.address(),
             alice.address()
         ),
@@ -220,39 +230,60 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
         false,
     )
     .await?;
+    let owner_auth = |purpose: &str, expiry: u64| {
+        sign(
+            &alice,
+            Authentication {
+                owner: alice.address(),
+                purpose: purpose.into(),
+                expiry,
+            },
+            &domain,
+        )
+    };
+    let tx_hash = sent["result"]["receipt"]["txHash"].clone();
     doc.example(
         &url,
         "`lane_getTransaction(txHash)`",
-        "Status and signed receipt.",
+        "Anyone holding the hash: the status only. The receipt (the sender's balance, nonce and leaf) is the sender's.",
         "lane_getTransaction",
-        json!([sent["result"]["receipt"]["txHash"]]),
+        json!([tx_hash]),
         false,
     )
     .await?;
     doc.example(
         &url,
-        "`lane_getAccount(owner, token)`",
-        "Public view: balance, next nonce, slot.",
+        "`lane_getTransaction(txHash, auth)`",
+        "With the sender's authentication (purpose `lane_getTransaction`, expiry at most 24 h ahead): the signed receipt too.",
+        "lane_getTransaction",
+        json!([tx_hash, owner_auth("lane_getTransaction", EXAMPLE_CLOCK_S + 300)?]),
+        false,
+    )
+    .await?;
+    doc.example(
+        &url,
+        "`lane_getAccount(owner, token, auth)`",
+        "Only to the owner, authenticated (purpose `lane_getAccount`): balance, next nonce, slot, salt and leaf.",
+        "lane_getAccount",
+        json!([alice.address(), TOKEN, owner_auth("lane_getAccount", EXAMPLE_CLOCK_S + 300)?]),
+        false,
+    )
+    .await?;
+    doc.example(
+        &url,
+        "A refusal: `lane_getAccount` without authentication",
+        "Nothing is told to anyone but the owner, not even whether the account exists.",
         "lane_getAccount",
         json!([alice.address(), TOKEN]),
         false,
     )
     .await?;
-    let auth = sign(
-        &alice,
-        Authentication {
-            owner: alice.address(),
-            purpose: "lane_getAccount".into(),
-            expiry: FAR,
-        },
-        &domain,
-    )?;
     doc.example(
         &url,
-        "`lane_getAccount(owner, token, auth)`",
-        "With the owner's authentication: the slot's salt and leaf too.",
+        "A refusal: an authentication valid too long",
+        "An expiry more than 24 h ahead of the node's clock is refused, so a leaked authentication is never a lifetime read key.",
         "lane_getAccount",
-        json!([alice.address(), TOKEN, auth]),
+        json!([alice.address(), TOKEN, owner_auth("lane_getAccount", FAR)?]),
         false,
     )
     .await?;
@@ -280,7 +311,7 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
         "`lane_getTransaction(txHash)` once batched",
         "The transfer is now in batch 1.",
         "lane_getTransaction",
-        json!([sent["result"]["receipt"]["txHash"]]),
+        json!([tx_hash]),
         false,
     )
     .await?;

@@ -1,6 +1,7 @@
 //! The RPC server over real HTTP (and WebSocket) against a sequencer over a journal in a
 //! temporary directory: acceptance and idempotency, one documented code per refusal with
-//! nothing stored, size limits, owner authentication, and the admin bearer token.
+//! nothing stored, size limits, owner authentication (accounts, receipts and receipt
+//! subscriptions only to their owner, expiries bounded), and the admin bearer token.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -143,6 +144,16 @@ impl Node {
         )?)?)
     }
 
+    /// `key`'s signed authentication for `purpose`, as JSON.
+    fn auth(&self, key: &PrivateKeySigner, purpose: &str, expiry: u64) -> Result<Value> {
+        let message = Authentication {
+            owner: key.address(),
+            purpose: purpose.into(),
+            expiry,
+        };
+        Ok(serde_json::to_value(sign(key, message, &self.domain)?)?)
+    }
+
     fn alice_state(&self) -> (Amount, Nonce, u64) {
         self.sequencer.read(|s| {
             (
@@ -200,8 +211,12 @@ async fn accepted_transfer_is_signed_and_idempotent() -> Result<()> {
     assert_eq!(second["result"], first["result"], "identical receipt");
     assert_eq!(node.alice_state(), after_first, "nothing debited twice");
 
+    let auth = node.auth(&node.alice, "lane_getTransaction", now_s() + 60)?;
     let tx = node
-        .call("lane_getTransaction", json!([receipt.receipt.tx_hash]))
+        .call(
+            "lane_getTransaction",
+            json!([receipt.receipt.tx_hash, auth]),
+        )
         .await?;
     assert_eq!(tx["result"]["status"], "accepted");
     assert_eq!(tx["result"]["receipt"], first["result"]);
@@ -210,12 +225,15 @@ async fn accepted_transfer_is_signed_and_idempotent() -> Result<()> {
         .await?;
     assert_eq!(error_code(&missing), Some(1050));
 
+    let auth = node.auth(&node.alice, "lane_getAccount", now_s() + 60)?;
     let account = node
-        .call("lane_getAccount", json!([node.alice.address(), TOKEN]))
+        .call(
+            "lane_getAccount",
+            json!([node.alice.address(), TOKEN, auth]),
+        )
         .await?;
     assert_eq!(account["result"]["balance"], "890");
     assert_eq!(account["result"]["nonce"], 1);
-    assert!(account["result"].get("salt").is_none());
     node.server.stop().await;
     Ok(())
 }
@@ -379,7 +397,7 @@ async fn every_refusal_has_its_code_and_stores_nothing() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn salt_and_leaf_only_with_owner_authentication() -> Result<()> {
+async fn accounts_only_to_the_authenticated_owner() -> Result<()> {
     let node = Node::start().await?;
     let auth = |purpose: &str, expiry: u64, key: &PrivateKeySigner| -> Result<Value> {
         let message = Authentication {
@@ -399,6 +417,7 @@ async fn salt_and_leaf_only_with_owner_authentication() -> Result<()> {
         .await?;
     let result = &good["result"];
     assert_eq!(result["balance"], "1000");
+    assert_eq!(result["nonce"], 0);
     assert!(result["salt"].is_string(), "{good}");
     let leaf = node.sequencer.read(|s| {
         s.ledger()
@@ -406,11 +425,31 @@ async fn salt_and_leaf_only_with_owner_authentication() -> Result<()> {
             .and_then(|i| s.leaf(i))
     });
     assert_eq!(result["leaf"], json!(leaf.ok_or_else(|| eyre!("no leaf"))?));
+    // Up to 24 h ahead is accepted.
+    let day = node
+        .call(
+            "lane_getAccount",
+            params(auth("lane_getAccount", now_s() + 86_000, &node.alice)?),
+        )
+        .await?;
+    assert_eq!(day["result"]["balance"], "1000", "{day}");
 
+    // Without authentication nothing, for an existing account or not.
+    for owner in [node.alice.address(), node.bob.address()] {
+        for call in [json!([owner, TOKEN]), json!([owner, TOKEN, null])] {
+            let response = node.call("lane_getAccount", call).await?;
+            assert_eq!(error_code(&response), Some(1040), "{response}");
+            assert!(response.get("result").is_none(), "{response}");
+        }
+    }
     for (name, bad) in [
         (
             "wrong purpose",
             auth("lane_proveBalance", now_s() + 60, &node.alice)?,
+        ),
+        (
+            "another method's purpose",
+            auth("lane_subscribe", now_s() + 60, &node.alice)?,
         ),
         (
             "expired",
@@ -420,11 +459,266 @@ async fn salt_and_leaf_only_with_owner_authentication() -> Result<()> {
             "not the owner",
             auth("lane_getAccount", now_s() + 60, &node.bob)?,
         ),
+        (
+            "bob's own authentication",
+            node.auth(&node.bob, "lane_getAccount", now_s() + 60)?,
+        ),
         ("garbage", json!({"message": 1})),
     ] {
         let response = node.call("lane_getAccount", params(bad)).await?;
         assert_eq!(error_code(&response), Some(1040), "{name}: {response}");
     }
+    // An expiry more than 24 h ahead: its own code, for every purpose.
+    let too_far = now_s() + 86_400 + 120;
+    let response = node
+        .call(
+            "lane_getAccount",
+            params(auth("lane_getAccount", too_far, &node.alice)?),
+        )
+        .await?;
+    assert_eq!(error_code(&response), Some(1041), "{response}");
+    let hash = node
+        .call(
+            "lane_sendTransfer",
+            json!([node.signed(node.transfer(5, FEE, 0))?]),
+        )
+        .await?["result"]["receipt"]["txHash"]
+        .clone();
+    let response = node
+        .call(
+            "lane_getTransaction",
+            json!([
+                hash,
+                node.auth(&node.alice, "lane_getTransaction", too_far)?
+            ]),
+        )
+        .await?;
+    assert_eq!(error_code(&response), Some(1041), "{response}");
+    // And for balance proofs (checked before anything else, even without a prover).
+    let request = serde_json::to_value(sign(
+        &node.alice,
+        stablelane::ProveBalance {
+            owner: node.alice.address(),
+            token: TOKEN,
+            threshold: Amount(1),
+            challenge: B256::repeat_byte(1),
+            batch: 0,
+            expiry: too_far,
+        },
+        &node.domain,
+    )?)?;
+    let response = node.call("lane_proveBalance", json!([request])).await?;
+    assert_eq!(error_code(&response), Some(1041), "{response}");
+    node.server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transactions_receipt_only_to_its_sender() -> Result<()> {
+    let node = Node::start().await?;
+    let sent = node
+        .call(
+            "lane_sendTransfer",
+            json!([node.signed(node.transfer(100, FEE, 0))?]),
+        )
+        .await?;
+    let hash = sent["result"]["receipt"]["txHash"].clone();
+    // Anyone with the hash (the payee too): the status, not the sender's balance.
+    let public = node.call("lane_getTransaction", json!([hash])).await?;
+    assert_eq!(public["result"]["status"], "accepted", "{public}");
+    assert!(public["result"].get("receipt").is_none(), "{public}");
+    let payee = node
+        .call(
+            "lane_getTransaction",
+            json!([
+                hash,
+                node.auth(&node.bob, "lane_getTransaction", now_s() + 60)?
+            ]),
+        )
+        .await?;
+    assert_eq!(payee["result"]["status"], "accepted", "{payee}");
+    assert!(payee["result"].get("receipt").is_none(), "{payee}");
+    let sender = node
+        .call(
+            "lane_getTransaction",
+            json!([
+                hash,
+                node.auth(&node.alice, "lane_getTransaction", now_s() + 60)?
+            ]),
+        )
+        .await?;
+    assert_eq!(sender["result"]["receipt"], sent["result"], "{sender}");
+    for bad in [
+        node.auth(&node.alice, "lane_getAccount", now_s() + 60)?,
+        node.auth(&node.alice, "lane_getTransaction", now_s() - 1)?,
+        json!({"message": 1}),
+    ] {
+        let response = node.call("lane_getTransaction", json!([hash, bad])).await?;
+        assert_eq!(error_code(&response), Some(1040), "{response}");
+    }
+    node.server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payee_is_notified_with_its_own_account_never_the_payers() -> Result<()> {
+    use jsonrpsee::{
+        core::client::{Subscription, SubscriptionClientT},
+        rpc_params,
+        ws_client::WsClientBuilder,
+    };
+    let node = Node::start().await?;
+    let ws = WsClientBuilder::default()
+        .build(format!("ws://{}", node.server.local_addr()))
+        .await?;
+    let mut feed: Subscription<Value> = ws
+        .subscribe(
+            "lane_subscribe",
+            rpc_params![
+                "receipts",
+                node.bob.address(),
+                node.auth(&node.bob, "lane_subscribe", now_s() + 600)?
+            ],
+            "lane_unsubscribe",
+        )
+        .await?;
+    // Two payments, so the payee's second notification shows its balance after both.
+    let mut sent = Vec::new();
+    for (nonce, amount) in [(0, 100u128), (1, 30)] {
+        let answer = node
+            .call(
+                "lane_sendTransfer",
+                json!([node.signed(node.transfer(amount, FEE, nonce))?]),
+            )
+            .await?;
+        sent.push(serde_json::from_value::<SignedReceipt>(
+            answer["result"].clone(),
+        )?);
+    }
+    let mut last_leaf = B256::ZERO;
+    for (payment, bob_balance) in sent.iter().zip([100u128, 130]) {
+        let note = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+            .await?
+            .ok_or_else(|| eyre!("the subscription ended"))??;
+        assert_eq!(note["role"], "recipient", "{note}");
+        assert_eq!(note["counterparty"], json!(node.alice.address()), "{note}");
+        let own: SignedReceipt = serde_json::from_value(note["receipt"].clone())?;
+        verify_receipt(node.operator, &own.receipt, &own.signature, &node.domain)?;
+        assert_eq!(own.receipt.tx_hash, payment.receipt.tx_hash);
+        assert_eq!(own.receipt.sequence, payment.receipt.sequence);
+        // The payee's own slot, balance and nonce, never the payer's.
+        assert_eq!(own.receipt.owner, node.bob.address());
+        assert_eq!(own.receipt.balance, Amount(bob_balance));
+        assert_eq!(own.receipt.nonce, Nonce(0));
+        assert_ne!(own.receipt.slot, payment.receipt.slot);
+        assert_ne!(own.receipt.leaf, payment.receipt.leaf);
+        last_leaf = own.receipt.leaf;
+        let text = note.to_string();
+        assert!(
+            !text.contains(&format!("\"{}\"", payment.receipt.balance)),
+            "the payer's balance leaked: {text}"
+        );
+    }
+    // The last notification's leaf is the payee's current leaf.
+    let leaf = node.sequencer.read(|s| {
+        s.ledger()
+            .slot_index(node.bob.address(), TOKEN)
+            .and_then(|i| s.leaf(i))
+    });
+    let auth = node.auth(&node.bob, "lane_getAccount", now_s() + 60)?;
+    let account = node
+        .call("lane_getAccount", json!([node.bob.address(), TOKEN, auth]))
+        .await?;
+    assert_eq!(account["result"]["balance"], "130", "{account}");
+    assert_eq!(account["result"]["leaf"], json!(leaf), "{account}");
+    assert_eq!(Some(last_leaf), leaf);
+    node.server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn receipt_subscriptions_are_the_owners_and_end_with_the_authentication() -> Result<()> {
+    use jsonrpsee::{
+        core::client::{Subscription, SubscriptionClientT},
+        rpc_params,
+        ws_client::WsClientBuilder,
+    };
+    let node = Node::start().await?;
+    let ws = WsClientBuilder::default()
+        .build(format!("ws://{}", node.server.local_addr()))
+        .await?;
+    let code = |e: jsonrpsee::core::client::Error| match e {
+        jsonrpsee::core::client::Error::Call(obj) => Some(obj.code()),
+        _ => None,
+    };
+    let open = |params: jsonrpsee::core::params::ArrayParams| {
+        let ws = &ws;
+        async move {
+            ws.subscribe::<Value, _>("lane_subscribe", params, "lane_unsubscribe")
+                .await
+        }
+    };
+    let bob = node.bob.address();
+    // No authentication, another's, another purpose, expired, too far ahead.
+    let refusals = [
+        (rpc_params!["receipts", bob], 1040),
+        (
+            rpc_params![
+                "receipts",
+                bob,
+                node.auth(&node.alice, "lane_subscribe", now_s() + 60)?
+            ],
+            1040,
+        ),
+        (
+            rpc_params![
+                "receipts",
+                bob,
+                node.auth(&node.bob, "lane_getAccount", now_s() + 60)?
+            ],
+            1040,
+        ),
+        (
+            rpc_params![
+                "receipts",
+                bob,
+                node.auth(&node.bob, "lane_subscribe", now_s() - 1)?
+            ],
+            1040,
+        ),
+        (
+            rpc_params![
+                "receipts",
+                bob,
+                node.auth(&node.bob, "lane_subscribe", now_s() + 86_400 + 120)?
+            ],
+            1041,
+        ),
+    ];
+    for (params, expected) in refusals {
+        let refused = open(params).await.err().and_then(code);
+        assert_eq!(refused, Some(expected));
+    }
+
+    // A subscription lasts as long as its authentication: the node ends it then.
+    let expiry = now_s() + 2;
+    let mut feed: Subscription<Value> = open(rpc_params![
+        "receipts",
+        bob,
+        node.auth(&node.bob, "lane_subscribe", expiry)?
+    ])
+    .await?;
+    let started = std::time::Instant::now();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next()).await?;
+    assert!(
+        !matches!(end, Some(Ok(_))),
+        "a notification instead of the end: {end:?}"
+    );
+    assert!(
+        now_s() >= expiry,
+        "ended early, after {:?}",
+        started.elapsed()
+    );
     node.server.stop().await;
     Ok(())
 }
@@ -580,11 +874,21 @@ async fn typed_clients_over_http_and_websocket_with_receipt_subscriptions() -> R
     let ws = WsClientBuilder::default()
         .build(format!("ws://{}", node.server.local_addr()))
         .await?;
+    let sub_auth = |key: &PrivateKeySigner| {
+        stablelane::rpc::authenticate(key, stablelane::rpc::SUBSCRIBE_PURPOSE, 600, &node.domain)
+    };
     let mut bob_feed: Subscription<ReceiptNotification> = ws
-        .subscribe_receipts("receipts".into(), node.bob.address())
+        .subscribe_receipts("receipts".into(), node.bob.address(), sub_auth(&node.bob)?)
+        .await?;
+    let mut alice_feed: Subscription<ReceiptNotification> = ws
+        .subscribe_receipts(
+            "receipts".into(),
+            node.alice.address(),
+            sub_auth(&node.alice)?,
+        )
         .await?;
     let refused = ws
-        .subscribe_receipts("blocks".into(), node.bob.address())
+        .subscribe_receipts("blocks".into(), node.bob.address(), sub_auth(&node.bob)?)
         .await
         .unwrap_err();
     assert!(
@@ -597,14 +901,58 @@ async fn typed_clients_over_http_and_websocket_with_receipt_subscriptions() -> R
     let note = tokio::time::timeout(std::time::Duration::from_secs(10), bob_feed.next())
         .await?
         .expect("a notification")?;
+    // The payee is told of the payment with its own resulting account, signed by the
+    // operator, never the payer's.
     assert_eq!(note.role, "recipient");
+    assert_eq!(note.counterparty, Some(node.alice.address()));
+    let own = &note.receipt.receipt;
+    assert_eq!(
+        (own.tx_hash, own.sequence, own.owner, own.token),
+        (
+            receipt.receipt.tx_hash,
+            receipt.receipt.sequence,
+            node.bob.address(),
+            TOKEN
+        )
+    );
+    assert_eq!((own.balance, own.nonce), (Amount(40), Nonce(0)));
+    let (bob_slot, bob_leaf) = node.sequencer.read(|s| {
+        let slot = s.ledger().slot_index(node.bob.address(), TOKEN);
+        (slot, slot.and_then(|i| s.leaf(i)))
+    });
+    assert_eq!(Some(own.slot), bob_slot);
+    assert_eq!(Some(own.leaf), bob_leaf);
+    assert_ne!(own.balance, receipt.receipt.balance);
+    verify_receipt(node.operator, own, &note.receipt.signature, &node.domain)?;
+    let note = tokio::time::timeout(std::time::Duration::from_secs(10), alice_feed.next())
+        .await?
+        .expect("a notification")?;
+    assert_eq!(note.role, "sender");
     assert_eq!(note.receipt, receipt);
-    let fetched = http.get_transaction(receipt.receipt.tx_hash).await?;
-    assert_eq!(fetched.receipt, receipt);
-    let account = http.get_account(node.alice.address(), TOKEN, None).await?;
+    assert_eq!(note.counterparty, Some(node.bob.address()));
+    let fetched = http.get_transaction(receipt.receipt.tx_hash, None).await?;
+    assert_eq!(fetched.receipt, None);
+    let auth = stablelane::rpc::authenticate(
+        &node.alice,
+        stablelane::rpc::GET_TRANSACTION_PURPOSE,
+        60,
+        &node.domain,
+    )?;
+    let fetched = http
+        .get_transaction(receipt.receipt.tx_hash, Some(auth))
+        .await?;
+    assert_eq!(fetched.receipt, Some(receipt.clone()));
+    let auth = stablelane::rpc::authenticate(
+        &node.alice,
+        stablelane::rpc::GET_ACCOUNT_PURPOSE,
+        60,
+        &node.domain,
+    )?;
+    let account = http.get_account(node.alice.address(), TOKEN, auth).await?;
     assert_eq!(account.balance, Amount(1_000 - 40 - FEE));
-    assert_eq!(account.salt, None);
+    assert!(account.salt.is_some());
     bob_feed.unsubscribe().await?;
+    alice_feed.unsubscribe().await?;
 
     // Viewing-key registration: the owner's own signature only, journaled once.
     let vk_hash = {
@@ -672,7 +1020,7 @@ async fn typed_clients_over_http_and_websocket_with_receipt_subscriptions() -> R
     assert_eq!(batch.new_root, note.new_root);
     assert_eq!(batch.transaction_count, 1);
     assert!(http.get_batch(2).await.is_err());
-    let fetched = http.get_transaction(receipt.receipt.tx_hash).await?;
+    let fetched = http.get_transaction(receipt.receipt.tx_hash, None).await?;
     assert_eq!(fetched.status, stablelane::rpc::TxStatus::Batched);
     assert_eq!(fetched.batch, Some(1));
     let status = stablelane::rpc::AdminApiClient::status(&admin).await?;

@@ -57,7 +57,7 @@ pub use record::JournalRecord;
 pub use seal::SealHashes;
 use seal::{SealJob, SharedTree};
 pub use snapshot::SnapshotConfig;
-pub use state::{Applied, ApplyError, OpenBatchInfo, State};
+pub use state::{Applied, ApplyError, OpenBatchInfo, RecipientState, State};
 pub use store::{ChainCursor, Checkpoint, Store, StoreError, StoreUpdate};
 
 /// Capacity of the event channel; a subscriber further behind loses events (and is told).
@@ -149,16 +149,58 @@ pub enum OpenError {
 /// Something the sequencer accepted, published once it is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// The transaction's receipt.
+    /// The transaction's receipt (the sender's resulting account).
     pub receipt: Receipt,
     /// The other party it concerns (a transfer's recipient).
     pub counterparty: Option<Address>,
+    /// A transfer's recipient right after it.
+    pub recipient: Option<RecipientState>,
+}
+
+/// How an address takes part in an [`Event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It signed the transaction.
+    Sender,
+    /// It was paid by the transfer.
+    Recipient,
+}
+
+impl Role {
+    /// `"sender"` or `"recipient"`, as notifications say it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sender => "sender",
+            Self::Recipient => "recipient",
+        }
+    }
 }
 
 impl Event {
     /// Whether the event concerns `address` (as sender or recipient).
     pub fn concerns(&self, address: Address) -> bool {
         self.receipt.owner == address || self.counterparty == Some(address)
+    }
+
+    /// What `address` may be told of this transaction: its role and its **own** resulting
+    /// account, never the other party's (the sender's receipt for the sender, the
+    /// recipient's state right after the transfer for the recipient); `None` when the
+    /// event does not concern it.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError::Tree`] if the recipient's salt is not a field element.
+    pub fn receipt_for(&self, address: Address) -> Result<Option<(Role, Receipt)>, ApplyError> {
+        if self.receipt.owner == address {
+            return Ok(Some((Role::Sender, self.receipt.clone())));
+        }
+        match &self.recipient {
+            Some(recipient) if recipient.state.owner == address => Ok(Some((
+                Role::Recipient,
+                recipient.receipt(self.receipt.tx_hash, self.receipt.sequence)?,
+            ))),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -1384,6 +1426,7 @@ async fn complete(
                 let _ = events.send(Event {
                     receipt: receipt.clone(),
                     counterparty: applied.counterparty,
+                    recipient: applied.recipient.clone(),
                 });
             }
             if let Some(seal) = seal {

@@ -67,11 +67,62 @@ pub struct Applied {
     pub receipt: Option<Receipt>,
     /// The other party a transaction concerns: a transfer's recipient.
     pub counterparty: Option<Address>,
+    /// A transfer's recipient right after it, when a receipt was asked for (what the
+    /// recipient's notification carries; see [`RecipientState`]).
+    pub recipient: Option<RecipientState>,
     /// The batch a seal record sealed (seals run at once unless handed out, see
     /// [`State::hand_out_seals`]).
     pub sealed: Option<Box<SealedBatch>>,
     /// The rest of a seal record's work, when seals are handed out.
     pub seal_job: Option<Box<SealJob>>,
+}
+
+/// A transfer's recipient as it stood right after the transfer: what the recipient is told
+/// of it (never the sender's account). Copied on the live path only; its leaf is hashed
+/// when a subscriber asks for it ([`RecipientState::receipt`]), off the writer's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientState {
+    /// The recipient's slot.
+    pub slot: SlotIndex,
+    /// Its owner, token, balance, nonce and salt right after the transfer.
+    pub state: stablelane_ledger::Slot,
+}
+
+impl RecipientState {
+    /// The recipient's receipt of transaction `tx_hash` (journal record `sequence`): its own
+    /// slot, balance, nonce and leaf right after it.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError::Tree`] if the salt is not a field element.
+    pub fn receipt(
+        &self,
+        tx_hash: TxHash,
+        sequence: SequenceNumber,
+    ) -> Result<Receipt, ApplyError> {
+        Ok(Receipt {
+            tx_hash,
+            sequence,
+            owner: self.state.owner,
+            token: self.state.token,
+            slot: self.slot,
+            balance: self.state.balance,
+            nonce: self.state.nonce,
+            leaf: B256::from(fr_to_be_bytes(&leaf_of(&self.state)?)),
+        })
+    }
+}
+
+/// The leaf hash of `slot`: Poseidon(owner, token, balance, nonce, salt).
+fn leaf_of(slot: &stablelane_ledger::Slot) -> Result<Fr, ApplyError> {
+    let salt = fr_from_be_bytes(&slot.salt.0).map_err(|e| ApplyError::Tree(e.to_string()))?;
+    Ok(leaf_hash(
+        slot.owner.0 .0,
+        slot.token.0 .0,
+        slot.balance.base_units(),
+        slot.nonce.get(),
+        salt,
+    ))
 }
 
 /// The batch being filled: everything applied since the last seal.
@@ -427,6 +478,7 @@ impl State {
                     tx_hash: None,
                     receipt: None,
                     counterparty: None,
+                    recipient: None,
                     sealed,
                     seal_job,
                 });
@@ -501,11 +553,23 @@ impl State {
             Some((hash, _, _)) => (Some(hash), None),
             None => (None, None),
         };
+        let recipient = match (counterparty, signed) {
+            (Some(to), Some((_, _, token))) if with_receipt => {
+                self.ledger.slot_index(to, token).and_then(|slot| {
+                    self.ledger.slot(slot).map(|state| RecipientState {
+                        slot,
+                        state: state.clone(),
+                    })
+                })
+            }
+            _ => None,
+        };
         Ok(Applied {
             effects,
             tx_hash,
             receipt,
             counterparty,
+            recipient,
             sealed: None,
             seal_job: None,
         })
@@ -690,14 +754,7 @@ impl State {
             .ledger
             .slot(slot)
             .ok_or(ApplyError::Rejected(Rejection::UnknownAccount))?;
-        let salt = fr_from_be_bytes(&state.salt.0).map_err(|e| ApplyError::Tree(e.to_string()))?;
-        Ok(leaf_hash(
-            state.owner.0 .0,
-            state.token.0 .0,
-            state.balance.base_units(),
-            state.nonce.get(),
-            salt,
-        ))
+        leaf_of(state)
     }
 
     /// Recomputes the root from scratch from the ledger's slots, ignoring the tree: the

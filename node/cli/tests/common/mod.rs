@@ -13,6 +13,38 @@ use alloy::primitives::Address;
 use eyre::{bail, Result};
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
 
+/// `key`'s account on the node behind `client`, in deployment `domain` (the node answers
+/// only the authenticated owner).
+pub async fn account(
+    client: &HttpClient,
+    key: &alloy::signers::local::PrivateKeySigner,
+    token: Address,
+    domain: &alloy::sol_types::Eip712Domain,
+) -> Result<stablelane::rpc::Account> {
+    use stablelane::rpc::LaneApiClient;
+    let auth = stablelane::rpc::authenticate(
+        key,
+        stablelane::rpc::GET_ACCOUNT_PURPOSE,
+        stablelane::rpc::AUTHENTICATION_VALIDITY_DEFAULT_S,
+        domain,
+    )?;
+    Ok(client.get_account(key.address(), token, auth).await?)
+}
+
+/// `key`'s account of [`TOKEN`] on a node of the test deployment ([`CHAIN_ID`], [`SETTLEMENT`]).
+pub async fn test_account(
+    client: &HttpClient,
+    key: &alloy::signers::local::PrivateKeySigner,
+) -> Result<stablelane::rpc::Account> {
+    account(
+        client,
+        key,
+        TOKEN,
+        &stablelane::domain(CHAIN_ID, SETTLEMENT),
+    )
+    .await
+}
+
 /// anvil's first dev key (public knowledge): the node operator in these tests.
 pub const OPERATOR_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 /// The admin token of these tests.
