@@ -253,13 +253,14 @@ impl Settler {
         // The contract's last batch as of the finality head: batches up to it are final on
         // the L2, whatever reorgs moved their commits between blocks.
         let final_committed = match self.finality.head(&self.provider).await.map_err(rpc)? {
-            Some(head) => contract
+            // Before the deployment block there is no contract to ask.
+            Some(head) if head.number >= self.config.start_block => contract
                 .lastBatchNumber()
                 .block(BlockId::hash(head.hash))
                 .call()
                 .await
                 .map_err(rpc)?,
-            None => 0,
+            Some(_) | None => 0,
         };
         report.last_committed = on_chain;
         let metrics = self.sequencer.settler_metrics();

@@ -292,6 +292,10 @@ impl Watcher {
                 s.forced_hash(),
             )
         });
+        if head.number < self.config.start_block {
+            // No contract yet at the head: nothing to compare, nothing to scan.
+            return Ok(false);
+        }
         let at = BlockId::hash(head.hash);
         let contract = self.contract();
         let mut ahead = false;
