@@ -166,3 +166,88 @@ impl Finality {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy::{
+        primitives::U64,
+        providers::{Provider, ProviderBuilder},
+        rpc::types::Block,
+        transports::mock::Asserter,
+    };
+
+    use super::*;
+
+    fn provider(asserter: &Asserter) -> DynProvider {
+        ProviderBuilder::new()
+            .connect_mocked_client(asserter.clone())
+            .erased()
+    }
+
+    fn block(number: u64) -> Block {
+        let mut block: Block = Block::default();
+        block.header.inner.number = number;
+        block.header.hash = B256::with_last_byte(number as u8);
+        block
+    }
+
+    #[tokio::test]
+    async fn the_tag_is_used_when_answered() {
+        let asserter = Asserter::new();
+        let finality = Finality::new(FinalityMode::Safe, 12, FinalityUser::Watcher);
+        asserter.push_success(&block(40));
+        let head = finality.head(&provider(&asserter)).await.unwrap().unwrap();
+        assert_eq!((head.number, head.mode), (40, FinalityMode::Safe));
+        assert_eq!(head.hash, B256::with_last_byte(40));
+        assert!(!finality.fallback_warned.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn an_l2_without_the_tag_falls_back_to_confirmations() {
+        let asserter = Asserter::new();
+        let finality = Finality::new(FinalityMode::Finalized, 12, FinalityUser::Watcher);
+        let p = provider(&asserter);
+        // An error answer: latest 100, so block 89 is 12 deep.
+        asserter.push_failure_msg("unknown block tag finalized");
+        asserter.push_success(&U64::from(100));
+        asserter.push_success(&block(89));
+        let head = finality.head(&p).await.unwrap().unwrap();
+        assert_eq!((head.number, head.mode), (89, FinalityMode::Confirmations));
+        assert!(finality.fallback_warned.load(Ordering::Relaxed));
+        // No block for the tag: the same, at every step.
+        asserter.push_success(&Option::<Block>::None);
+        asserter.push_success(&U64::from(101));
+        asserter.push_success(&block(90));
+        let head = finality.head(&p).await.unwrap().unwrap();
+        assert_eq!((head.number, head.mode), (90, FinalityMode::Confirmations));
+        // A chain shorter than the confirmations has no head yet.
+        asserter.push_success(&Option::<Block>::None);
+        asserter.push_success(&U64::from(10));
+        assert_eq!(finality.head(&p).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_transport_failure_is_an_error_not_a_fallback() {
+        // An empty asserter fails the request locally, as a dead connection would.
+        let asserter = Asserter::new();
+        let finality = Finality::new(FinalityMode::Finalized, 12, FinalityUser::Settler);
+        assert!(finality.head(&provider(&asserter)).await.is_err());
+        assert!(!finality.fallback_warned.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn modes_read_as_configured() {
+        for mode in [
+            FinalityMode::Finalized,
+            FinalityMode::Safe,
+            FinalityMode::Confirmations,
+        ] {
+            let text = format!("\"{mode}\"");
+            assert_eq!(
+                serde_json::from_str::<FinalityMode>(&text).unwrap(),
+                mode
+            );
+        }
+        assert!(serde_json::from_str::<FinalityMode>("\"latest\"").is_err());
+    }
+}
