@@ -243,10 +243,7 @@ mod tests {
             FinalityMode::Confirmations,
         ] {
             let text = format!("\"{mode}\"");
-            assert_eq!(
-                serde_json::from_str::<FinalityMode>(&text).unwrap(),
-                mode
-            );
+            assert_eq!(serde_json::from_str::<FinalityMode>(&text).unwrap(), mode);
         }
         assert!(serde_json::from_str::<FinalityMode>("\"latest\"").is_err());
     }

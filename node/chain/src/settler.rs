@@ -154,11 +154,7 @@ impl Settler {
             .disable_recommended_fillers()
             .connect_http(url)
             .erased();
-        let finality = Finality::new(
-            config.finality,
-            config.confirmations,
-            FinalityUser::Settler,
-        );
+        let finality = Finality::new(config.finality, config.confirmations, FinalityUser::Settler);
         Ok(Self {
             config: SettlerConfig {
                 confirmations: config.confirmations.max(1),

@@ -154,11 +154,7 @@ impl Watcher {
             .parse()
             .map_err(|e| WatcherError::Rpc(format!("bad L2 RPC URL {}: {e}", config.l2_rpc_url)))?;
         let provider = ProviderBuilder::new().connect_http(url).erased();
-        let finality = Finality::new(
-            config.finality,
-            config.confirmations,
-            FinalityUser::Watcher,
-        );
+        let finality = Finality::new(config.finality, config.confirmations, FinalityUser::Watcher);
         Ok(Self {
             config: WatcherConfig {
                 confirmations: config.confirmations.max(1),
@@ -307,7 +303,12 @@ impl Watcher {
                 continue;
             }
             let (count, contract_hash) = if queue == "deposits" {
-                let count = contract.depositCount().block(at).call().await.map_err(rpc)?;
+                let count = contract
+                    .depositCount()
+                    .block(at)
+                    .call()
+                    .await
+                    .map_err(rpc)?;
                 if consumed > count {
                     (count, B256::ZERO)
                 } else {

@@ -12,9 +12,11 @@ use alloy::{
     providers::{ext::AnvilApi, DynProvider},
 };
 use eyre::{eyre, Result};
-use stablelane::{domain, Amount};
 use stablelane::rpc::BatchStatus;
-use stablelane_chain::{FinalityMode, Settler, SettlerConfig, Watcher, WatcherConfig, WatcherError};
+use stablelane::{domain, Amount};
+use stablelane_chain::{
+    FinalityMode, Settler, SettlerConfig, Watcher, WatcherConfig, WatcherError,
+};
 use stablelane_contracts::{Settlement, TestStablecoin};
 use stablelane_devnet::{DeployConfig, Devnet, DevnetOptions};
 use stablelane_ledger::LedgerConfig;
@@ -325,18 +327,14 @@ async fn a_rolling_hash_mismatch_stops_crediting() -> Result<()> {
     let watcher = s.watcher()?;
     let snapshot = s.provider().anvil_snapshot().await?;
     s.deposit(1_000).await?;
-    s.provider()
-        .anvil_mine(Some(CONFIRMATIONS), None)
-        .await?;
+    s.provider().anvil_mine(Some(CONFIRMATIONS), None).await?;
     assert_eq!(watcher.step().await?.deposits, 1);
     // A reorg deeper than the confirmations: queue entry 0 becomes another deposit, and
     // entry 1 follows it.
     assert!(s.provider().anvil_revert(snapshot).await?);
     s.deposit(2_000).await?;
     s.deposit(3_000).await?;
-    s.provider()
-        .anvil_mine(Some(CONFIRMATIONS), None)
-        .await?;
+    s.provider().anvil_mine(Some(CONFIRMATIONS), None).await?;
     let err = watcher.step().await.expect_err("a mismatch");
     let WatcherError::QueueMismatch {
         queue,
@@ -364,9 +362,7 @@ async fn the_settler_finalizes_a_batch_once_the_finalized_tag_passes_its_commit(
     let s = Setup::start().await?;
     // Credited at depth N: the batch needs a record; finality of the commit is the point.
     s.deposit(4_000_000).await?;
-    s.provider()
-        .anvil_mine(Some(CONFIRMATIONS), None)
-        .await?;
+    s.provider().anvil_mine(Some(CONFIRMATIONS), None).await?;
     assert_eq!(s.watcher()?.step().await?.deposits, 1);
     assert_eq!(s.sequencer.seal_batch().await?, Some(1));
     let d = s.devnet.description();

@@ -559,8 +559,11 @@ mod tests {
         assert!(format!("{err:#}").contains("STABLELANE_SEQUENCER_GROUP_MAX"));
 
         std::fs::write(&path, EXAMPLE).unwrap();
-        let err = NodeConfig::load(Some(&path), &env(&[("STABLELANE_CHAIN_FINALITY", "latest")]))
-            .unwrap_err();
+        let err = NodeConfig::load(
+            Some(&path),
+            &env(&[("STABLELANE_CHAIN_FINALITY", "latest")]),
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("latest"), "{err:#}");
 
         let err = NodeConfig::load(None, &[]).unwrap_err();
