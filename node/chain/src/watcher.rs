@@ -46,6 +46,11 @@ use tracing::{debug, error, info, warn};
 
 use crate::finality::{Finality, FinalityHead, FinalityMode, FinalityUser};
 
+/// The deposit queue's name in errors and logs.
+const DEPOSITS: &str = "deposits";
+/// The forced-withdrawal queue's name in errors and logs.
+const FORCED: &str = "forced withdrawals";
+
 /// Settings of the watcher.
 #[derive(Debug, Clone)]
 pub struct WatcherConfig {
@@ -293,52 +298,22 @@ impl Watcher {
             return Ok(false);
         }
         let at = BlockId::hash(head.hash);
-        let contract = self.contract();
         let mut ahead = false;
         for (queue, consumed, ledger_hash) in [
-            ("deposits", deposits, deposits_hash),
-            ("forced withdrawals", forced, forced_hash),
+            (DEPOSITS, deposits, deposits_hash),
+            (FORCED, forced, forced_hash),
         ] {
             if consumed == 0 {
                 continue;
             }
-            let (count, contract_hash) = if queue == "deposits" {
-                let count = contract
-                    .depositCount()
-                    .block(at)
-                    .call()
-                    .await
-                    .map_err(rpc)?;
-                if consumed > count {
-                    (count, B256::ZERO)
-                } else {
-                    let hash = contract
-                        .depositHashAt(consumed)
-                        .block(at)
-                        .call()
-                        .await
-                        .map_err(rpc)?;
-                    (count, hash)
-                }
-            } else {
-                let count = contract.forcedCount().block(at).call().await.map_err(rpc)?;
-                if consumed > count {
-                    (count, B256::ZERO)
-                } else {
-                    let hash = contract
-                        .forcedHashAt(consumed)
-                        .block(at)
-                        .call()
-                        .await
-                        .map_err(rpc)?;
-                    (count, hash)
+            let contract_hash = match self.contract_hash_at(queue, consumed, at).await? {
+                Ok(hash) => hash,
+                Err(count) => {
+                    warn!(target: "chain::watcher", queue, consumed, contract_count = count, block = head.number, "the ledger consumed more entries than the contract holds at the finality head: waiting for the head");
+                    ahead = true;
+                    continue;
                 }
             };
-            if consumed > count {
-                warn!(target: "chain::watcher", queue, consumed, contract_count = count, block = head.number, "the ledger consumed more entries than the contract holds at the finality head: waiting for the head");
-                ahead = true;
-                continue;
-            }
             if contract_hash != ledger_hash {
                 self.sequencer
                     .watcher_metrics()
@@ -359,6 +334,34 @@ impl Watcher {
             .queue_mismatch
             .store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(ahead)
+    }
+
+    /// The contract's rolling hash over the first `consumed` entries of `queue` at block
+    /// `at`, or `Err(count)` when it holds only `count` entries there.
+    async fn contract_hash_at(
+        &self,
+        queue: &'static str,
+        consumed: u64,
+        at: BlockId,
+    ) -> Result<Result<B256, u64>, WatcherError> {
+        let contract = self.contract();
+        let deposits = queue == DEPOSITS;
+        let count = if deposits {
+            contract.depositCount().block(at).call().await
+        } else {
+            contract.forcedCount().block(at).call().await
+        }
+        .map_err(rpc)?;
+        if consumed > count {
+            return Ok(Err(count));
+        }
+        let hash = if deposits {
+            contract.depositHashAt(consumed).block(at).call().await
+        } else {
+            contract.forcedHashAt(consumed).block(at).call().await
+        }
+        .map_err(rpc)?;
+        Ok(Ok(hash))
     }
 
     async fn block_hash(&self, number: u64) -> Result<Option<B256>, WatcherError> {
