@@ -309,7 +309,8 @@ impl Watcher {
             let contract_hash = match self.contract_hash_at(queue, consumed, at).await? {
                 Ok(hash) => hash,
                 Err(count) => {
-                    warn!(target: "chain::watcher", queue, consumed, contract_count = count, block = head.number, "the ledger consumed more entries than the contract holds at the finality head: waiting for the head");
+                    // At every step until the head catches up: not a warning each time.
+                    debug!(target: "chain::watcher", queue, consumed, contract_count = count, block = head.number, "the ledger consumed more entries than the contract holds at the finality head: waiting for the head");
                     ahead = true;
                     continue;
                 }
