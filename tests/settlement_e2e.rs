@@ -28,7 +28,7 @@ use alloy::{
 };
 use eyre::{ensure, eyre, Result};
 use stablelane::{domain, rpc::BatchStatus, sign, Amount, Nonce, Transfer, Withdrawal};
-use stablelane_chain::{Settler, SettlerConfig, Watcher, WatcherConfig};
+use stablelane_chain::{FinalityMode, Settler, SettlerConfig, Watcher, WatcherConfig};
 use stablelane_contracts::{batch_data::withdrawal_proof, Settlement, TestStablecoin};
 use stablelane_devnet::{wallet_provider, DeployConfig, Devnet, DevnetOptions};
 use stablelane_ledger::LedgerConfig;
@@ -121,6 +121,9 @@ impl Node {
             WatcherConfig {
                 l2_rpc_url: l2.to_owned(),
                 settlement: d.settlement,
+                // At the head: these tests follow many blocks on anvil, whose `finalized`
+                // tag lags 64 (node/chain/tests/watcher.rs tests the tag modes).
+                finality: FinalityMode::Confirmations,
                 confirmations: 1,
                 poll_interval: Duration::from_millis(50),
                 max_block_range: 1_000,
@@ -137,6 +140,9 @@ impl Node {
                 l2_rpc_url: l2.to_owned(),
                 settlement: d.settlement,
                 chain_id: d.chain_id,
+                // At the head: these tests follow many blocks on anvil, whose `finalized`
+                // tag lags 64 (node/chain/tests/watcher.rs tests the tag modes).
+                finality: FinalityMode::Confirmations,
                 confirmations: 1,
                 poll_interval: Duration::from_millis(50),
                 max_batch_age: Duration::from_secs(3_600),
@@ -786,6 +792,7 @@ async fn deposit_reorged_out_before_depth_n_is_never_credited_and_its_reinclusio
         WatcherConfig {
             l2_rpc_url: node.devnet.rpc_url(),
             settlement: d.settlement,
+            finality: FinalityMode::Confirmations,
             confirmations: 3,
             poll_interval: Duration::from_millis(50),
             max_block_range: 1_000,

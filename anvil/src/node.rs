@@ -100,7 +100,9 @@ pub fn write_config(
         "# Written by stablelane-devnet for this devnet run; recreated every run.\n\
          data_dir = \"{data}\"\nchain_id = {chain_id}\nsettlement = \"{settlement}\"\n\n\
          [rpc]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\n\
-         [chain]\nl2_rpc_url = \"{l2}\"\nconfirmations = 1\npoll_interval_ms = 250\nstart_block = {start}\n\n\
+         # anvil's `finalized` tag lags 64 blocks (a minute at one block a second): the\n\
+         # devnet credits at the head instead, to stay fast. Production keeps \"finalized\".\n\
+         [chain]\nl2_rpc_url = \"{l2}\"\nfinality = \"confirmations\"\nconfirmations = 1\npoll_interval_ms = 250\nstart_block = {start}\n\n\
          [batch]\nmax_age_ms = 5000\nresend_after_s = 15\n\n\
          # INSECURE dev setup keys (published seed): matches the verifier the devnet deploys.\n\
          [prover]\ninsecure_dev_keys = true\n",

@@ -15,9 +15,10 @@
 //! logged and retried after a new simulation.
 //!
 //! Statuses: a batch is *committed* once the contract's `lastBatchNumber` reaches it (the
-//! commit's transaction hash and block are recorded), *finalized* once that block is
-//! `confirmations` deep and the contract's finalization delay has passed (its withdrawals
-//! can be claimed). A commit reorged out before finalization goes back to *sealed* and is
+//! commit's transaction hash and block are recorded), *finalized* once the contract already
+//! held it at the finality head (the same as the watcher's, see [`finality`](crate::finality):
+//! the L2's `finalized` block by default; read as `lastBatchNumber` at that block's hash)
+//! and the contract's finalization delay has passed (its withdrawals can be claimed). A commit reorged out before finalization goes back to *sealed* and is
 //! committed again.
 //!
 //! [`run`](Settler::run) repeats steps with a poll interval and backs off exponentially (up
@@ -27,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::{
     consensus::{SignableTransaction, TxEip1559, TxEnvelope},
-    eips::{eip2718::Encodable2718, BlockNumberOrTag},
+    eips::{eip2718::Encodable2718, BlockId, BlockNumberOrTag},
     network::TxSignerSync,
     primitives::{Address, TxKind, B256, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
@@ -41,6 +42,8 @@ use stablelane_sequencer::{BatchChainState, InFlight, SealedBatch, Sequencer};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::finality::{Finality, FinalityMode, FinalityUser};
+
 /// Settings of the settler.
 #[derive(Debug, Clone)]
 pub struct SettlerConfig {
@@ -50,7 +53,11 @@ pub struct SettlerConfig {
     pub settlement: Address,
     /// Chain id of the L2 (signed into every transaction).
     pub chain_id: u64,
-    /// Depth a commit must reach to be final (with the finalization delay).
+    /// Which block counts as final: a commit at or below it is final (with the
+    /// finalization delay).
+    pub finality: FinalityMode,
+    /// Depth a commit must reach to be final in the `Confirmations` mode, and when the L2
+    /// does not answer the configured block tag.
     pub confirmations: u64,
     /// Pause between steps when there is nothing to do.
     pub poll_interval: Duration,
@@ -129,6 +136,7 @@ pub struct Settler {
     sequencer: Sequencer,
     /// Whether the contract's `operator` was seen to be this key.
     operator_checked: std::sync::atomic::AtomicBool,
+    finality: Finality,
 }
 
 impl Settler {
@@ -146,6 +154,7 @@ impl Settler {
             .disable_recommended_fillers()
             .connect_http(url)
             .erased();
+        let finality = Finality::new(config.finality, config.confirmations, FinalityUser::Settler);
         Ok(Self {
             config: SettlerConfig {
                 confirmations: config.confirmations.max(1),
@@ -156,6 +165,7 @@ impl Settler {
             signer,
             sequencer,
             operator_checked: std::sync::atomic::AtomicBool::new(false),
+            finality,
         })
     }
 
@@ -235,8 +245,19 @@ impl Settler {
             self.operator_checked
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        let head = self.provider.get_block_number().await.map_err(rpc)?;
         let on_chain = contract.lastBatchNumber().call().await.map_err(rpc)?;
+        // The contract's last batch as of the finality head: batches up to it are final on
+        // the L2, whatever reorgs moved their commits between blocks.
+        let final_committed = match self.finality.head(&self.provider).await.map_err(rpc)? {
+            // Before the deployment block there is no contract to ask.
+            Some(head) if head.number >= self.config.start_block => contract
+                .lastBatchNumber()
+                .block(BlockId::hash(head.hash))
+                .call()
+                .await
+                .map_err(rpc)?,
+            Some(_) | None => 0,
+        };
         report.last_committed = on_chain;
         let metrics = self.sequencer.settler_metrics();
         metrics
@@ -250,7 +271,8 @@ impl Settler {
             )));
         }
 
-        self.follow_committed(on_chain, head, &mut report).await?;
+        self.follow_committed(on_chain, final_committed, &mut report)
+            .await?;
 
         let next = on_chain + 1;
         if next <= sealed {
@@ -267,12 +289,13 @@ impl Settler {
     }
 
     /// Brings the recorded status of batches up to `on_chain` up to date: committed ones
-    /// get their transaction and block, deep enough and old enough ones become finalized,
-    /// and ones the contract no longer has (reorged out) go back to sealed.
+    /// get their transaction and block, ones the contract already held at the finality head
+    /// (up to `final_committed`) and old enough become finalized, and ones the contract no
+    /// longer has (reorged out) go back to sealed.
     async fn follow_committed(
         &self,
         on_chain: u64,
-        head: u64,
+        final_committed: u64,
         report: &mut SettleReport,
     ) -> Result<(), SettlerError> {
         let store = self.sequencer.store();
@@ -313,7 +336,6 @@ impl Settler {
             Some(block) => block.header.timestamp,
             None => return Err(rpc("no latest block")),
         };
-        let safe = (head + 1).saturating_sub(self.config.confirmations);
         let mut finalized = finalized_before.min(on_chain);
         // Batches finalize in order; later ones are still recorded as committed.
         let mut in_order = true;
@@ -330,7 +352,7 @@ impl Settler {
                     .map_err(node)?;
                 report.committed.push(n);
             }
-            let deep = state.l2_block.is_some_and(|b| b <= safe);
+            let deep = n <= final_committed;
             let due = state.claimable_at.is_some_and(|t| latest_time >= t);
             if in_order && deep && due {
                 state.status = BatchStatus::Finalized;

@@ -1,20 +1,26 @@
-//! The chain watcher: deposits and forced-withdrawal requests, after `N` confirmations.
+//! The chain watcher: deposits and forced-withdrawal requests, once final on the L2.
 //!
-//! Each [`step`](Watcher::step) looks at the blocks that are at least `confirmations` deep
-//! (the *safe head*), reads the `Deposited` and `ForcedWithdrawalRequested` events up to it,
-//! and submits the entries the ledger has not consumed yet, in queue order. Nothing above the
-//! safe head is ever credited, so a deposit reorged out before it is `N` blocks deep never
-//! is, and one re-included is credited once — when it reaches depth `N`.
+//! Each [`step`](Watcher::step) finds the *finality head* (see [`finality`](crate::finality):
+//! the L2's `finalized` block by default, or its `safe` block, or the block `confirmations`
+//! deep), reads the `Deposited` and `ForcedWithdrawalRequested` events up to it, and submits
+//! the entries the ledger has not consumed yet, in queue order. Nothing above the finality
+//! head is ever credited, so a deposit reorged out before it is final never is, and one
+//! re-included is credited once — when it becomes final.
 //!
 //! Exactly once: the ledger consumes each queue strictly in order (a queue index it has
 //! already consumed is skipped here; one out of order is refused by the ledger), and the
-//! journal makes the consumption durable. Before crediting, the entries read from logs are
-//! checked against the contract's own rolling hash at the safe block (`depositHashAt` /
-//! `forcedHashAt`, called at that block's hash), so logs from a chain that was reorged while
-//! they were read are never credited. The scan cursor (next block, and the hash of the block
-//! before it) lives in the sled store: after a restart scanning resumes there; when the
-//! block before the cursor has another hash than recorded (a reorg deeper than the
-//! confirmations), scanning rewinds and the queue-index check skips what was credited.
+//! journal makes the consumption durable. At every step, before crediting, the contract's
+//! rolling hash at the count the ledger consumed (`depositHashAt` / `forcedHashAt`, called
+//! at the finality head's hash) must equal the ledger's own: when they differ (the chain
+//! lost or replaced entries the ledger already consumed, a reorg deeper than finality),
+//! crediting stops with [`WatcherError::QueueMismatch`], an error log and the
+//! `queue_mismatch` gauge, until they agree again. New entries read from logs must then chain
+//! from the ledger's hash to the contract's rolling hash after them, at the same block, so
+//! logs from a chain that was reorged while they were read are never credited. The scan
+//! cursor (next block, and the hash of the block before it) lives in the sled store: after a
+//! restart scanning resumes there; when the block before the cursor has another hash than
+//! recorded (a reorg below the cursor), scanning rewinds and the queue-index check skips
+//! what was credited.
 //!
 //! [`run`](Watcher::run) repeats steps with a poll interval, and backs off exponentially
 //! (up to a minute) while the L2 RPC fails, logging each failure once per attempt.
@@ -36,7 +42,14 @@ use stablelane_contracts::{
 use stablelane_ledger::{Deposit, ForcedWithdrawal};
 use stablelane_sequencer::{ChainCursor, Sequencer, SubmitError};
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
+
+use crate::finality::{Finality, FinalityHead, FinalityMode, FinalityUser};
+
+/// The deposit queue's name in errors and logs.
+const DEPOSITS: &str = "deposits";
+/// The forced-withdrawal queue's name in errors and logs.
+const FORCED: &str = "forced withdrawals";
 
 /// Settings of the watcher.
 #[derive(Debug, Clone)]
@@ -45,7 +58,10 @@ pub struct WatcherConfig {
     pub l2_rpc_url: String,
     /// The settlement contract.
     pub settlement: Address,
-    /// Depth a block must have before its events are acted on (1 = the head itself).
+    /// Which block counts as final: events are acted on up to it.
+    pub finality: FinalityMode,
+    /// Depth a block must have before its events are acted on (1 = the head itself) in the
+    /// `Confirmations` mode, and when the L2 does not answer the configured block tag.
     pub confirmations: u64,
     /// Pause between steps when caught up.
     pub poll_interval: Duration,
@@ -62,16 +78,33 @@ pub enum WatcherError {
     /// The L2 RPC failed; retried with backoff.
     #[error("L2 RPC: {0}")]
     Rpc(String),
-    /// Logs disagree with the contract's rolling hash at the safe block (a reorg while
+    /// Logs disagree with the contract's rolling hash at the finality head (a reorg while
     /// reading); retried at the next step.
     #[error("{queue} logs disagree with the contract at block {block}: {what}")]
     Inconsistent {
-        /// The safe block.
+        /// The finality head.
         block: u64,
         /// Which queue.
         queue: &'static str,
         /// What differs.
         what: &'static str,
+    },
+    /// The contract's rolling hash at the count the ledger consumed differs from the
+    /// ledger's own: the chain no longer holds the entries the ledger credited (a reorg
+    /// deeper than the finality head). Nothing is credited while it lasts; the operator
+    /// must act (docs/operator.md, "Crediting stopped: rolling hash mismatch").
+    #[error("{queue}: the contract's rolling hash at {consumed} consumed is {contract_hash} at block {block}, the ledger's is {ledger_hash}")]
+    QueueMismatch {
+        /// Which queue.
+        queue: &'static str,
+        /// Entries the ledger consumed.
+        consumed: u64,
+        /// The finality head the contract was read at.
+        block: u64,
+        /// The contract's `depositHashAt` / `forcedHashAt(consumed)`.
+        contract_hash: B256,
+        /// The ledger's rolling hash over what it consumed.
+        ledger_hash: B256,
     },
     /// The sequencer refused an entry (e.g. a token missing from the node's configuration)
     /// or stopped. The queue cannot advance past it: the operator must act.
@@ -96,8 +129,11 @@ fn rpc(e: impl std::fmt::Display) -> WatcherError {
 /// What one step did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepReport {
-    /// The safe head (None: the chain is not yet `confirmations` blocks long).
-    pub safe_block: Option<u64>,
+    /// The finality head acted on (None: none yet, the chain is shorter than
+    /// `confirmations` in that mode).
+    pub final_block: Option<u64>,
+    /// The mode that chose it (the configured one, or `Confirmations` as the fallback).
+    pub finality: Option<FinalityMode>,
     /// Deposits credited.
     pub deposits: u64,
     /// Forced withdrawals served.
@@ -112,6 +148,7 @@ pub struct Watcher {
     config: WatcherConfig,
     provider: DynProvider,
     sequencer: Sequencer,
+    finality: Finality,
 }
 
 impl Watcher {
@@ -122,6 +159,7 @@ impl Watcher {
             .parse()
             .map_err(|e| WatcherError::Rpc(format!("bad L2 RPC URL {}: {e}", config.l2_rpc_url)))?;
         let provider = ProviderBuilder::new().connect_http(url).erased();
+        let finality = Finality::new(config.finality, config.confirmations, FinalityUser::Watcher);
         Ok(Self {
             config: WatcherConfig {
                 confirmations: config.confirmations.max(1),
@@ -130,6 +168,7 @@ impl Watcher {
             },
             provider,
             sequencer,
+            finality,
         })
     }
 
@@ -148,9 +187,16 @@ impl Watcher {
                     }
                 }
                 Err(e) => {
+                    self.sequencer
+                        .watcher_metrics()
+                        .step_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     backoff =
                         (backoff * 2).clamp(self.config.poll_interval, Duration::from_secs(60));
-                    warn!(target: "chain", error = %e, retry_in_ms = backoff.as_millis() as u64, "watcher step failed");
+                    // A mismatch was logged as an error, with its fields, where it was found.
+                    if !matches!(e, WatcherError::QueueMismatch { .. }) {
+                        warn!(target: "chain", error = %e, retry_in_ms = backoff.as_millis() as u64, "watcher step failed");
+                    }
                     backoff
                 }
             };
@@ -165,14 +211,24 @@ impl Watcher {
         info!(target: "chain", "watcher stopped");
     }
 
-    /// Scans up to the safe head once and credits what is new.
+    /// Scans up to the finality head once and credits what is new.
     pub async fn step(&self) -> Result<StepReport, WatcherError> {
         let mut report = StepReport::default();
-        let head = self.provider.get_block_number().await.map_err(rpc)?;
-        let Some(safe) = (head + 1).checked_sub(self.config.confirmations) else {
+        let Some(head) = self.finality.head(&self.provider).await.map_err(rpc)? else {
             return Ok(report);
         };
-        report.safe_block = Some(safe);
+        let metrics = self.sequencer.watcher_metrics();
+        metrics.finality_mode.store(
+            head.mode.metric_code(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        metrics
+            .finality_block
+            .store(head.number, std::sync::atomic::Ordering::Relaxed);
+        report.final_block = Some(head.number);
+        report.finality = Some(head.mode);
+        let (safe, safe_hash) = (head.number, head.hash);
+        let ahead = self.check_consumed(&head).await?;
         let store = self.sequencer.store();
         let mut next = match store
             .chain_cursor()
@@ -193,10 +249,9 @@ impl Watcher {
                 }
             }
         };
-        let Some(safe_hash) = self.block_hash(safe).await? else {
-            return Err(rpc(format!("block {safe} not found")));
-        };
-        while next <= safe {
+        // When the ledger consumed more than the contract holds at the finality head, there
+        // is nothing to credit until the head catches up.
+        while !ahead && next <= safe {
             let to = safe.min(next + self.config.max_block_range - 1);
             let (deposits, forced) = self.read_logs(next, to).await?;
             report.deposits += self.credit_deposits(deposits, safe_hash, safe).await?;
@@ -217,11 +272,97 @@ impl Watcher {
             next = to + 1;
         }
         if report.deposits + report.forced > 0 {
-            info!(target: "chain", safe_block = safe, deposits = report.deposits, forced = report.forced, "credited from the chain");
+            info!(target: "chain", final_block = safe, finality = %head.mode, deposits = report.deposits, forced = report.forced, "credited from the chain");
         } else {
-            debug!(target: "chain", safe_block = safe, "nothing new");
+            debug!(target: "chain", final_block = safe, finality = %head.mode, "nothing new");
         }
         Ok(report)
+    }
+
+    /// Checks, at the finality head, that the contract's rolling hash at the count the ledger
+    /// consumed equals the ledger's own, for both queues; sets or clears the
+    /// `queue_mismatch` gauge. Returns whether the ledger consumed more entries than the
+    /// contract holds at the head (then nothing can be compared or credited yet: a head
+    /// that lags the one entries were credited at, e.g. after changing the finality mode).
+    async fn check_consumed(&self, head: &FinalityHead) -> Result<bool, WatcherError> {
+        let (deposits, deposits_hash, forced, forced_hash) = self.sequencer.read(|s| {
+            (
+                s.ledger().deposits_consumed(),
+                s.deposits_hash(),
+                s.ledger().forced_consumed(),
+                s.forced_hash(),
+            )
+        });
+        if head.number < self.config.start_block {
+            // No contract yet at the head: nothing to compare, nothing to scan.
+            return Ok(false);
+        }
+        let at = BlockId::hash(head.hash);
+        let mut ahead = false;
+        for (queue, consumed, ledger_hash) in [
+            (DEPOSITS, deposits, deposits_hash),
+            (FORCED, forced, forced_hash),
+        ] {
+            if consumed == 0 {
+                continue;
+            }
+            let contract_hash = match self.contract_hash_at(queue, consumed, at).await? {
+                Ok(hash) => hash,
+                Err(count) => {
+                    // At every step until the head catches up: not a warning each time.
+                    debug!(target: "chain::watcher", queue, consumed, contract_count = count, block = head.number, "the ledger consumed more entries than the contract holds at the finality head: waiting for the head");
+                    ahead = true;
+                    continue;
+                }
+            };
+            if contract_hash != ledger_hash {
+                self.sequencer
+                    .watcher_metrics()
+                    .queue_mismatch
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
+                error!(target: "chain::watcher", queue, consumed, block = head.number, block_hash = %head.hash, contract_hash = %contract_hash, ledger_hash = %ledger_hash, "rolling hash mismatch: the chain no longer holds what the ledger credited; crediting stopped");
+                return Err(WatcherError::QueueMismatch {
+                    queue,
+                    consumed,
+                    block: head.number,
+                    contract_hash,
+                    ledger_hash,
+                });
+            }
+        }
+        self.sequencer
+            .watcher_metrics()
+            .queue_mismatch
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(ahead)
+    }
+
+    /// The contract's rolling hash over the first `consumed` entries of `queue` at block
+    /// `at`, or `Err(count)` when it holds only `count` entries there.
+    async fn contract_hash_at(
+        &self,
+        queue: &'static str,
+        consumed: u64,
+        at: BlockId,
+    ) -> Result<Result<B256, u64>, WatcherError> {
+        let contract = self.contract();
+        let deposits = queue == DEPOSITS;
+        let count = if deposits {
+            contract.depositCount().block(at).call().await
+        } else {
+            contract.forcedCount().block(at).call().await
+        }
+        .map_err(rpc)?;
+        if consumed > count {
+            return Ok(Err(count));
+        }
+        let hash = if deposits {
+            contract.depositHashAt(consumed).block(at).call().await
+        } else {
+            contract.forcedHashAt(consumed).block(at).call().await
+        }
+        .map_err(rpc)?;
+        Ok(Ok(hash))
     }
 
     async fn block_hash(&self, number: u64) -> Result<Option<B256>, WatcherError> {
@@ -277,21 +418,17 @@ impl Watcher {
         safe_hash: B256,
         safe: u64,
     ) -> Result<u64, WatcherError> {
-        let consumed = self.sequencer.read(|s| s.ledger().deposits_consumed());
+        let (consumed, before) = self
+            .sequencer
+            .read(|s| (s.ledger().deposits_consumed(), s.deposits_hash()));
         let fresh: Vec<_> = events.into_iter().filter(|d| d.index >= consumed).collect();
         let Some(last) = fresh.last() else {
             return Ok(0);
         };
-        // The rolling hash before the first fresh entry, and after the last, at the safe
-        // block: the logs must chain from one to the other.
+        // The logs must chain from the ledger's rolling hash (the contract's at `consumed`,
+        // checked at this step's start) to the contract's after the last, at the finality
+        // head.
         let at = BlockId::hash(safe_hash);
-        let before = self
-            .contract()
-            .depositHashAt(consumed)
-            .block(at)
-            .call()
-            .await
-            .map_err(rpc)?;
         let after = self
             .contract()
             .depositHashAt(last.index + 1)
@@ -335,19 +472,14 @@ impl Watcher {
         safe_hash: B256,
         safe: u64,
     ) -> Result<u64, WatcherError> {
-        let consumed = self.sequencer.read(|s| s.ledger().forced_consumed());
+        let (consumed, before) = self
+            .sequencer
+            .read(|s| (s.ledger().forced_consumed(), s.forced_hash()));
         let fresh: Vec<_> = events.into_iter().filter(|f| f.index >= consumed).collect();
         let Some(last) = fresh.last() else {
             return Ok(0);
         };
         let at = BlockId::hash(safe_hash);
-        let before = self
-            .contract()
-            .forcedHashAt(consumed)
-            .block(at)
-            .call()
-            .await
-            .map_err(rpc)?;
         let after = self
             .contract()
             .forcedHashAt(last.index + 1)
@@ -385,8 +517,8 @@ impl Watcher {
 }
 
 /// Checks that `entries` continue a queue whose first `consumed` entries are taken, without
-/// a gap, and that chaining them with `link` leads from the contract's rolling hash `before`
-/// them to its rolling hash `after` them.
+/// a gap, and that chaining them with `link` leads from the rolling hash `before` them (the
+/// ledger's) to the contract's rolling hash `after` them.
 fn continues_queue<T>(
     entries: &[T],
     consumed: u64,

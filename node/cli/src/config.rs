@@ -112,7 +112,12 @@ pub struct JournalSection {
 pub struct ChainSection {
     /// The L2's JSON-RPC URL; empty: no chain watcher (deposits are not credited).
     pub l2_rpc_url: String,
-    /// Depth a block must reach before its deposits are credited.
+    /// Which L2 block counts as final: deposits and forced requests are acted on, and
+    /// commits called finalized, only at or below it. `finalized` (default) or `safe`: the
+    /// L2's block tag of that name; `confirmations`: `confirmations` blocks deep.
+    pub finality: stablelane_chain::FinalityMode,
+    /// Depth a block must reach in the `confirmations` mode, and the fallback when the L2
+    /// does not answer the block tag.
     pub confirmations: u64,
     /// Pause between polls when caught up, milliseconds.
     pub poll_interval_ms: u64,
@@ -239,6 +244,7 @@ impl Default for NodeConfig {
             },
             chain: ChainSection {
                 l2_rpc_url: String::new(),
+                finality: stablelane_chain::FinalityMode::Finalized,
                 confirmations: 12,
                 poll_interval_ms: 1_000,
                 max_block_range: 2_000,
@@ -508,6 +514,14 @@ mod tests {
         let config = NodeConfig::load(Some(&path), &[]).unwrap();
         assert_eq!(config.tokens.len(), 1);
         assert_eq!(config.rpc.listen.port(), 8645);
+        assert_eq!(
+            config.chain.finality,
+            stablelane_chain::FinalityMode::Finalized
+        );
+        assert_eq!(
+            NodeConfig::default().chain.finality,
+            stablelane_chain::FinalityMode::Finalized
+        );
 
         let config = NodeConfig::load(
             Some(&path),
@@ -516,6 +530,7 @@ mod tests {
                 ("STABLELANE_SEQUENCER_GROUP_MAX", "17"),
                 ("STABLELANE_DEV_DEPOSITS", "true"),
                 ("STABLELANE_DATA_DIR", "/tmp/x"),
+                ("STABLELANE_CHAIN_FINALITY", "safe"),
                 (
                     "STABLELANE_FEE_RECIPIENT",
                     "0x00000000000000000000000000000000000000ee",
@@ -527,6 +542,7 @@ mod tests {
         assert_eq!(config.sequencer.group_max, 17);
         assert!(config.dev.deposits);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.chain.finality, stablelane_chain::FinalityMode::Safe);
         assert_eq!(config.fee_recipient, Some(Address::with_last_byte(0xee)));
     }
 
@@ -559,6 +575,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("STABLELANE_SEQUENCER_GROUP_MAX"));
+
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let err = NodeConfig::load(
+            Some(&path),
+            &env(&[("STABLELANE_CHAIN_FINALITY", "latest")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("latest"), "{err:#}");
 
         let err = NodeConfig::load(None, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("settlement"));

@@ -244,6 +244,7 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
             stablelane_chain::WatcherConfig {
                 l2_rpc_url: config.chain.l2_rpc_url.clone(),
                 settlement: config.settlement,
+                finality: config.chain.finality,
                 confirmations: config.chain.confirmations,
                 poll_interval: std::time::Duration::from_millis(config.chain.poll_interval_ms),
                 max_block_range: config.chain.max_block_range,
@@ -251,7 +252,7 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
             },
             sequencer.clone(),
         )?;
-        info!(target: "node", l2 = %config.chain.l2_rpc_url, confirmations = config.chain.confirmations, "chain watcher started");
+        info!(target: "node", l2 = %config.chain.l2_rpc_url, finality = %config.chain.finality, confirmations = config.chain.confirmations, "chain watcher started");
         Some(tokio::spawn(watcher.run(watcher_stopped.clone())))
     };
     let settler = if config.chain.l2_rpc_url.is_empty() || !config.batch.commit {
@@ -263,6 +264,7 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
                 l2_rpc_url: config.chain.l2_rpc_url.clone(),
                 settlement: config.settlement,
                 chain_id: config.chain_id,
+                finality: config.chain.finality,
                 confirmations: config.chain.confirmations,
                 poll_interval: std::time::Duration::from_millis(config.chain.poll_interval_ms),
                 max_batch_age: std::time::Duration::from_millis(config.batch.max_age_ms),

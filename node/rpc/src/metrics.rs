@@ -107,7 +107,7 @@ impl RpcMetrics {
                 "stablelane_transactions_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
             );
         }
-        let scalars: [(&str, &str, &str, String); 32] = [
+        let scalars: [(&str, &str, &str, String); 36] = [
             (
                 "stablelane_intake_queue_depth",
                 "gauge",
@@ -281,6 +281,30 @@ impl RpcMetrics {
                 "counter",
                 "Settler steps that failed (L2 errors, refusals, divergence).",
                 seq.settler_failures.to_string(),
+            ),
+            (
+                "stablelane_watcher_finality_mode",
+                "gauge",
+                "Finality mode of the chain watcher's last step: 1 finalized tag, 2 safe tag, 3 confirmations (configured, or the fallback when the L2 does not answer the tag); 0 none yet.",
+                seq.watcher_finality_mode.to_string(),
+            ),
+            (
+                "stablelane_watcher_finality_block",
+                "gauge",
+                "The finality head of the chain watcher's last step: the highest L2 block acted on.",
+                seq.watcher_finality_block.to_string(),
+            ),
+            (
+                "stablelane_watcher_queue_mismatch",
+                "gauge",
+                "1 while crediting is stopped: the contract's rolling hash at the ledger's consumed count differs from the ledger's (a reorg past finality); else 0.",
+                seq.watcher_queue_mismatch.to_string(),
+            ),
+            (
+                "stablelane_watcher_failures_total",
+                "counter",
+                "Chain watcher steps that failed (L2 errors, rolling-hash mismatches, refusals).",
+                seq.watcher_failures.to_string(),
             ),
             (
                 "stablelane_rpc_subscriptions",

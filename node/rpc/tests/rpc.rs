@@ -792,6 +792,8 @@ async fn admin_status_requires_the_bearer_token() -> Result<()> {
         "stablelane_journal_last_sequence 3", // deposit, transfer (the other refused), seal
         "# TYPE stablelane_journal_fsync_seconds histogram",
         "stablelane_intake_queue_depth 0",
+        "stablelane_watcher_queue_mismatch 0",
+        "stablelane_watcher_finality_mode 0", // no watcher in this test
         "stablelane_sequencer_seals_total 1",
         "stablelane_batches_sealed 1",
     ] {

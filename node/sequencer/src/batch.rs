@@ -190,3 +190,19 @@ pub struct SettlerMetrics {
     /// Failed settler steps (L2 RPC errors and the like).
     pub step_failures: std::sync::atomic::AtomicU64,
 }
+
+/// The chain watcher's gauges (shared through the [`Sequencer`](crate::Sequencer) handle so
+/// `/metrics` can show them).
+#[derive(Debug, Default)]
+pub struct WatcherMetrics {
+    /// The finality mode the last step used: 0 none yet, 1 `finalized`, 2 `safe`,
+    /// 3 `confirmations` (configured, or the fallback for an L2 without block tags).
+    pub finality_mode: std::sync::atomic::AtomicU64,
+    /// The finality head of the last step (the highest block acted on).
+    pub finality_block: std::sync::atomic::AtomicU64,
+    /// 1 while crediting is stopped because the contract's rolling hash at the ledger's
+    /// consumed count differs from the ledger's own (deposits or forced requests), else 0.
+    pub queue_mismatch: std::sync::atomic::AtomicU64,
+    /// Failed watcher steps (L2 RPC errors, mismatches, refusals).
+    pub step_failures: std::sync::atomic::AtomicU64,
+}

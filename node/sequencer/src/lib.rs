@@ -52,7 +52,9 @@ use stablelane_storage::{Journal, JournalConfig, JournalMetrics};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
-pub use batch::{BatchChainState, BatchLimits, InFlight, SealedBatch, SettlerMetrics};
+pub use batch::{
+    BatchChainState, BatchLimits, InFlight, SealedBatch, SettlerMetrics, WatcherMetrics,
+};
 pub use record::JournalRecord;
 pub use seal::SealHashes;
 use seal::{SealJob, SharedTree};
@@ -264,6 +266,14 @@ pub struct SequencerMetrics {
     pub commit_refusals: u64,
     /// Failed settler steps.
     pub settler_failures: u64,
+    /// The watcher's finality mode (see [`WatcherMetrics::finality_mode`]).
+    pub watcher_finality_mode: u64,
+    /// The watcher's finality head.
+    pub watcher_finality_block: u64,
+    /// 1 while the watcher stopped crediting on a rolling-hash mismatch.
+    pub watcher_queue_mismatch: u64,
+    /// Failed watcher steps.
+    pub watcher_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -472,6 +482,7 @@ pub struct Sequencer {
     batch_events: broadcast::Sender<BatchNotification>,
     counters: Arc<Counters>,
     settler: Arc<SettlerMetrics>,
+    watcher: Arc<WatcherMetrics>,
     operator: Arc<PrivateKeySigner>,
     /// The deployment's EIP-712 domain separator (receipts are signed without the state
     /// lock).
@@ -927,6 +938,7 @@ impl Sequencer {
             batch_events,
             counters,
             settler: Arc::new(SettlerMetrics::default()),
+            watcher: Arc::new(WatcherMetrics::default()),
             operator: Arc::new(operator),
             separator: config.domain.separator(),
             writer: Arc::new(Mutex::new(Some(handle))),
@@ -1028,6 +1040,10 @@ impl Sequencer {
             commit_replacements: settler.replacements.load(Ordering::Relaxed),
             commit_refusals: settler.commit_refusals.load(Ordering::Relaxed),
             settler_failures: settler.step_failures.load(Ordering::Relaxed),
+            watcher_finality_mode: self.watcher.finality_mode.load(Ordering::Relaxed),
+            watcher_finality_block: self.watcher.finality_block.load(Ordering::Relaxed),
+            watcher_queue_mismatch: self.watcher.queue_mismatch.load(Ordering::Relaxed),
+            watcher_failures: self.watcher.step_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -1196,6 +1212,11 @@ impl Sequencer {
     /// The settler's counters.
     pub fn settler_metrics(&self) -> &SettlerMetrics {
         &self.settler
+    }
+
+    /// The chain watcher's gauges.
+    pub fn watcher_metrics(&self) -> &WatcherMetrics {
+        &self.watcher
     }
 
     /// The operator key's address.

@@ -346,6 +346,18 @@ impl State {
         &self.open.withdrawals
     }
 
+    /// The rolling hash of the deposits the ledger consumed (the contract's
+    /// `depositHashAt(deposits_consumed)` on the same chain).
+    pub fn deposits_hash(&self) -> B256 {
+        self.deposits_hash
+    }
+
+    /// The rolling hash of the forced-withdrawal requests the ledger consumed (the
+    /// contract's `forcedHashAt(forced_consumed)` on the same chain).
+    pub fn forced_hash(&self) -> B256 {
+        self.forced_hash
+    }
+
     /// The number of the last sealed batch (0 before any); its root may still be being
     /// computed (see [`seal`](crate::seal)).
     pub fn last_batch(&self) -> u64 {
