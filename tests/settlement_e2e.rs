@@ -561,7 +561,7 @@ async fn operator_gone_exodus_refunds_unprocessed_deposits() -> Result<()> {
     assert!(settlement.exodus().call().await?);
     let before = node.token_balance(alice).await?;
     let receipt = as_bob
-        .refundDeposit(0, alice)
+        .refundDeposit(0, alice, alice)
         .send()
         .await?
         .get_receipt()
@@ -572,7 +572,7 @@ async fn operator_gone_exodus_refunds_unprocessed_deposits() -> Result<()> {
         before + U256::from(3_000_000u64)
     );
     // Once only.
-    assert!(as_bob.refundDeposit(0, alice).call().await.is_err());
+    assert!(as_bob.refundDeposit(0, alice, alice).call().await.is_err());
     Ok(())
 }
 

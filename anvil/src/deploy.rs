@@ -33,6 +33,10 @@ pub struct DeployConfig {
     pub deposit_deadline_s: u64,
     /// Seconds the operator has to serve a forced withdrawal.
     pub forced_deadline_s: u64,
+    /// Waive the contract's period minimums (`MIN_FINALIZATION_DELAY` = 1 hour,
+    /// `MIN_DEADLINE_PERIOD` = 1 day; its `allowShortPeriods` flag). Not needed on the devnet:
+    /// the contract waives them on chain id 31337 ([`crate::DEV_CHAIN_ID`]) anyway.
+    pub allow_short_periods: bool,
 }
 
 impl Default for DeployConfig {
@@ -55,6 +59,7 @@ impl Default for DeployConfig {
             finalization_delay_s: 10,
             deposit_deadline_s: 3_600,
             forced_deadline_s: 3_600,
+            allow_short_periods: false,
         }
     }
 }
@@ -141,6 +146,7 @@ pub async fn deploy(
         config.finalization_delay_s,
         config.deposit_deadline_s,
         config.forced_deadline_s,
+        config.allow_short_periods,
     )
     .await
     .map_err(|e| contract_err("deploy settlement", e))?;
