@@ -157,7 +157,7 @@ async fn deposit_commit_claim_matches_the_rust_mirror() -> Result<()> {
             amount_base_units: 1,
         },
     ];
-    let data = batch_data::encode_batch_data(&withdrawals, b"opaque leaf section")?;
+    let data = batch_data::encode_batch_data(&withdrawals, &[], b"opaque leaf section")?;
     let new_root = B256::from(U256::from(123_456_789u64));
     let header = Settlement::BatchHeader {
         batchNumber: 1,

@@ -9,6 +9,9 @@
 //!   deadline without anyone's help;
 //! - the operator gone for good: the deadline passes, anyone activates exodus, unprocessed
 //!   deposits are refunded;
+//! - a deposit the ledger cannot hold (a balance past 2^96 - 1) is consumed as refused: the
+//!   queue moves on, the batch lists it, and its recipient has it refunded to a payee it
+//!   names, without exodus; a restart replays the refusal;
 //! - an L2 outage while a batch is being committed: transfers keep being accepted, and
 //!   afterwards every batch is committed exactly once, in order;
 //! - the node restarted between sending a commit and its confirmation: no second commit, no
@@ -567,7 +570,7 @@ async fn operator_gone_exodus_refunds_unprocessed_deposits() -> Result<()> {
     assert!(settlement.exodus().call().await?);
     let before = node.token_balance(alice).await?;
     let receipt = as_bob
-        .refundDeposit(0, alice)
+        .refundDeposit(0, alice, alice)
         .send()
         .await?
         .get_receipt()
@@ -578,7 +581,112 @@ async fn operator_gone_exodus_refunds_unprocessed_deposits() -> Result<()> {
         before + U256::from(3_000_000u64)
     );
     // Once only.
-    assert!(as_bob.refundDeposit(0, alice).call().await.is_err());
+    assert!(as_bob.refundDeposit(0, alice, alice).call().await.is_err());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deposit_the_ledger_cannot_hold_is_refused_in_a_batch_and_refundable() -> Result<()> {
+    let node = Node::start().await?;
+    let d = node.devnet.description().clone();
+    let [alice, bob, carol] = [0, 1, 2].map(|i| node.wallets[i].address());
+    let max = stablelane_ledger::BALANCE_MAX;
+    // The owner mints alice the contract's largest deposit.
+    let owner: PrivateKeySigner = d.owner.private_key.parse()?;
+    let as_owner = wallet_provider(&node.devnet.rpc_url(), &[owner.clone()])?;
+    let receipt = TestStablecoin::new(node.usdc, as_owner)
+        .mint(alice, U256::from(max))
+        .from(owner.address())
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "mint reverted");
+
+    // Deposit 0 fills alice's slot to the ledger's bound; deposit 1 cannot be credited to
+    // it; deposit 2 (bob's) comes after it in the queue.
+    node.deposit(0, max).await?;
+    node.deposit(0, 2_000_000).await?;
+    node.deposit(1, 3_000_000).await?;
+    let watcher = node.watcher(&node.devnet.rpc_url())?;
+    let report = watcher.step().await?;
+    assert_eq!(
+        report.deposits, 3,
+        "the queue did not stop at the refused deposit"
+    );
+    assert_eq!(node.sequencer.read(|s| s.ledger().deposits_consumed()), 3);
+    assert_eq!(node.balance(alice), Amount(max));
+    assert_eq!(node.balance(bob), Amount(3_000_000));
+
+    // The batch consumes all three and lists deposit 1 as refused.
+    assert_eq!(node.sequencer.seal_batch().await?, Some(1));
+    let (batch, _) = node.sequencer.batch(1)?.ok_or_else(|| eyre!("no batch"))?;
+    assert_eq!(
+        stablelane_contracts::batch_data::decode_batch_data(&batch.data)?.refused,
+        vec![1]
+    );
+    let settler = node.settler(&node.devnet.rpc_url(), Duration::from_secs(60))?;
+    step_until_committed(&settler, 1).await?;
+    let settlement = node.settlement();
+    assert_eq!(settlement.depositsConsumed().call().await?, 3);
+    assert!(settlement.depositEntry(1).call().await?.refused);
+    assert!(!settlement.depositEntry(0).call().await?.refused);
+    assert_eq!(
+        settlement.refusedDeposits(node.usdc).call().await?,
+        U256::from(2_000_000u64)
+    );
+    assert_eq!(
+        settlement.ledgerSupply(node.usdc).call().await?,
+        U256::from(max) + U256::from(3_000_000u64)
+    );
+    // Anyone can rebuild the committed root from calldata (data version 3).
+    assert_eq!(node.chain_sync().await?.batches()[0].refused_deposits, 1);
+
+    // Without exodus: bob may not redirect alice's refund; alice names carol as payee.
+    let as_bob = Settlement::new(
+        d.settlement,
+        wallet_provider(&node.devnet.rpc_url(), &[node.wallets[1].clone()])?,
+    );
+    assert!(as_bob.refundDeposit(1, alice, bob).call().await.is_err());
+    assert!(
+        as_bob.refundDeposit(0, alice, alice).call().await.is_err(),
+        "a credited deposit is not refundable"
+    );
+    let as_alice = Settlement::new(
+        d.settlement,
+        wallet_provider(&node.devnet.rpc_url(), &[node.wallets[0].clone()])?,
+    );
+    let before = node.token_balance(carol).await?;
+    let receipt = as_alice
+        .refundDeposit(1, alice, carol)
+        .from(alice)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "refund reverted");
+    assert_eq!(
+        node.token_balance(carol).await?,
+        before + U256::from(2_000_000u64)
+    );
+    assert!(!settlement.exodus().call().await?);
+    assert!(
+        as_alice
+            .refundDeposit(1, alice, alice)
+            .call()
+            .await
+            .is_err(),
+        "once only"
+    );
+
+    // A restart replays the refusal: same balances, same queue position, same batch data.
+    let data = batch.data.clone();
+    let node = node.restart().await?;
+    assert_eq!(node.sequencer.read(|s| s.ledger().deposits_consumed()), 3);
+    assert_eq!(node.balance(alice), Amount(max));
+    assert_eq!(node.balance(bob), Amount(3_000_000));
+    let (again, _) = node.sequencer.batch(1)?.ok_or_else(|| eyre!("no batch"))?;
+    assert_eq!(again.data, data);
     Ok(())
 }
 

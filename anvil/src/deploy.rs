@@ -36,6 +36,10 @@ pub struct DeployConfig {
     /// Deploy the INSECURE dev-keys verifier on a chain whose id is not anvil's (31337): for
     /// test chains with another id only. Off: [`deploy`] refuses such a chain.
     pub allow_dev_keys_off_devnet: bool,
+    /// Waive the contract's period minimums (`MIN_FINALIZATION_DELAY` = 1 hour,
+    /// `MIN_DEADLINE_PERIOD` = 1 day; its `allowShortPeriods` flag). Not needed on the devnet:
+    /// the contract waives them on chain id 31337 ([`crate::DEV_CHAIN_ID`]) anyway.
+    pub allow_short_periods: bool,
 }
 
 impl Default for DeployConfig {
@@ -59,6 +63,7 @@ impl Default for DeployConfig {
             deposit_deadline_s: 3_600,
             forced_deadline_s: 3_600,
             allow_dev_keys_off_devnet: false,
+            allow_short_periods: false,
         }
     }
 }
@@ -157,6 +162,7 @@ pub async fn deploy(
         config.finalization_delay_s,
         config.deposit_deadline_s,
         config.forced_deadline_s,
+        config.allow_short_periods,
     )
     .await
     .map_err(|e| contract_err("deploy settlement", e))?;

@@ -27,7 +27,8 @@ struct Args {
     /// Dev accounts to create (owner, operator, then wallets).
     #[arg(long, default_value_t = 10)]
     accounts: usize,
-    /// Seconds before a committed withdrawal can be claimed.
+    /// Seconds before a committed withdrawal can be claimed (at least 1; chain id 31337
+    /// waives the contract's 1-hour minimum).
     #[arg(long, default_value_t = 10)]
     finalization_delay: u64,
     /// Where to write the devnet description.

@@ -16,15 +16,21 @@ import {IGroth16Verifier} from "./IGroth16Verifier.sol";
 ///         through the withdrawal list of a committed batch (claimable after a finalization
 ///         delay), and, if the operator censors or disappears, through exodus mode: exits by
 ///         Groth16 proof against the last committed root and refunds of unconsumed deposits.
-/// @dev Batch data layout (version 2), of which the contract reads only the withdrawal part:
-///        byte 0          version (= 2)
+///         A deposit the ledger cannot hold is consumed as refused by a batch and becomes
+///         refundable at once.
+/// @dev Batch data layout (version 3), of which the contract reads the withdrawal and
+///      refused-deposit sections:
+///        byte 0          version (= 3)
 ///        bytes 1..5      withdrawal count n (uint32, big-endian)
 ///        next 56*n bytes withdrawals: recipient (20) | token (20) | amount (uint128, 16)
+///        next 4 bytes    refused-deposit count m (uint32, big-endian, at most 1,024)
+///        next 8*m bytes  refused deposits: queue index (uint64, big-endian), strictly
+///                        increasing, each in [depositsConsumed before, header.depositsConsumed)
 ///        rest            node-defined body: new slots, then changed leaves as
 ///                        (slot gap LEB128 varint | leaf hash 32 | encrypted note 17)
 ///      The header commits to `keccak256(data)`, so the rest is bound to the commit too.
-///      Version 2 changed only the node-defined body (version 1: 4-byte slot, 24-byte
-///      note); data with any other version byte is refused.
+///      Version 3 added the refused-deposit section; version 2 had none (and version 1 a
+///      fixed-width body). Data with any other version byte is refused.
 contract Settlement is Ownable2Step, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -65,6 +71,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         address token;
         /// Time after which an unconsumed deposit lets anyone activate exodus.
         uint64 deadline;
+        /// Consumed by a batch as refused (the ledger could not hold it): refundable.
+        bool refused;
         /// Amount received; zeroed once refunded.
         uint128 amount;
     }
@@ -81,7 +89,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     uint256 public constant SNARK_SCALAR_FIELD =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
     /// @notice Version byte of the batch data layout this contract reads.
-    uint8 public constant DATA_VERSION = 2;
+    uint8 public constant DATA_VERSION = 3;
     /// @notice Upper bound on the withdrawals of one batch (about 4.5k gas each: a batch at
     ///         both limits stays well under the 16,777,216 per-transaction gas cap of EIP-7825).
     uint256 public constant MAX_WITHDRAWALS_PER_BATCH = 1024;
@@ -89,6 +97,20 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     uint256 public constant MAX_DEPOSITS_PER_BATCH = 1024;
     /// @notice Longest finalization delay or deadline period the constructor accepts.
     uint64 public constant MAX_PERIOD = 365 days;
+    /// @notice Shortest finalization delay the constructor accepts, unless short periods are
+    ///         allowed (chain id 31337 or `allowShortPeriods`): time for the node to see its
+    ///         commit confirmed, and for users and watchers to look at a batch before its
+    ///         withdrawals pay out.
+    uint64 public constant MIN_FINALIZATION_DELAY = 1 hours;
+    /// @notice Shortest deposit or forced-withdrawal deadline period the constructor
+    ///         accepts, unless short periods are allowed: how long the operator's node may be
+    ///         down (or an L2 congested) before anyone can activate exodus.
+    uint64 public constant MIN_DEADLINE_PERIOD = 1 days;
+    /// @notice Largest deposit: the ledger's per-slot balance bound (2^96 - 1 base units,
+    ///         the 12 bytes a batch note gives a balance).
+    uint256 public constant MAX_DEPOSIT = 2 ** 96 - 1;
+    /// @notice Bytes of one encoded refused-deposit index.
+    uint256 internal constant REFUSED_BYTES = 8;
     /// @notice Bytes of one encoded withdrawal: recipient, token, amount.
     uint256 internal constant WITHDRAWAL_BYTES = 56;
     /// @notice Domain tag of the exit context (see `exitContext`).
@@ -104,6 +126,9 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     uint64 public immutable depositDeadlinePeriod;
     /// @notice Seconds the operator has to serve a forced withdrawal.
     uint64 public immutable forcedDeadlinePeriod;
+    /// @notice Whether the deployer waived the period minimums (`MIN_FINALIZATION_DELAY`,
+    ///         `MIN_DEADLINE_PERIOD`). They are also waived on chain id 31337 (anvil).
+    bool public immutable allowShortPeriods;
 
     // ------------------------------------------------------------------ state
 
@@ -142,6 +167,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
     /// @notice Per token: deposited but not yet consumed by a batch (refundable in exodus).
     mapping(address token => uint256) public pendingDeposits;
+    /// @notice Per token: deposits batches consumed as refused, not yet refunded.
+    mapping(address token => uint256) public refusedDeposits;
     /// @notice Per token: held for the off-chain ledger (consumed deposits − withdrawals − exits).
     mapping(address token => uint256) public ledgerSupply;
     /// @notice Per token: committed withdrawals not yet claimed.
@@ -184,8 +211,12 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     event ExodusActivated(address indexed by, uint64 overdueDeposit, uint64 overdueForced);
     /// @notice A user exited in exodus mode.
     event Exited(address indexed owner, address indexed token, uint128 amount);
-    /// @notice An unconsumed deposit was refunded in exodus mode.
-    event DepositRefunded(uint64 indexed index, address indexed recipient, address indexed token, uint128 amount);
+    /// @notice A batch consumed deposit `index` as refused: it is refundable from now on.
+    event DepositRefused(uint64 indexed index, uint64 indexed batchNumber, address indexed token, uint128 amount);
+    /// @notice A refused deposit, or an unconsumed one in exodus mode, was refunded to `to`.
+    event DepositRefunded(
+        uint64 indexed index, address indexed recipient, address indexed token, uint128 amount, address to
+    );
     /// @notice A token was added to the allowlist.
     event TokenAdded(address indexed token);
     /// @notice The operator changed.
@@ -195,7 +226,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
     error ZeroAddress();
     error ZeroAmount();
-    error AmountTooLarge(uint256 amount);
+    error DepositTooLarge(uint256 amount, uint256 max);
     error UnsupportedToken(address token);
     error TokenAlreadySupported(address token);
     error NotOperator(address caller);
@@ -228,6 +259,11 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     error DepositMismatch(uint64 index);
     error NoTokensReceived();
     error PeriodTooLong(uint64 period);
+    error PeriodTooShort(uint64 period, uint64 minimum);
+    error RefusedDepositOutOfRange(uint64 index, uint64 from, uint64 to);
+    error RefusedDepositsNotIncreasing(uint64 previous, uint64 index);
+    error TooManyRefusedDeposits(uint256 count);
+    error NotDepositRecipient(address caller, address recipient);
 
     // ------------------------------------------------------------ constructor
 
@@ -239,6 +275,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @param finalizationDelay_ seconds before a committed withdrawal can be claimed
     /// @param depositDeadlinePeriod_ seconds the operator has to consume a deposit
     /// @param forcedDeadlinePeriod_ seconds the operator has to serve a forced withdrawal
+    /// @param allowShortPeriods_ waive `MIN_FINALIZATION_DELAY` and `MIN_DEADLINE_PERIOD`
+    ///        (test deployments; also waived on chain id 31337). Zero is refused regardless.
     constructor(
         address initialOwner,
         address initialOperator,
@@ -247,7 +285,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         address[] memory initialTokens,
         uint64 finalizationDelay_,
         uint64 depositDeadlinePeriod_,
-        uint64 forcedDeadlinePeriod_
+        uint64 forcedDeadlinePeriod_,
+        bool allowShortPeriods_
     ) Ownable(initialOwner) {
         if (initialOperator == address(0) || address(verifier_) == address(0)) {
             revert ZeroAddress();
@@ -256,6 +295,11 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         if (finalizationDelay_ > MAX_PERIOD) revert PeriodTooLong(finalizationDelay_);
         if (depositDeadlinePeriod_ > MAX_PERIOD) revert PeriodTooLong(depositDeadlinePeriod_);
         if (forcedDeadlinePeriod_ > MAX_PERIOD) revert PeriodTooLong(forcedDeadlinePeriod_);
+        bool short = allowShortPeriods_ || block.chainid == 31337;
+        _checkMinimum(finalizationDelay_, short ? 1 : MIN_FINALIZATION_DELAY);
+        _checkMinimum(depositDeadlinePeriod_, short ? 1 : MIN_DEADLINE_PERIOD);
+        _checkMinimum(forcedDeadlinePeriod_, short ? 1 : MIN_DEADLINE_PERIOD);
+        allowShortPeriods = allowShortPeriods_;
         verifier = verifier_;
         finalizationDelay = finalizationDelay_;
         depositDeadlinePeriod = depositDeadlinePeriod_;
@@ -269,6 +313,10 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         for (uint256 i = 0; i < initialTokens.length; ++i) {
             _addToken(initialTokens[i]);
         }
+    }
+
+    function _checkMinimum(uint64 period, uint64 minimum) internal pure {
+        if (period < minimum) revert PeriodTooShort(period, minimum);
     }
 
     // -------------------------------------------------------------- modifiers
@@ -335,14 +383,14 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         if (!supportedToken[token]) revert UnsupportedToken(token);
         if (recipient == address(0)) revert ZeroAddress();
         if (amount == 0) revert ZeroAmount();
-        if (amount > type(uint128).max) revert AmountTooLarge(amount);
+        if (amount > MAX_DEPOSIT) revert DepositTooLarge(amount, MAX_DEPOSIT);
 
         uint256 balanceBefore = IERC20(token).balanceOf(address(this));
         IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = IERC20(token).balanceOf(address(this)) - balanceBefore;
         if (received == 0) revert NoTokensReceived();
-        if (received > type(uint128).max) revert AmountTooLarge(received);
-        // casting to 'uint128' is safe because `received` was checked against uint128 max above
+        if (received > MAX_DEPOSIT) revert DepositTooLarge(received, MAX_DEPOSIT);
+        // casting to 'uint128' is safe because `received` was checked against MAX_DEPOSIT above
         // forge-lint: disable-next-line(unsafe-typecast)
         uint128 credited = uint128(received);
 
@@ -352,7 +400,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         // casting to 'uint64' is safe: timestamps fit in 64 bits for billions of years
         // forge-lint: disable-next-line(unsafe-typecast)
         uint64 deadline = uint64(block.timestamp) + depositDeadlinePeriod;
-        _deposits[index] = DepositEntry({rollingHash: rolling, token: token, deadline: deadline, amount: credited});
+        _deposits[index] =
+            DepositEntry({rollingHash: rolling, token: token, deadline: deadline, refused: false, amount: credited});
         depositCount = index + 1;
         pendingDeposits[token] += received;
         emit Deposited(index, recipient, token, credited, msg.sender, rolling, deadline);
@@ -376,7 +425,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     // ---------------------------------------------------------------- batches
 
     /// @notice Commits a batch: checks it against the queues and the current root, records
-    ///         the new root and the batch's withdrawals.
+    ///         the new root and the batch's withdrawals, and marks the deposits its data lists
+    ///         as refused (consumed without entering the ledger, refundable at once).
     function commitBatch(BatchHeader calldata header, bytes calldata data) external nonReentrant notExodus {
         if (msg.sender != operator) revert NotOperator(msg.sender);
         uint64 expected = lastBatchNumber + 1;
@@ -386,7 +436,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         bytes32 dataHash = keccak256(data);
         if (header.dataHash != dataHash) revert DataHashMismatch(dataHash, header.dataHash);
 
-        _consumeDeposits(header.depositsConsumed, header.depositsHash);
+        _consumeDeposits(expected, header.depositsConsumed, header.depositsHash, _refusedSection(data));
         _consumeForced(header.forcedConsumed, header.forcedHash);
         (bytes32 withdrawalsRoot, uint32 withdrawalCount) = _recordWithdrawals(data);
 
@@ -409,18 +459,61 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         );
     }
 
-    function _consumeDeposits(uint64 target, bytes32 expectedHash) internal {
+    /// @dev The refused-deposit indices of `data`, as a calldata slice of `8 * m` bytes.
+    ///      Checks the version, that the withdrawal and refused sections fit, and `m`.
+    function _refusedSection(bytes calldata data) internal pure returns (bytes calldata refused) {
+        if (data.length < 5) revert MalformedData();
+        uint8 version = uint8(data[0]);
+        if (version != DATA_VERSION) revert UnsupportedDataVersion(version);
+        uint256 count = uint32(bytes4(data[1:5]));
+        if (count > MAX_WITHDRAWALS_PER_BATCH) revert TooManyWithdrawals(count);
+        uint256 offset = 5 + count * WITHDRAWAL_BYTES;
+        if (data.length < offset + 4) revert MalformedData();
+        uint256 refusedCount = uint32(bytes4(data[offset:offset + 4]));
+        if (refusedCount > MAX_DEPOSITS_PER_BATCH) revert TooManyRefusedDeposits(refusedCount);
+        offset += 4;
+        if (data.length < offset + refusedCount * REFUSED_BYTES) revert MalformedData();
+        refused = data[offset:offset + refusedCount * REFUSED_BYTES];
+    }
+
+    function _consumeDeposits(uint64 batchNumber, uint64 target, bytes32 expectedHash, bytes calldata refused)
+        internal
+    {
         uint64 from = depositsConsumed;
         if (target < from || target > depositCount) revert DepositPrefixOutOfRange(from, target, depositCount);
         if (target - from > MAX_DEPOSITS_PER_BATCH) revert TooManyDeposits(target - from);
         bytes32 actual = target == 0 ? bytes32(0) : _deposits[target - 1].rollingHash;
         if (actual != expectedHash) revert DepositHashMismatch(actual, expectedHash);
+        uint256 refusedCount = refused.length / REFUSED_BYTES;
+        // Every listed index is one this batch consumes, each once, in order.
+        for (uint256 k = 0; k < refusedCount; ++k) {
+            uint64 index = uint64(bytes8(refused[k * REFUSED_BYTES:(k + 1) * REFUSED_BYTES]));
+            if (index < from || index >= target) revert RefusedDepositOutOfRange(index, from, target);
+            if (k > 0) {
+                uint64 previous = uint64(bytes8(refused[(k - 1) * REFUSED_BYTES:k * REFUSED_BYTES]));
+                if (index <= previous) revert RefusedDepositsNotIncreasing(previous, index);
+            }
+        }
+        uint256 next = 0;
+        uint256 nextRefused = refusedCount == 0 ? type(uint256).max : uint64(bytes8(refused[0:REFUSED_BYTES]));
         for (uint256 i = from; i < target; ++i) {
             DepositEntry storage entry = _deposits[i];
-            uint256 amount = entry.amount;
+            uint128 amount = entry.amount;
             address token = entry.token;
             pendingDeposits[token] -= amount;
-            ledgerSupply[token] += amount;
+            if (i == nextRefused) {
+                entry.refused = true;
+                refusedDeposits[token] += amount;
+                // casting to 'uint64' is safe because `i < target`, a uint64
+                // forge-lint: disable-next-line(unsafe-typecast)
+                emit DepositRefused(uint64(i), batchNumber, token, amount);
+                ++next;
+                nextRefused = next == refusedCount
+                    ? type(uint256).max
+                    : uint64(bytes8(refused[next * REFUSED_BYTES:(next + 1) * REFUSED_BYTES]));
+            } else {
+                ledgerSupply[token] += amount;
+            }
         }
         depositsConsumed = target;
     }
@@ -436,12 +529,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @dev Parses the withdrawal section of `data`, moves the amounts from the ledger's
     ///      supply to the unclaimed pool and returns the withdrawals' Merkle root.
     function _recordWithdrawals(bytes calldata data) internal returns (bytes32 root, uint32 count) {
-        if (data.length < 5) revert MalformedData();
-        uint8 version = uint8(data[0]);
-        if (version != DATA_VERSION) revert UnsupportedDataVersion(version);
+        // `_refusedSection` checked the version, the count and that the section fits.
         count = uint32(bytes4(data[1:5]));
-        if (count > MAX_WITHDRAWALS_PER_BATCH) revert TooManyWithdrawals(count);
-        if (data.length < 5 + uint256(count) * WITHDRAWAL_BYTES) revert MalformedData();
         if (count == 0) return (bytes32(0), 0);
 
         bytes32[] memory leaves = new bytes32[](count);
@@ -582,22 +671,35 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         IERC20(token).safeTransfer(msg.sender, amount);
     }
 
-    /// @notice In exodus mode, returns an unconsumed deposit to its recipient. Anyone may
-    ///         call it; `recipient` is checked against the queue's rolling hash.
-    function refundDeposit(uint64 index, address recipient) external nonReentrant onlyExodus {
+    /// @notice Refunds deposit `index` to `to`: a deposit a batch consumed as refused, at
+    ///         any time, or, in exodus mode, a deposit no batch consumed. `recipient` (the
+    ///         deposit's recipient) is checked against the queue's rolling hash. Anyone may
+    ///         pay a refund to `recipient` itself; only `recipient` may name another payee
+    ///         (for example when a token blacklists the recipient's address).
+    function refundDeposit(uint64 index, address recipient, address to) external nonReentrant {
+        if (to == address(0)) revert ZeroAddress();
         if (index >= depositCount) revert IndexOutOfRange(index, depositCount);
-        if (index < depositsConsumed) revert DepositAlreadyConsumed(index);
         DepositEntry storage entry = _deposits[index];
+        bool refused = entry.refused;
+        if (!refused) {
+            if (index < depositsConsumed) revert DepositAlreadyConsumed(index);
+            if (!exodus) revert ExodusNotActive();
+        }
         uint128 amount = entry.amount;
         if (amount == 0) revert DepositAlreadyRefunded(index);
         address token = entry.token;
         bytes32 prev = index == 0 ? bytes32(0) : _deposits[index - 1].rollingHash;
         if (depositHash(prev, recipient, token, amount) != entry.rollingHash) revert DepositMismatch(index);
+        if (to != recipient && msg.sender != recipient) revert NotDepositRecipient(msg.sender, recipient);
 
         entry.amount = 0;
-        pendingDeposits[token] -= amount;
-        emit DepositRefunded(index, recipient, token, amount);
-        IERC20(token).safeTransfer(recipient, amount);
+        if (refused) {
+            refusedDeposits[token] -= amount;
+        } else {
+            pendingDeposits[token] -= amount;
+        }
+        emit DepositRefunded(index, recipient, token, amount, to);
+        IERC20(token).safeTransfer(to, amount);
     }
 
     // ------------------------------------------------------------------ views

@@ -174,8 +174,8 @@ contract SettlementGasTest is SettlementFixture {
 
     function test_gas_refundDeposit() public {
         uint64 i = _relayExodus();
-        settlement.refundDeposit(i, carol);
-        _report("refundDeposit", abi.encodeCall(Settlement.refundDeposit, (i, carol)));
+        settlement.refundDeposit(i, carol, carol);
+        _report("refundDeposit", abi.encodeCall(Settlement.refundDeposit, (i, carol, carol)));
     }
 
     // ------------------------------------------------------- set-up (relayed)

@@ -54,38 +54,38 @@ contract SettlementAdminTest is SettlementFixture {
         emit Settlement.TokenAdded(address(usdc));
         vm.expectEmit(true, false, false, true);
         emit Settlement.TokenAdded(address(dai));
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3);
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
     }
 
     function test_constructor_acceptsLargestFieldElementAsGenesis() public {
-        Settlement s = new Settlement(owner, operator, verifier, bytes32(R - 1), new address[](0), 1, 2, 3);
+        Settlement s = new Settlement(owner, operator, verifier, bytes32(R - 1), new address[](0), 1, 2, 3, false);
         assertEq(s.stateRoot(), bytes32(R - 1), "genesis r-1");
         assertEq(s.tokens().length, 0, "no tokens");
     }
 
     function test_constructor_revertsOnZeroOperator() public {
         vm.expectRevert(Settlement.ZeroAddress.selector);
-        new Settlement(owner, address(0), verifier, GENESIS_ROOT, new address[](0), 1, 2, 3);
+        new Settlement(owner, address(0), verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, false);
     }
 
     function test_constructor_revertsOnZeroVerifier() public {
         vm.expectRevert(Settlement.ZeroAddress.selector);
-        new Settlement(owner, operator, IGroth16Verifier(address(0)), GENESIS_ROOT, new address[](0), 1, 2, 3);
+        new Settlement(owner, operator, IGroth16Verifier(address(0)), GENESIS_ROOT, new address[](0), 1, 2, 3, false);
     }
 
     function test_constructor_revertsOnZeroOwner() public {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableInvalidOwner.selector, address(0)));
-        new Settlement(address(0), operator, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3);
+        new Settlement(address(0), operator, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, false);
     }
 
     function test_constructor_revertsOnGenesisRootOutsideField() public {
         vm.expectRevert(abi.encodeWithSelector(Settlement.RootNotInField.selector, bytes32(R)));
-        new Settlement(owner, operator, verifier, bytes32(R), new address[](0), 1, 2, 3);
+        new Settlement(owner, operator, verifier, bytes32(R), new address[](0), 1, 2, 3, false);
     }
 
     function test_constructor_acceptsLongestPeriods() public {
         uint64 max = 365 days;
-        Settlement s = new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), max, max, max);
+        Settlement s = new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), max, max, max, false);
         assertEq(s.finalizationDelay(), max, "finalization");
         assertEq(s.forcedDeadlinePeriod(), max, "forced");
     }
@@ -93,17 +93,17 @@ contract SettlementAdminTest is SettlementFixture {
     function test_constructor_revertsOnTooLongPeriods() public {
         uint64 tooLong = 365 days + 1;
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, tooLong));
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), tooLong, 2, 3);
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), tooLong, 2, 3, false);
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, tooLong));
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), 1, tooLong, 3);
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), 1, tooLong, 3, false);
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, type(uint64).max));
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), 1, 2, type(uint64).max);
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), 1, 2, type(uint64).max, false);
     }
 
     function test_constructor_revertsOnZeroToken() public {
         address[] memory tokens = new address[](1);
         vm.expectRevert(Settlement.ZeroAddress.selector);
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3);
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
     }
 
     function test_constructor_revertsOnDuplicateToken() public {
@@ -111,7 +111,7 @@ contract SettlementAdminTest is SettlementFixture {
         tokens[0] = address(usdc);
         tokens[1] = address(usdc);
         vm.expectRevert(abi.encodeWithSelector(Settlement.TokenAlreadySupported.selector, address(usdc)));
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3);
+        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
     }
 
     // ------------------------------------------------------------- addToken
@@ -156,7 +156,7 @@ contract SettlementAdminTest is SettlementFixture {
         assertEq(settlement.operator(), bob, "operator");
 
         // The old operator can no longer commit; the new one can.
-        bytes memory data = hex"0200000000";
+        bytes memory data = hex"030000000000000000";
         Settlement.BatchHeader memory header = _header(bytes32(uint256(7)), 0, 0, data);
         vm.expectRevert(abi.encodeWithSelector(Settlement.NotOperator.selector, operator));
         vm.prank(operator);
@@ -230,7 +230,10 @@ contract SettlementAdminTest is SettlementFixture {
 
     function test_constants() public view {
         assertEq(settlement.SNARK_SCALAR_FIELD(), R, "field order");
-        assertEq(settlement.DATA_VERSION(), 2, "data version");
+        assertEq(settlement.DATA_VERSION(), 3, "data version");
+        assertEq(settlement.MAX_DEPOSIT(), 2 ** 96 - 1, "max deposit");
+        assertEq(settlement.MIN_FINALIZATION_DELAY(), 1 hours, "min finalization delay");
+        assertEq(settlement.MIN_DEADLINE_PERIOD(), 1 days, "min deadline period");
         assertEq(settlement.MAX_WITHDRAWALS_PER_BATCH(), 1024, "max withdrawals");
         assertEq(settlement.MAX_DEPOSITS_PER_BATCH(), 1024, "max deposits");
         assertEq(settlement.MAX_PERIOD(), 365 days, "max period");

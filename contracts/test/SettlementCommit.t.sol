@@ -337,7 +337,9 @@ contract SettlementCommitTest is SettlementFixture {
     // --------------------------------------------------------- data reverts
 
     function test_commitBatch_revertsOnTruncatedHeader() public {
-        bytes[3] memory short = [bytes(""), bytes(hex"02"), bytes(hex"02000000")];
+        // Empty, no count, a short count, no refused-deposit count, a short one.
+        bytes[5] memory short =
+            [bytes(""), bytes(hex"03"), bytes(hex"03000000"), bytes(hex"0300000000"), bytes(hex"03000000000000")];
         for (uint256 i = 0; i < short.length; ++i) {
             Settlement.BatchHeader memory header = _header(ROOT_1, 0, 0, short[i]);
             _expectCommitRevert(header, short[i], abi.encodeWithSelector(Settlement.MalformedData.selector));
@@ -361,8 +363,8 @@ contract SettlementCommitTest is SettlementFixture {
     }
 
     function test_commitBatch_revertsOnUnsupportedVersion() public {
-        // 0, the retired version 1 (fixed-width body), and the next one.
-        uint8[3] memory versions = [0, 1, 3];
+        // 0, the retired versions 1 (fixed-width body) and 2 (no refused deposits), the next one.
+        uint8[4] memory versions = [0, 1, 2, 4];
         for (uint256 i = 0; i < versions.length; ++i) {
             bytes memory data = BatchData.encodeRaw(versions[i], 0, _noWithdrawals(), "");
             Settlement.BatchHeader memory header = _header(ROOT_1, 0, 0, data);

@@ -63,12 +63,6 @@ contract SettlementDepositTest is SettlementFixture {
         assertEq(settlement.pendingDeposits(address(dai)), 3 ether, "dai pending");
     }
 
-    function test_deposit_acceptsUint128Max() public {
-        uint256 amount = type(uint128).max;
-        _deposit(alice, dai, amount, alice);
-        assertEq(settlement.depositEntry(0).amount, type(uint128).max, "amount");
-    }
-
     function test_deposit_revertsForUnsupportedToken() public {
         TestStablecoin other = new TestStablecoin("Other", "OTH", 6, owner);
         _mint(other, alice, 10);
@@ -93,12 +87,27 @@ contract SettlementDepositTest is SettlementFixture {
         settlement.deposit(address(usdc), 0, alice);
     }
 
-    function test_deposit_revertsAboveUint128() public {
-        uint256 amount = uint256(type(uint128).max) + 1;
+    function test_deposit_revertsAboveLedgerBound() public {
+        // The ledger holds at most 2^96 - 1 base units per slot: one more is refused here
+        // rather than stopping the node's deposit queue.
+        uint256 amount = 2 ** 96;
         _fundAndApprove(alice, dai, amount);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.AmountTooLarge.selector, amount));
+        vm.expectRevert(abi.encodeWithSelector(Settlement.DepositTooLarge.selector, amount, 2 ** 96 - 1));
         vm.prank(alice);
         settlement.deposit(address(dai), amount, alice);
+        amount = uint256(type(uint128).max);
+        _fundAndApprove(alice, dai, amount);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.DepositTooLarge.selector, amount, 2 ** 96 - 1));
+        vm.prank(alice);
+        settlement.deposit(address(dai), amount, alice);
+    }
+
+    function test_deposit_acceptsLedgerBound() public {
+        uint256 amount = 2 ** 96 - 1;
+        _fundAndApprove(alice, dai, amount);
+        vm.prank(alice);
+        settlement.deposit(address(dai), amount, alice);
+        assertEq(settlement.pendingDeposits(address(dai)), amount, "pending");
     }
 
     function test_deposit_revertsWithoutAllowance() public {
@@ -160,13 +169,13 @@ contract SettlementDepositTest is SettlementFixture {
         vm.stopPrank();
     }
 
-    function test_deposit_revertsWhenReceivedExceedsUint128() public {
+    function test_deposit_revertsWhenReceivedExceedsLedgerBound() public {
         QuirkyToken inflating = _quirky();
-        inflating.setBonus(uint256(type(uint128).max)); // the recipient gets far more than sent
+        inflating.setBonus(2 ** 96 - 1); // the recipient gets far more than sent
         inflating.mint(alice, 1000);
         vm.startPrank(alice);
         inflating.approve(address(settlement), 1000);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.AmountTooLarge.selector, uint256(type(uint128).max) + 1000));
+        vm.expectRevert(abi.encodeWithSelector(Settlement.DepositTooLarge.selector, 2 ** 96 - 1 + 1000, 2 ** 96 - 1));
         settlement.deposit(address(inflating), 1000, alice);
         vm.stopPrank();
     }

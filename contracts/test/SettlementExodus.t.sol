@@ -210,9 +210,9 @@ contract SettlementExodusTest is SettlementFixture {
         settlement.activateExodus();
 
         vm.expectEmit(true, true, true, true, address(settlement));
-        emit Settlement.DepositRefunded(i1, bob, address(usdc), 40);
+        emit Settlement.DepositRefunded(i1, bob, address(usdc), 40, bob);
         vm.prank(stranger); // anyone may trigger it
-        settlement.refundDeposit(i1, bob);
+        settlement.refundDeposit(i1, bob, bob);
         assertEq(usdc.balanceOf(bob), 40, "refunded to the recipient");
         assertEq(usdc.balanceOf(alice), 0, "not to the depositor");
         assertEq(settlement.pendingDeposits(address(usdc)), 0, "pending usdc");
@@ -220,7 +220,7 @@ contract SettlementExodusTest is SettlementFixture {
         assertEq(settlement.depositEntry(i1).rollingHash, depositHashes[i1 + 1], "hash kept for the next entry");
 
         // The next entry still checks against the refunded entry's hash.
-        settlement.refundDeposit(i2, carol);
+        settlement.refundDeposit(i2, carol, carol);
         assertEq(dai.balanceOf(carol), 3 ether, "second refund");
         assertEq(settlement.pendingDeposits(address(dai)), 0, "pending dai");
         assertEq(settlement.ledgerSupply(address(usdc)), 100, "ledger untouched");
@@ -231,8 +231,8 @@ contract SettlementExodusTest is SettlementFixture {
         uint64 i1 = _deposit(bob, usdc, 2, bob);
         vm.warp(block.timestamp + DEPOSIT_DEADLINE + 1);
         settlement.activateExodus();
-        settlement.refundDeposit(i1, bob);
-        settlement.refundDeposit(i0, alice);
+        settlement.refundDeposit(i1, bob, bob);
+        settlement.refundDeposit(i0, alice, alice);
         assertEq(usdc.balanceOf(alice), 1, "alice");
         assertEq(usdc.balanceOf(bob), 2, "bob");
     }
@@ -240,7 +240,7 @@ contract SettlementExodusTest is SettlementFixture {
     function test_refundDeposit_revertsBeforeExodus() public {
         uint64 i = _deposit(alice, usdc, 1, alice);
         vm.expectRevert(Settlement.ExodusNotActive.selector);
-        settlement.refundDeposit(i, alice);
+        settlement.refundDeposit(i, alice, alice);
     }
 
     function test_refundDeposit_revertsForConsumedDeposit() public {
@@ -248,16 +248,16 @@ contract SettlementExodusTest is SettlementFixture {
         _commit(ROOT_1, new Withdrawal[](0));
         _enterExodus();
         vm.expectRevert(abi.encodeWithSelector(Settlement.DepositAlreadyConsumed.selector, i));
-        settlement.refundDeposit(i, alice);
+        settlement.refundDeposit(i, alice, alice);
     }
 
     function test_refundDeposit_revertsWhenRefundedTwice() public {
         uint64 i = _deposit(alice, usdc, 5, alice);
         vm.warp(block.timestamp + DEPOSIT_DEADLINE + 1);
         settlement.activateExodus();
-        settlement.refundDeposit(i, alice);
+        settlement.refundDeposit(i, alice, alice);
         vm.expectRevert(abi.encodeWithSelector(Settlement.DepositAlreadyRefunded.selector, i));
-        settlement.refundDeposit(i, alice);
+        settlement.refundDeposit(i, alice, alice);
     }
 
     function test_refundDeposit_revertsOnRecipientMismatch() public {
@@ -266,19 +266,19 @@ contract SettlementExodusTest is SettlementFixture {
         settlement.activateExodus();
         // The depositor is not the recipient.
         vm.expectRevert(abi.encodeWithSelector(Settlement.DepositMismatch.selector, i));
-        settlement.refundDeposit(i, alice);
+        settlement.refundDeposit(i, alice, alice);
         vm.expectRevert(abi.encodeWithSelector(Settlement.DepositMismatch.selector, i));
-        settlement.refundDeposit(i, stranger);
+        settlement.refundDeposit(i, stranger, stranger);
     }
 
     function test_refundDeposit_revertsOutOfRange() public {
         _enterExodus(); // one deposit queued
         vm.expectRevert(abi.encodeWithSelector(Settlement.IndexOutOfRange.selector, uint256(1), uint256(1)));
-        settlement.refundDeposit(1, stranger);
+        settlement.refundDeposit(1, stranger, stranger);
         vm.expectRevert(
             abi.encodeWithSelector(Settlement.IndexOutOfRange.selector, uint256(type(uint64).max), uint256(1))
         );
-        settlement.refundDeposit(type(uint64).max, stranger);
+        settlement.refundDeposit(type(uint64).max, stranger, stranger);
     }
 
     // ------------------------------------------------------ verifyAttestation

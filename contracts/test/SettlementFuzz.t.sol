@@ -13,7 +13,7 @@ contract SettlementFuzzTest is SettlementFixture {
     // -------------------------------------------------------------- deposits
 
     function testFuzz_deposit_anyAmountAndRecipient(uint256 amount, address recipient, bool useDai) public {
-        amount = bound(amount, 1, type(uint128).max);
+        amount = bound(amount, 1, 2 ** 96 - 1);
         vm.assume(recipient != address(0));
         TestStablecoin token = useDai ? dai : usdc;
         uint64 index = _deposit(alice, token, amount, recipient);
@@ -30,12 +30,12 @@ contract SettlementFuzzTest is SettlementFixture {
         assertEq(token.balanceOf(address(settlement)), amount, "held");
     }
 
-    function testFuzz_deposit_revertsAboveUint128(uint256 amount) public {
-        amount = bound(amount, uint256(type(uint128).max) + 1, type(uint256).max);
+    function testFuzz_deposit_revertsAboveLedgerBound(uint256 amount) public {
+        amount = bound(amount, 2 ** 96, type(uint256).max);
         _mint(dai, alice, amount);
         vm.prank(alice);
         dai.approve(address(settlement), amount);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.AmountTooLarge.selector, amount));
+        vm.expectRevert(abi.encodeWithSelector(Settlement.DepositTooLarge.selector, amount, 2 ** 96 - 1));
         vm.prank(alice);
         settlement.deposit(address(dai), amount, alice);
     }
@@ -48,7 +48,7 @@ contract SettlementFuzzTest is SettlementFixture {
             uint256 r = uint256(keccak256(abi.encode(seed, i)));
             address recipient = address(uint160(r | 1));
             bool isDai = (r >> 200) & 1 == 1;
-            uint256 amount = bound(r >> 128, 1, 1e30);
+            uint256 amount = bound(r >> 128, 1, 1e28);
             _deposit(bob, isDai ? dai : usdc, amount, recipient);
             expected =
                 keccak256(abi.encodePacked(expected, recipient, isDai ? address(dai) : address(usdc), uint128(amount)));
@@ -175,20 +175,23 @@ contract SettlementFuzzTest is SettlementFixture {
         Settlement.BatchHeader memory header = _header(bytes32(uint256(2)), 1, 0, data);
         vm.prank(operator);
         try settlement.commitBatch(header, data) {
-            assertEq(uint8(data[0]), 2, "only version 2 commits");
+            assertEq(uint8(data[0]), 3, "only version 3 commits");
         } catch (bytes memory reason) {
             bytes4 selector = bytes4(reason);
             assertTrue(
                 selector == Settlement.MalformedData.selector || selector == Settlement.UnsupportedDataVersion.selector
                     || selector == Settlement.TooManyWithdrawals.selector || selector == Settlement.ZeroAddress.selector
                     || selector == Settlement.ZeroAmount.selector
-                    || selector == Settlement.LedgerSupplyExceeded.selector,
+                    || selector == Settlement.LedgerSupplyExceeded.selector
+                    || selector == Settlement.TooManyRefusedDeposits.selector
+                    || selector == Settlement.RefusedDepositOutOfRange.selector
+                    || selector == Settlement.RefusedDepositsNotIncreasing.selector,
                 "unexpected revert"
             );
         }
     }
 
-    /// @dev Near-valid data (mostly version 2, small counts, withdrawals of the funded
+    /// @dev Near-valid data (mostly version 3, small counts, withdrawals of the funded
     ///      token, 0-2 changed-leaf records after them, the whole cut short at random)
     ///      checked against a reference parser written here: the contract commits exactly
     ///      when the parser accepts, and otherwise reverts with the parser's error.
@@ -235,12 +238,21 @@ contract SettlementFuzzTest is SettlementFixture {
     /// @dev The revert the contract must raise for `data`, or empty bytes if it must commit.
     function _referenceParse(bytes memory data, uint256 usdcLedger) internal view returns (bytes memory) {
         if (data.length < 5) return abi.encodeWithSelector(Settlement.MalformedData.selector);
-        if (uint8(data[0]) != 2) {
+        if (uint8(data[0]) != 3) {
             return abi.encodeWithSelector(Settlement.UnsupportedDataVersion.selector, uint8(data[0]));
         }
         uint256 n = uint32(bytes4(bytes.concat(data[1], data[2], data[3], data[4])));
         if (n > 1024) return abi.encodeWithSelector(Settlement.TooManyWithdrawals.selector, n);
-        if (data.length < 5 + n * 56) return abi.encodeWithSelector(Settlement.MalformedData.selector);
+        if (data.length < 5 + n * 56 + 4) return abi.encodeWithSelector(Settlement.MalformedData.selector);
+        uint256 r = 5 + n * 56;
+        uint256 m = uint32(bytes4(bytes.concat(data[r], data[r + 1], data[r + 2], data[r + 3])));
+        if (m > 1024) return abi.encodeWithSelector(Settlement.TooManyRefusedDeposits.selector, m);
+        if (data.length < r + 4 + m * 8) return abi.encodeWithSelector(Settlement.MalformedData.selector);
+        // This batch consumes no deposit (the queue's one deposit went in batch 1).
+        if (m > 0) {
+            uint64 first = uint64(bytes8(_slice(data, r + 4, 8)));
+            return abi.encodeWithSelector(Settlement.RefusedDepositOutOfRange.selector, first, 1, 1);
+        }
         uint256 daiLedger = 0;
         for (uint256 i = 0; i < n; ++i) {
             uint256 o = 5 + i * 56;
@@ -364,7 +376,7 @@ contract SettlementFuzzTest is SettlementFixture {
 
     function testFuzz_exit_acceptsExactlyTheBoundInput(address who, uint128 amount, uint128 claimed) public {
         vm.assume(who != address(0) && who != address(settlement) && who != address(vm));
-        uint256 supply = 1e30;
+        uint256 supply = 1e28;
         amount = uint128(bound(amount, 1, supply));
         _deposit(alice, dai, supply, alice);
         _commit(ROOT_1, _noWithdrawals());
@@ -389,8 +401,12 @@ contract SettlementFuzzTest is SettlementFixture {
         uint64 i = _deposit(alice, usdc, 99, bob);
         vm.warp(block.timestamp + DEPOSIT_DEADLINE + 1);
         settlement.activateExodus();
-        if (claimed != bob) vm.expectRevert(abi.encodeWithSelector(Settlement.DepositMismatch.selector, i));
-        settlement.refundDeposit(i, claimed);
+        if (claimed == address(0)) {
+            vm.expectRevert(abi.encodeWithSelector(Settlement.ZeroAddress.selector));
+        } else if (claimed != bob) {
+            vm.expectRevert(abi.encodeWithSelector(Settlement.DepositMismatch.selector, i));
+        }
+        settlement.refundDeposit(i, claimed, claimed);
         assertEq(usdc.balanceOf(bob), claimed == bob ? 99 : 0, "refunded iff recipient matches");
     }
 }

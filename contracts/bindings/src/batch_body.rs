@@ -1,5 +1,6 @@
-//! The node-defined part of batch data (version 2): what follows the withdrawal section the
-//! contract reads, and what lets anyone rebuild the tree of leaf hashes from calldata alone.
+//! The node-defined part of batch data (version 3; unchanged since version 2): what follows
+//! the withdrawal and refused-deposit sections the contract reads, and what lets anyone
+//! rebuild the tree of leaf hashes from calldata alone.
 //!
 //! ```text
 //! first_slot u32 BE ‖ r u32 BE ‖ r × (owner 20 ‖ token 20)                 new slots

@@ -39,7 +39,7 @@ contract SettlementInvariantTest is InvariantTest {
         tokens[0] = address(usdc);
         tokens[1] = address(dai);
         tokens[2] = address(fee);
-        settlement = new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1 hours, 1 days, 7 days);
+        settlement = new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1 hours, 1 days, 7 days, false);
 
         address[] memory actors = new address[](4);
         actors[0] = makeAddr("alice");
@@ -105,8 +105,11 @@ contract SettlementInvariantTest is InvariantTest {
             uint256 unclaimed = settlement.unclaimedWithdrawals(token);
             uint256 pending = settlement.pendingDeposits(token);
             uint256 ledger = settlement.ledgerSupply(token);
-            assertGe(held, unclaimed + pending, "held >= unclaimed withdrawals + pending deposits");
-            assertEq(held, unclaimed + pending + ledger, "held == unclaimed + pending + ledger supply");
+            uint256 refused = settlement.refusedDeposits(token);
+            assertGe(held, unclaimed + pending + refused, "held >= unclaimed withdrawals + pending + refused deposits");
+            assertEq(
+                held, unclaimed + pending + refused + ledger, "held == unclaimed + pending + refused + ledger supply"
+            );
         }
     }
 

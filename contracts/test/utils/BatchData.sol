@@ -10,13 +10,14 @@ struct Withdrawal {
 
 /// @title Batch data and withdrawal trees, built independently of the contract
 /// @notice Mirrors the layout documented in `Settlement.sol` and `bindings/src/batch_data.rs`:
-///         data = version u8 ‖ n u32 BE ‖ n × (recipient ‖ token ‖ amount u128 BE) ‖ rest;
+///         data = version u8 ‖ n u32 BE ‖ n × (recipient ‖ token ‖ amount u128 BE)
+///                ‖ m u32 BE ‖ m × refused deposit index u64 BE ‖ rest;
 ///         leaf = keccak256(index u32 ‖ recipient ‖ token ‖ amount u128); every level of the
 ///         tree pairs a node without a right sibling with bytes32(0). Unlike the contract
 ///         (which folds one array in place), this keeps every level and is written with
 ///         `bytes.concat`, so the two implementations only agree if the layout does.
 library BatchData {
-    uint8 internal constant VERSION = 2;
+    uint8 internal constant VERSION = 3;
     uint256 internal constant WITHDRAWAL_BYTES = 56;
     /// @notice Bytes of a body's counts: first_slot (4) ‖ new slots r (4) ‖ changed leaves u (4).
     uint256 internal constant BODY_HEADER_BYTES = 12;
@@ -76,20 +77,46 @@ library BatchData {
         }
     }
 
-    /// @notice Batch data: version, withdrawal section, then `rest`.
+    /// @notice Batch data: version, withdrawal section, no refused deposits, then `rest`.
     function encode(Withdrawal[] memory ws, bytes memory rest) internal pure returns (bytes memory data) {
         return encodeRaw(VERSION, uint32(ws.length), ws, rest);
     }
 
-    /// @notice Batch data with a chosen version byte and count field (for malformed data).
-    ///         Writes into one allocation: the 1,000-leaf gas cases would be quadratic with
-    ///         repeated `bytes.concat`.
+    /// @notice Batch data: version, withdrawal section, the refused-deposit section listing
+    ///         `refused` (as given: unordered lists are for the malformed cases), then `rest`.
+    function encodeRefused(Withdrawal[] memory ws, uint64[] memory refused, bytes memory rest)
+        internal
+        pure
+        returns (bytes memory data)
+    {
+        bytes memory section = bytes.concat(bytes4(uint32(refused.length)));
+        for (uint256 i = 0; i < refused.length; ++i) {
+            section = bytes.concat(section, bytes8(refused[i]));
+        }
+        return encodeRawSections(VERSION, uint32(ws.length), ws, section, rest);
+    }
+
+    /// @notice Batch data with a chosen version byte and count field (for malformed data),
+    ///         an empty refused-deposit section, then `rest`.
     function encodeRaw(uint8 version, uint32 count, Withdrawal[] memory ws, bytes memory rest)
         internal
         pure
         returns (bytes memory data)
     {
-        data = new bytes(5 + ws.length * WITHDRAWAL_BYTES + rest.length);
+        return encodeRawSections(version, count, ws, hex"00000000", rest);
+    }
+
+    /// @notice Batch data with a chosen version byte, count field and refused section bytes.
+    ///         Writes into one allocation: the 1,000-leaf gas cases would be quadratic with
+    ///         repeated `bytes.concat`.
+    function encodeRawSections(
+        uint8 version,
+        uint32 count,
+        Withdrawal[] memory ws,
+        bytes memory refusedSection,
+        bytes memory rest
+    ) internal pure returns (bytes memory data) {
+        data = new bytes(5 + ws.length * WITHDRAWAL_BYTES + refusedSection.length + rest.length);
         data[0] = bytes1(version);
         bytes4 countBytes = bytes4(count);
         for (uint256 i = 0; i < 4; ++i) {
@@ -101,10 +128,12 @@ library BatchData {
             _copy(entry, data, offset);
             offset += WITHDRAWAL_BYTES;
         }
+        _copy(refusedSection, data, offset);
+        offset += refusedSection.length;
         _copy(rest, data, offset);
     }
 
-    /// @notice A node-defined body (batch data version 2) with no new slots and `count`
+    /// @notice A node-defined body (batch data version 3) with no new slots and `count`
     ///         changed leaves (gas model; the contract only hashes it): first_slot 0, r = 0,
     ///         u = count, then per leaf a 2-byte gap varint, a 32-byte leaf hash and a
     ///         17-byte encrypted note, the last two pseudo-random (high-entropy, like real

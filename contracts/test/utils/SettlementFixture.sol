@@ -70,7 +70,15 @@ abstract contract SettlementFixture is Test {
         tokens[0] = address(usdc);
         tokens[1] = address(dai);
         return new Settlement(
-            owner, operator, verifier_, GENESIS_ROOT, tokens, FINALIZATION_DELAY, DEPOSIT_DEADLINE, FORCED_DEADLINE
+            owner,
+            operator,
+            verifier_,
+            GENESIS_ROOT,
+            tokens,
+            FINALIZATION_DELAY,
+            DEPOSIT_DEADLINE,
+            FORCED_DEADLINE,
+            false
         );
     }
 

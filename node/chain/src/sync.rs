@@ -358,6 +358,8 @@ pub struct BatchSummary {
     pub new_slots: u32,
     /// Number of withdrawals the batch paid out.
     pub withdrawals: u32,
+    /// Number of deposits the batch consumed as refused (refundable on-chain).
+    pub refused_deposits: u32,
 }
 
 /// The last encrypted note published for a slot: open it with
@@ -504,8 +506,10 @@ impl SyncedState {
                 header: header.prevRoot,
             });
         }
-        let (withdrawals, rest) =
+        let decoded =
             decode_batch_data(data).map_err(|source| SyncError::Data { batch, source })?;
+        let (withdrawals, rest) = (decoded.withdrawals, decoded.rest);
+        let refused_deposits = u32::try_from(decoded.refused.len()).unwrap_or(u32::MAX);
         let withdrawal_count = u32::try_from(withdrawals.len()).unwrap_or(u32::MAX);
         let event_fields = [
             ("newRoot", event.newRoot == header.newRoot),
@@ -615,6 +619,7 @@ impl SyncedState {
             leaves_changed: u32::try_from(body.leaves.len()).unwrap_or(u32::MAX),
             new_slots: u32::try_from(body.new_slots.len()).unwrap_or(u32::MAX),
             withdrawals: withdrawal_count,
+            refused_deposits,
         };
         self.batches.push(summary);
         debug_assert_eq!(self.slots.len(), self.notes.len());

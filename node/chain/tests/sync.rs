@@ -95,7 +95,7 @@ impl Builder {
                 .collect(),
             leaves,
         };
-        let data = encode_batch_data(&[], &body.encode()?)?;
+        let data = encode_batch_data(&[], &[], &body.encode()?)?;
         self.last_batch = number;
         Ok(Settlement::commitBatchCall {
             header: Settlement::BatchHeader {
@@ -422,8 +422,8 @@ fn replaying_a_truncated_body_fails_naming_the_batch() -> Result<()> {
     let call = b.next(&[(owner, token)], &[(0, 100, 0)], None)?;
 
     // The same commit, its body one byte short (header and event hash the truncated data).
-    let (_, rest) = stablelane_contracts::batch_data::decode_batch_data(&call.data)?;
-    let short = encode_batch_data(&[], rest.get(..rest.len() - 1).unwrap_or_default())?;
+    let rest = stablelane_contracts::batch_data::decode_batch_data(&call.data)?.rest;
+    let short = encode_batch_data(&[], &[], rest.get(..rest.len() - 1).unwrap_or_default())?;
     let mut truncated = call.clone();
     truncated.header.dataHash = keccak256(&short);
     truncated.data = Bytes::from(short);
@@ -488,7 +488,7 @@ fn with_body(
     call: &Settlement::commitBatchCall,
     body: &BatchBody,
 ) -> Result<Settlement::commitBatchCall> {
-    let data = encode_batch_data(&[], &body.encode()?)?;
+    let data = encode_batch_data(&[], &[], &body.encode()?)?;
     let mut out = call.clone();
     out.header.dataHash = keccak256(&data);
     out.data = data.into();
@@ -515,7 +515,7 @@ fn every_inconsistency_is_refused_naming_the_batch() -> Result<()> {
     )?;
     let second = b.next(&[(bob, usdc)], &[(0, 5, 1), (1, 5, 0)], None)?;
     let body =
-        BatchBody::decode(stablelane_contracts::batch_data::decode_batch_data(&second.data)?.1)?;
+        BatchBody::decode(stablelane_contracts::batch_data::decode_batch_data(&second.data)?.rest)?;
 
     // Batch number.
     let mut wrong = second.clone();

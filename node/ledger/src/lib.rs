@@ -15,6 +15,11 @@
 //! most [`BALANCE_MAX`] (2^96 − 1 base units) and a nonce of at most [`NONCE_MAX`]
 //! (2^40 − 1). A credit past the first is refused with [`Rejection::BalanceOverflow`], a
 //! debit from a slot whose nonce reached the second with [`Rejection::NonceExhausted`].
+//!
+//! A deposit that cannot be credited (its [`DepositRefusal`]: the balance bound, the slot
+//! limit, a token the configuration lacks) does not stop the deposit queue: the caller
+//! consumes it with [`Ledger::refuse_deposit`], which advances the queue and credits nothing,
+//! and the batch lists it so the contract makes it refundable.
 
 mod rejection;
 mod salt;
@@ -25,7 +30,7 @@ use alloy::primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
 use stablelane::{Amount, Nonce, SlotIndex, Transfer, Withdrawal};
 
-pub use rejection::Rejection;
+pub use rejection::{DepositRefusal, Rejection};
 pub use salt::{derive_salt, BN254_SCALAR_ORDER};
 
 /// Largest balance of a slot, in base units: 2^96 − 1, the 12 bytes a batch note gives it.
@@ -382,6 +387,24 @@ impl Ledger {
         let mut effects = Effects::default();
         effects.touch(index, created);
         Ok(effects)
+    }
+
+    /// Consumes a deposit as refused: the queue advances past it and nothing is credited (no
+    /// slot, no balance, no supply change). For a deposit [`apply_deposit`](Self::apply_deposit)
+    /// refused with a [`DepositRefusal`]. The refusal is not re-checked here, so that a replay
+    /// of the journaled refusal gives the same ledger whatever the configuration says today.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::DepositOutOfOrder`] unless `deposit` is the next in queue order.
+    pub fn refuse_deposit(&mut self, deposit: &Deposit) -> Result<(), Rejection> {
+        if deposit.queue_index != self.deposits_consumed {
+            return Err(Rejection::DepositOutOfOrder {
+                expected: self.deposits_consumed,
+            });
+        }
+        self.deposits_consumed += 1;
+        Ok(())
     }
 
     /// Applies a transfer whose signature the caller has verified, at unix time `now_s`.

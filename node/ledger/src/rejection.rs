@@ -63,3 +63,45 @@ pub enum Rejection {
     #[error("supply does not match balances")]
     SupplyMismatch,
 }
+
+/// Why a deposit from the contract's queue can never be credited. The sequencer consumes such
+/// a deposit as *refused*: the queue moves on, nothing is credited, the batch lists its index
+/// and the contract makes it refundable. One variant per [`Rejection`] that a deposit in
+/// queue order can meet; the serialised names are journaled and stay stable.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, thiserror::Error,
+)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum DepositRefusal {
+    /// The token is not in the ledger's configuration.
+    #[error("unsupported token")]
+    UnsupportedToken,
+    /// The amount is zero (the contract refuses those; kept for completeness).
+    #[error("amount must be positive")]
+    ZeroAmount,
+    /// The token's total of deposits would overflow 128 bits.
+    #[error("the token's deposit total overflows 128 bits")]
+    AmountOverflow,
+    /// The recipient's balance would exceed [`crate::BALANCE_MAX`].
+    #[error("balance would exceed the account maximum of 2^96 - 1 base units")]
+    BalanceOverflow,
+    /// The recipient has no slot and the ledger holds as many slots as it may.
+    #[error("slot limit reached")]
+    SlotLimitReached,
+}
+
+impl DepositRefusal {
+    /// The refusal a deposit's [`Rejection`] means, or `None` for one that is not final (a
+    /// deposit out of queue order, an internal error).
+    pub fn of(rejection: Rejection) -> Option<Self> {
+        match rejection {
+            Rejection::UnsupportedToken => Some(Self::UnsupportedToken),
+            Rejection::ZeroAmount => Some(Self::ZeroAmount),
+            Rejection::AmountOverflow => Some(Self::AmountOverflow),
+            Rejection::BalanceOverflow => Some(Self::BalanceOverflow),
+            Rejection::SlotLimitReached => Some(Self::SlotLimitReached),
+            _ => None,
+        }
+    }
+}

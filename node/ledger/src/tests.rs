@@ -640,3 +640,99 @@ proptest! {
         prop_assert!(balance_bound_refusals > 0, "no credit reached BALANCE_MAX");
     }
 }
+
+#[test]
+fn refused_deposits_advance_the_queue_and_credit_nothing() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), BALANCE_MAX);
+    let over = Deposit {
+        queue_index: 1,
+        recipient: addr(0),
+        token: token(0),
+        amount: Amount(1),
+    };
+    let rejection = l.apply_deposit(&over).unwrap_err();
+    assert_eq!(rejection, Rejection::BalanceOverflow);
+    assert_eq!(
+        DepositRefusal::of(rejection),
+        Some(DepositRefusal::BalanceOverflow)
+    );
+    let before = l.clone();
+    // Out of order: refused as an error, nothing changes.
+    let skipped = Deposit {
+        queue_index: 2,
+        ..over.clone()
+    };
+    assert_eq!(
+        l.refuse_deposit(&skipped),
+        Err(Rejection::DepositOutOfOrder { expected: 1 })
+    );
+    assert_eq!(l, before);
+    l.refuse_deposit(&over).unwrap();
+    assert_eq!(l.deposits_consumed(), 2);
+    assert_eq!(l.balance(addr(0), token(0)), Amount(BALANCE_MAX));
+    assert_eq!(l.supply(token(0)).unwrap().deposited, Amount(BALANCE_MAX));
+    assert_eq!(l.slot_count(), 1);
+    l.check_supply().unwrap();
+    // The refusal is consumed once: the same deposit again is out of order.
+    assert_eq!(
+        l.refuse_deposit(&over),
+        Err(Rejection::DepositOutOfOrder { expected: 2 })
+    );
+    // The queue goes on.
+    deposit(&mut l, addr(1), token(0), 5);
+    assert_eq!(l.deposits_consumed(), 3);
+}
+
+#[test]
+fn only_final_deposit_rejections_are_refusals() {
+    for (rejection, refusal) in [
+        (
+            Rejection::UnsupportedToken,
+            Some(DepositRefusal::UnsupportedToken),
+        ),
+        (Rejection::ZeroAmount, Some(DepositRefusal::ZeroAmount)),
+        (
+            Rejection::AmountOverflow,
+            Some(DepositRefusal::AmountOverflow),
+        ),
+        (
+            Rejection::BalanceOverflow,
+            Some(DepositRefusal::BalanceOverflow),
+        ),
+        (
+            Rejection::SlotLimitReached,
+            Some(DepositRefusal::SlotLimitReached),
+        ),
+        (Rejection::DepositOutOfOrder { expected: 3 }, None),
+        (Rejection::UnknownAccount, None),
+        (Rejection::SupplyMismatch, None),
+    ] {
+        assert_eq!(DepositRefusal::of(rejection), refusal, "{rejection:?}");
+    }
+    // Each refusal a deposit in order can meet, from the ledger itself.
+    let mut l = Ledger::new(LedgerConfig {
+        slots_max: 1,
+        ..ledger().config().clone()
+    });
+    deposit(&mut l, addr(0), token(0), 1);
+    let d = |recipient, tok, amount| Deposit {
+        queue_index: 1,
+        recipient,
+        token: tok,
+        amount: Amount(amount),
+    };
+    let refusal = |l: &mut Ledger, d: Deposit| DepositRefusal::of(l.apply_deposit(&d).unwrap_err());
+    assert_eq!(
+        refusal(&mut l, d(addr(0), token(9), 1)),
+        Some(DepositRefusal::UnsupportedToken)
+    );
+    assert_eq!(
+        refusal(&mut l, d(addr(1), token(0), 1)),
+        Some(DepositRefusal::SlotLimitReached)
+    );
+    assert_eq!(
+        refusal(&mut l, d(addr(0), token(0), BALANCE_MAX)),
+        Some(DepositRefusal::BalanceOverflow)
+    );
+}

@@ -47,7 +47,7 @@ use stablelane::{
     signing::{sign_receipt_in, SignatureError},
     Receipt, SequenceNumber, Signed, Transfer, TxHash, Withdrawal,
 };
-use stablelane_ledger::{Deposit, ForcedWithdrawal, LedgerConfig, Rejection};
+use stablelane_ledger::{Deposit, DepositRefusal, ForcedWithdrawal, LedgerConfig, Rejection};
 use stablelane_storage::{Journal, JournalConfig, JournalMetrics};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{error, info, warn};
@@ -1702,7 +1702,30 @@ fn journal_record(
     failed: &mut Option<String>,
 ) -> Journaled {
     let seq = st.last_seq().get() + 1;
-    let mut applied = match st.apply(&record, SequenceNumber(seq), true) {
+    let mut record = record;
+    let mut result = st.apply(&record, SequenceNumber(seq), true);
+    // A deposit the ledger can never credit is consumed as refused instead of stopping the
+    // queue: journaled as such, so a replay refuses it too whatever the configuration says.
+    let refusal = match (&result, &record) {
+        (Err(ApplyError::Rejected(rejection)), JournalRecord::Deposit { deposit }) => {
+            DepositRefusal::of(*rejection).map(|reason| (deposit.clone(), reason))
+        }
+        _ => None,
+    };
+    if let Some((deposit, reason)) = refusal {
+        warn!(
+            target: "sequencer",
+            queue_index = deposit.queue_index,
+            recipient = %deposit.recipient,
+            token = %deposit.token,
+            amount = %deposit.amount.base_units(),
+            %reason,
+            "deposit refused: consumed without credit, refundable on-chain once its batch is committed"
+        );
+        record = JournalRecord::RefusedDeposit { deposit, reason };
+        result = st.apply(&record, SequenceNumber(seq), true);
+    }
+    let mut applied = match result {
         Ok(applied) => applied,
         Err(ApplyError::Rejected(rejection)) => {
             return match reply {

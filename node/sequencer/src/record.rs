@@ -8,7 +8,7 @@
 use alloy::primitives::{Address, Signature};
 use serde::{Deserialize, Serialize};
 use stablelane::{messages::signature_hex, Signed, Transfer, Withdrawal};
-use stablelane_ledger::{Deposit, ForcedWithdrawal};
+use stablelane_ledger::{Deposit, DepositRefusal, ForcedWithdrawal};
 
 /// Version of the record encoding.
 pub const RECORD_VERSION: u32 = 1;
@@ -21,6 +21,15 @@ pub enum JournalRecord {
     Deposit {
         /// The deposit.
         deposit: Deposit,
+    },
+    /// A deposit from the contract's queue consumed without credit: the ledger cannot hold
+    /// it (`reason`). Its batch lists its queue index; the contract makes it refundable.
+    /// (Added after the first journals were written: a new kind, so older journals read on.)
+    RefusedDeposit {
+        /// The deposit.
+        deposit: Deposit,
+        /// Why the ledger refused it, as it was when the deposit was consumed.
+        reason: DepositRefusal,
     },
     /// An accepted transfer.
     Transfer {
@@ -156,6 +165,15 @@ mod tests {
                     amount: Amount(u128::MAX),
                 },
             },
+            JournalRecord::RefusedDeposit {
+                deposit: Deposit {
+                    queue_index: 1,
+                    recipient: Address::repeat_byte(5),
+                    token: Address::repeat_byte(3),
+                    amount: Amount(1),
+                },
+                reason: DepositRefusal::BalanceOverflow,
+            },
             JournalRecord::ForcedWithdrawal {
                 request: ForcedWithdrawal {
                     queue_index: 2,
@@ -171,6 +189,29 @@ mod tests {
         }
         assert!(JournalRecord::decode(br#"{"v":2,"kind":"deposit"}"#).is_err());
         assert!(JournalRecord::decode(b"not json").is_err());
+    }
+
+    #[test]
+    fn refused_deposit_records_have_a_stable_encoding() {
+        let record = JournalRecord::RefusedDeposit {
+            deposit: Deposit {
+                queue_index: 7,
+                recipient: Address::repeat_byte(5),
+                token: Address::repeat_byte(3),
+                amount: Amount(9),
+            },
+            reason: DepositRefusal::SlotLimitReached,
+        };
+        let text = String::from_utf8(record.encode()).unwrap();
+        assert!(
+            text.starts_with(r#"{"v":1,"kind":"refusedDeposit","deposit":{"#),
+            "{text}"
+        );
+        assert!(text.ends_with(r#","reason":"slotLimitReached"}"#), "{text}");
+        assert_eq!(JournalRecord::decode(text.as_bytes()).unwrap(), record);
+        // A reason this build does not know is refused, not guessed.
+        let unknown = text.replace("slotLimitReached", "noSuchReason");
+        assert!(JournalRecord::decode(unknown.as_bytes()).is_err());
     }
 
     #[test]

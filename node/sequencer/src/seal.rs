@@ -282,6 +282,8 @@ pub struct SealJob {
     /// The batch's changed slots, in slot order.
     pub(crate) changed: Vec<ChangedSlot>,
     pub(crate) withdrawals: Vec<BatchWithdrawal>,
+    /// Queue indices of the deposits the batch consumed as refused, in increasing order.
+    pub(crate) refused_deposits: Vec<u64>,
     /// Take a snapshot as of this seal: the ledger copied when the seal record was applied.
     pub(crate) snapshot: Option<Box<SnapshotParts>>,
 }
@@ -359,7 +361,7 @@ impl SealJob {
         let body_bytes = body
             .encode()
             .map_err(|e| ApplyError::Batch(e.to_string()))?;
-        let data = encode_batch_data(&contract_withdrawals, &body_bytes)
+        let data = encode_batch_data(&contract_withdrawals, &self.refused_deposits, &body_bytes)
             .map_err(|e| ApplyError::Batch(e.to_string()))?;
         let batch = SealedBatch {
             number,

@@ -135,6 +135,8 @@ struct OpenBatch {
     transactions: u64,
     records: u64,
     deposits: usize,
+    /// Queue indices of the deposits consumed as refused, in queue order.
+    refused_deposits: Vec<u64>,
     forced: bool,
     since: Option<Instant>,
 }
@@ -149,6 +151,7 @@ impl OpenBatch {
             transactions: 0,
             records: 0,
             deposits: 0,
+            refused_deposits: Vec::new(),
             forced: false,
             since: None,
         }
@@ -391,7 +394,9 @@ impl State {
             .ledger
             .slot_count()
             .saturating_sub(self.open.first_slot) as usize;
-        5 + self.open.withdrawals.len() * stablelane_contracts::batch_data::WITHDRAWAL_BYTES
+        stablelane_contracts::batch_data::CONTRACT_SECTIONS_HEADER_BYTES
+            + self.open.withdrawals.len() * stablelane_contracts::batch_data::WITHDRAWAL_BYTES
+            + self.open.refused_deposits.len() * stablelane_contracts::batch_data::REFUSED_BYTES
             + 8
             + new_slots * stablelane_contracts::batch_body::NEW_SLOT_BYTES
             + 4
@@ -505,6 +510,18 @@ impl State {
                 );
                 self.open.deposits += 1;
                 (effects, None, None)
+            }
+            JournalRecord::RefusedDeposit { deposit, .. } => {
+                self.ledger.refuse_deposit(deposit)?;
+                self.deposits_hash = deposit_hash(
+                    self.deposits_hash,
+                    deposit.recipient,
+                    deposit.token,
+                    deposit.amount.base_units(),
+                );
+                self.open.deposits += 1;
+                self.open.refused_deposits.push(deposit.queue_index);
+                (Effects::default(), None, None)
             }
             JournalRecord::Transfer { tx, accepted_at_s } => {
                 let effects = self.ledger.apply_transfer(&tx.message, *accepted_at_s)?;
@@ -723,6 +740,7 @@ impl State {
             new_slots,
             changed,
             withdrawals: std::mem::take(&mut self.open.withdrawals),
+            refused_deposits: std::mem::take(&mut self.open.refused_deposits),
             snapshot: None,
         };
         self.pending.clear();

@@ -395,9 +395,10 @@ async fn batches_seal_on_request_and_at_limits_and_replay_byte_for_byte() {
     );
     // Three slots: alice, the recipient and the fee recipient; all new.
     assert_eq!((one.new_slots, one.changed_slots), (3, 3));
-    let (withdrawals, rest) = decode_batch_data(&one.data).unwrap();
-    assert!(withdrawals.is_empty());
-    let body = BatchBody::decode(rest).unwrap();
+    let decoded = decode_batch_data(&one.data).unwrap();
+    assert!(decoded.withdrawals.is_empty());
+    assert!(decoded.refused.is_empty());
+    let body = BatchBody::decode(decoded.rest).unwrap();
     assert_eq!(body.first_slot, 0);
     assert_eq!(body.new_slots[0].owner, alice.address());
     // Alice opens her own note with her viewing key; the leaf matches her receipt.
@@ -772,4 +773,97 @@ async fn the_tree_worker_hashes_at_a_lower_priority_than_the_writer() {
     let tokio_workers = nice_of_threads("tokio-runtime-w");
     assert!(tokio_workers.iter().all(|&n| n == own), "{tokio_workers:?}");
     seq.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deposits_the_ledger_cannot_hold_are_consumed_as_refused_and_replayed_so() {
+    use stablelane_contracts::batch_data::{decode_batch_data, deposit_hash};
+    use stablelane_ledger::BALANCE_MAX;
+
+    let dir = tempfile::tempdir().unwrap();
+    let operator = PrivateKeySigner::random();
+    let mut cfg = config(dir.path());
+    cfg.ledger.slots_max = 2;
+    let other_token = Address::repeat_byte(0xbb);
+    let [alice, bob, carol] = [1u8, 2, 3].map(Address::repeat_byte);
+    let deposits = [
+        (alice, TOKEN, BALANCE_MAX), // credited: the slot holds its maximum
+        (alice, TOKEN, 1),           // refused: the balance would pass 2^96 - 1
+        (bob, other_token, 5),       // refused: a token the configuration lacks
+        (bob, TOKEN, 7),             // credited: the second and last slot
+        (carol, TOKEN, 9),           // refused: no slot left
+        (bob, TOKEN, 3),             // credited: the queue moved on past the refusals
+    ];
+    let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
+    let mut hash = B256::ZERO;
+    for (i, (recipient, token, amount)) in deposits.iter().enumerate() {
+        seq.submit_deposit(Deposit {
+            queue_index: i as u64,
+            recipient: *recipient,
+            token: *token,
+            amount: Amount(*amount),
+        })
+        .await
+        .unwrap();
+        hash = deposit_hash(hash, *recipient, *token, *amount);
+    }
+    // Out of queue order is still an error, not a refusal.
+    assert!(matches!(
+        seq.submit_deposit(Deposit {
+            queue_index: 2,
+            recipient: bob,
+            token: TOKEN,
+            amount: Amount(1),
+        })
+        .await,
+        Err(SubmitError::Rejected(Rejection::DepositOutOfOrder {
+            expected: 6
+        }))
+    ));
+    let state = |s: &Sequencer| {
+        s.read(|st| {
+            let l = st.ledger();
+            l.check_supply().unwrap();
+            (
+                l.deposits_consumed(),
+                l.balance(alice, TOKEN),
+                l.balance(bob, TOKEN),
+                l.slot_count(),
+                l.supply(TOKEN).unwrap().deposited,
+            )
+        })
+    };
+    let expected = (
+        6,
+        Amount(BALANCE_MAX),
+        Amount(10),
+        2,
+        Amount(BALANCE_MAX + 10),
+    );
+    assert_eq!(state(&seq), expected);
+
+    assert_eq!(seq.seal_batch().await.unwrap(), Some(1));
+    let (batch, _) = seq.batch(1).unwrap().unwrap();
+    assert_eq!((batch.deposits_consumed, batch.deposits_hash), (6, hash));
+    let data = batch.data.clone();
+    assert_eq!(decode_batch_data(&data).unwrap().refused, vec![1, 2, 4]);
+    seq.shutdown().await;
+
+    // The replay refuses the same deposits, even with the other token configured now: the
+    // journal holds the refusals, not a re-check.
+    let mut later = cfg.clone();
+    later.ledger.tokens.insert(other_token, Amount(10));
+    let seq = Sequencer::open(later.clone(), operator.clone()).unwrap();
+    assert_eq!(state(&seq), expected);
+    assert_eq!(
+        seq.read(|s| s.ledger().balance(bob, other_token)),
+        Amount(0)
+    );
+    assert_eq!(seq.batch(1).unwrap().unwrap().0.data, data);
+    seq.shutdown().await;
+    // And from scratch (store gone): the batch is rebuilt byte for byte.
+    std::fs::remove_dir_all(&later.store_dir).unwrap();
+    let seq = Sequencer::open(later, operator).unwrap();
+    assert_eq!(state(&seq), expected);
+    assert_eq!(seq.batch(1).unwrap().unwrap().0.data, data);
 }
