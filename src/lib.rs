@@ -9,6 +9,7 @@
 pub mod amount;
 pub mod attestation;
 pub mod error_codes;
+pub mod exit;
 pub mod ids;
 pub mod messages;
 pub mod rpc;
@@ -17,6 +18,7 @@ pub mod signing;
 pub use amount::{Amount, AmountError};
 pub use attestation::{attestation_context, verify_attestation, Attestation, AttestationError};
 pub use error_codes::ErrorCode;
+pub use exit::exit_context;
 pub use ids::{BatchNumber, Nonce, SequenceNumber, SlotIndex, TxHash};
 pub use messages::{
     domain, Authentication, Message, ProveBalance, Receipt, Signed, Transfer, TypedDomain,
