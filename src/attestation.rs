@@ -33,7 +33,7 @@
 //! The circuit binds every proof to a field element, the *context*. Verifiers choose any
 //! 32-byte challenge; the context is [`attestation_context`]: `keccak256("Stablelane.attestation.v1"
 //! ‖ challenge) mod r`. The domain tag keeps an attestation's context apart from the settlement
-//! contract's `exitContext(owner)` (keccak of an ABI encoding with its own tag), so no
+//! contract's `exitContext(owner, recipient)` (keccak of an ABI encoding with its own tag), so no
 //! challenge can turn an attestation into an exit proof.
 
 use alloy::primitives::{keccak256, uint, Address, B256, U256};

@@ -9,6 +9,7 @@
 pub mod amount;
 pub mod attestation;
 pub mod error_codes;
+pub mod exit;
 pub mod ids;
 pub mod messages;
 pub mod rpc;
@@ -20,6 +21,7 @@ pub use attestation::{
     AttestationError, CommittedRoots,
 };
 pub use error_codes::ErrorCode;
+pub use exit::exit_context;
 pub use ids::{BatchNumber, Nonce, SequenceNumber, SlotIndex, TxHash};
 pub use messages::{
     domain, Authentication, Message, ProveBalance, Receipt, Signed, Transfer, TypedDomain,

@@ -126,17 +126,36 @@ async fn deposit_commit_claim_matches_the_rust_mirror() -> Result<()> {
         U256::from(amount)
     );
 
-    // A forced-withdrawal request, hashed the same way in Rust.
-    settlement
-        .requestForcedWithdrawal(usdc)
+    // A forced-withdrawal request paid to a recipient bob names (alice), hashed the same
+    // way in Rust.
+    let receipt = settlement
+        .requestForcedWithdrawal(usdc, alice)
         .from(bob)
         .send()
         .await?
         .get_receipt()
         .await?;
+    ensure!(receipt.status(), "forced request reverted");
+    let requested = receipt
+        .decoded_log::<Settlement::ForcedWithdrawalRequested>()
+        .ok_or_else(|| eyre!("no ForcedWithdrawalRequested event"))?;
+    assert_eq!(
+        (requested.owner, requested.token, requested.recipient),
+        (bob, usdc, alice)
+    );
     assert_eq!(
         settlement.forcedHashAt(1).call().await?,
-        batch_data::forced_hash(B256::ZERO, bob, usdc)
+        batch_data::forced_hash(B256::ZERO, bob, usdc, alice)
+    );
+    assert_ne!(
+        requested.rollingHash,
+        batch_data::forced_hash(B256::ZERO, bob, usdc, bob),
+        "the recipient is bound"
+    );
+    // The exit context, computed in Rust as the contract does.
+    assert_eq!(
+        settlement.exitContext(bob, alice).call().await?,
+        stablelane::exit_context(d.chain_id, d.settlement, bob, alice)
     );
 
     // Batch 1 consumes both and withdraws 40 USDC to bob and 10 to alice.
@@ -166,7 +185,7 @@ async fn deposit_commit_claim_matches_the_rust_mirror() -> Result<()> {
         depositsConsumed: 1,
         depositsHash: expected_hash,
         forcedConsumed: 1,
-        forcedHash: batch_data::forced_hash(B256::ZERO, bob, usdc),
+        forcedHash: batch_data::forced_hash(B256::ZERO, bob, usdc, alice),
         dataHash: alloy::primitives::keccak256(&data),
     };
 

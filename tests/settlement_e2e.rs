@@ -504,6 +504,8 @@ async fn forced_withdrawal_is_served_before_its_deadline() -> Result<()> {
     let watcher = node.watcher(&l2)?;
     let settler = node.settler(&l2, Duration::from_secs(60))?;
     let carol = node.wallets[2].clone();
+    // Carol has the payout sent to dave (as a USDC-blacklisted owner would have to).
+    let dave = node.wallets[3].clone();
 
     node.deposit(2, 7_000_000).await?;
     watcher.step().await?;
@@ -513,7 +515,7 @@ async fn forced_withdrawal_is_served_before_its_deadline() -> Result<()> {
     // Carol asks the contract, not the node.
     let provider = wallet_provider(&l2, std::slice::from_ref(&carol))?;
     let receipt = Settlement::new(node.devnet.description().settlement, provider)
-        .requestForcedWithdrawal(node.usdc)
+        .requestForcedWithdrawal(node.usdc, dave.address())
         .send()
         .await?
         .get_receipt()
@@ -536,14 +538,19 @@ async fn forced_withdrawal_is_served_before_its_deadline() -> Result<()> {
     let (batch, _) = node.sequencer.batch(1)?.ok_or_else(|| eyre!("no batch"))?;
     assert_eq!(batch.withdrawals.len(), 1);
     assert_eq!(batch.withdrawals[0].forced_index, Some(0));
+    assert_eq!(batch.withdrawals[0].recipient, dave.address());
     node.pass_time(FINALIZATION_DELAY_S + 1).await?;
     settler.step().await?;
-    let before = node.token_balance(carol.address()).await?;
-    assert_eq!(claim(&node, 1, &carol).await?, 7_000_000);
+    let carol_before = node.token_balance(carol.address()).await?;
+    let dave_before = node.token_balance(dave.address()).await?;
+    assert_eq!(claim(&node, 1, &carol).await?, 0, "nothing for the owner");
+    assert_eq!(claim(&node, 1, &dave).await?, 7_000_000);
     assert_eq!(
-        node.token_balance(carol.address()).await?,
-        before + U256::from(7_000_000u64)
+        node.token_balance(dave.address()).await?,
+        dave_before + U256::from(7_000_000u64),
+        "paid to the named recipient"
     );
+    assert_eq!(node.token_balance(carol.address()).await?, carol_before);
     Ok(())
 }
 
@@ -1057,28 +1064,59 @@ async fn attestation_verifies_on_chain_and_exodus_exit_uses_only_chain_data_and_
         .await?;
     ensure!(receipt.status(), "activateExodus reverted");
 
-    // Alice exits with exactly her balance, proven against the last committed root.
-    let context = settlement.exitContext(alice).call().await?;
+    // Alice exits with exactly her balance, proven against the last committed root, paid
+    // to dave (the address she names; the context binds it).
+    let dave = node.wallets[3].address();
+    let context = settlement.exitContext(alice, dave).call().await?;
+    assert_eq!(
+        context,
+        stablelane::exit_context(d.chain_id, d.settlement, alice, dave)
+    );
     let exit_proof = prove(
         &proving_key,
         &witness(balance, fr(&B256::from(context))?)?,
         &mut rng,
     )?;
-    let before = node.token_balance(alice).await?;
+    // The proof for dave does not verify for any other recipient.
+    for other in [alice, node.wallets[1].address()] {
+        let err = as_alice
+            .exit(node.usdc, balance, other, evm(&exit_proof))
+            .call()
+            .await
+            .expect_err("an exit to another recipient must revert");
+        assert!(
+            matches!(
+                err.as_decoded_interface_error::<Settlement::SettlementErrors>(),
+                Some(Settlement::SettlementErrors::InvalidProof(_))
+            ),
+            "{err}"
+        );
+    }
+    let alice_before = node.token_balance(alice).await?;
+    let dave_before = node.token_balance(dave).await?;
     let receipt = as_alice
-        .exit(node.usdc, balance, evm(&exit_proof))
+        .exit(node.usdc, balance, dave, evm(&exit_proof))
         .send()
         .await?
         .get_receipt()
         .await?;
     ensure!(receipt.status(), "exit reverted");
+    let exited = receipt
+        .decoded_log::<Settlement::Exited>()
+        .ok_or_else(|| eyre!("no Exited event"))?;
     assert_eq!(
-        node.token_balance(alice).await?,
-        before + U256::from(balance)
+        (exited.owner, exited.recipient, exited.amount),
+        (alice, dave, balance)
     );
+    assert_eq!(
+        node.token_balance(dave).await?,
+        dave_before + U256::from(balance),
+        "paid to the named recipient"
+    );
+    assert_eq!(node.token_balance(alice).await?, alice_before);
     // A second exit of the same slot reverts.
     assert!(as_alice
-        .exit(node.usdc, balance, evm(&exit_proof))
+        .exit(node.usdc, balance, dave, evm(&exit_proof))
         .call()
         .await
         .is_err());

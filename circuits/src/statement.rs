@@ -44,7 +44,7 @@ pub struct PublicInputs {
     /// Lower bound on the balance, in the token's base units.
     pub threshold: u128,
     /// Verifier-chosen value the proof is bound to (a challenge, or the settlement contract's
-    /// `exitContext(owner)` for exits); any field element.
+    /// `exitContext(owner, recipient)` for exits); any field element.
     pub context: Fr,
 }
 

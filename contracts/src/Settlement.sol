@@ -113,8 +113,9 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     uint256 internal constant REFUSED_BYTES = 8;
     /// @notice Bytes of one encoded withdrawal: recipient, token, amount.
     uint256 internal constant WITHDRAWAL_BYTES = 56;
-    /// @notice Domain tag of the exit context (see `exitContext`).
-    bytes32 public constant EXIT_DOMAIN = keccak256("Stablelane.exit.v1");
+    /// @notice Domain tag of the exit context (see `exitContext`). Version 2 binds the
+    ///         exit's recipient as well as its owner.
+    bytes32 public constant EXIT_DOMAIN = keccak256("Stablelane.exit.v2");
 
     // ------------------------------------------------------------- immutables
 
@@ -189,9 +190,15 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         bytes32 rollingHash,
         uint64 deadline
     );
-    /// @notice A forced withdrawal was requested.
+    /// @notice A forced withdrawal was requested: `owner`'s whole balance of `token` is to be
+    ///         paid to `recipient`.
     event ForcedWithdrawalRequested(
-        uint64 indexed index, address indexed owner, address indexed token, bytes32 rollingHash, uint64 deadline
+        uint64 indexed index,
+        address indexed owner,
+        address indexed token,
+        address recipient,
+        bytes32 rollingHash,
+        uint64 deadline
     );
     /// @notice A batch was committed.
     event BatchCommitted(
@@ -209,8 +216,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     );
     /// @notice Exodus mode was activated.
     event ExodusActivated(address indexed by, uint64 overdueDeposit, uint64 overdueForced);
-    /// @notice A user exited in exodus mode.
-    event Exited(address indexed owner, address indexed token, uint128 amount);
+    /// @notice A user exited in exodus mode: `owner`'s `amount` of `token` was paid to `recipient`.
+    event Exited(address indexed owner, address indexed token, address indexed recipient, uint128 amount);
     /// @notice A batch consumed deposit `index` as refused: it is refundable from now on.
     event DepositRefused(uint64 indexed index, uint64 indexed batchNumber, address indexed token, uint128 amount);
     /// @notice A refused deposit, or an unconsumed one in exodus mode, was refunded to `to`.
@@ -409,17 +416,20 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
     // ------------------------------------------------------ forced withdrawals
 
-    /// @notice Asks the operator to withdraw the caller's whole balance of `token` in a batch
-    ///         before the deadline; if it does not, anyone may activate exodus.
-    function requestForcedWithdrawal(address token) external notExodus {
+    /// @notice Asks the operator to withdraw the caller's whole balance of `token` to
+    ///         `recipient` (the caller itself, or any other address, for example when the
+    ///         caller cannot receive the token) in a batch before the deadline; if it does
+    ///         not, anyone may activate exodus. The rolling hash binds `recipient`.
+    function requestForcedWithdrawal(address token, address recipient) external notExodus {
         if (!supportedToken[token]) revert UnsupportedToken(token);
+        if (recipient == address(0)) revert ZeroAddress();
         uint64 index = forcedCount;
         bytes32 prev = index == 0 ? bytes32(0) : _forced[index - 1].rollingHash;
-        bytes32 rolling = forcedHash(prev, msg.sender, token);
+        bytes32 rolling = forcedHash(prev, msg.sender, token, recipient);
         uint64 deadline = uint64(block.timestamp) + forcedDeadlinePeriod;
         _forced[index] = ForcedEntry({rollingHash: rolling, deadline: deadline});
         forcedCount = index + 1;
-        emit ForcedWithdrawalRequested(index, msg.sender, token, rolling, deadline);
+        emit ForcedWithdrawalRequested(index, msg.sender, token, recipient, rolling, deadline);
     }
 
     // ---------------------------------------------------------------- batches
@@ -648,18 +658,25 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         );
     }
 
-    /// @notice In exodus mode, pays the caller `amount` of `token`, proven by a Groth16
-    ///         proof that the caller's slot holds at least `amount` in the last committed root.
-    ///         Each (owner, token) slot exits once.
-    function exit(address token, uint128 amount, uint256[8] calldata proof) external nonReentrant onlyExodus {
+    /// @notice In exodus mode, pays `recipient` `amount` of `token` from the caller's slot,
+    ///         proven by a Groth16 proof that the caller's slot holds at least `amount` in the
+    ///         last committed root, bound to `exitContext(caller, recipient)`. `recipient` is
+    ///         the caller itself or any other address (for example when the caller cannot
+    ///         receive the token). Each (owner, token) slot exits once.
+    function exit(address token, uint128 amount, address recipient, uint256[8] calldata proof)
+        external
+        nonReentrant
+        onlyExodus
+    {
         if (amount == 0) revert ZeroAmount();
+        if (recipient == address(0)) revert ZeroAddress();
         if (exited[msg.sender][token]) revert AlreadyExited(msg.sender, token);
         uint256[5] memory input = [
             uint256(stateRoot),
             uint256(uint160(msg.sender)),
             uint256(uint160(token)),
             uint256(amount),
-            exitContext(msg.sender)
+            exitContext(msg.sender, recipient)
         ];
         if (!verifier.verifyProof(proof, input)) revert InvalidProof();
         uint256 available = ledgerSupply[token];
@@ -667,8 +684,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
         exited[msg.sender][token] = true;
         ledgerSupply[token] = available - amount;
-        emit Exited(msg.sender, token, amount);
-        IERC20(token).safeTransfer(msg.sender, amount);
+        emit Exited(msg.sender, token, recipient, amount);
+        IERC20(token).safeTransfer(recipient, amount);
     }
 
     /// @notice Refunds deposit `index` to `to`: a deposit a batch consumed as refused, at
@@ -738,9 +755,11 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         return uint256(keccak256(abi.encodePacked("Stablelane.attestation.v1", challenge))) % SNARK_SCALAR_FIELD;
     }
 
-    /// @notice The proof context an exit of `owner` must be bound to.
-    function exitContext(address owner) public view returns (uint256) {
-        return uint256(keccak256(abi.encode(EXIT_DOMAIN, block.chainid, address(this), owner))) % SNARK_SCALAR_FIELD;
+    /// @notice The proof context an exit of `owner` paying `recipient` must be bound to:
+    ///         keccak256(abi.encode(EXIT_DOMAIN, chainid, this, owner, recipient)) mod r.
+    function exitContext(address owner, address recipient) public view returns (uint256) {
+        return uint256(keccak256(abi.encode(EXIT_DOMAIN, block.chainid, address(this), owner, recipient)))
+            % SNARK_SCALAR_FIELD;
     }
 
     /// @notice Rolling hash of the deposit queue after appending a deposit.
@@ -749,8 +768,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     }
 
     /// @notice Rolling hash of the forced-request queue after appending a request.
-    function forcedHash(bytes32 prev, address owner, address token) public pure returns (bytes32) {
-        return keccak256(abi.encodePacked(prev, owner, token));
+    function forcedHash(bytes32 prev, address owner, address token, address recipient) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked(prev, owner, token, recipient));
     }
 
     /// @notice Leaf of a batch's withdrawal Merkle tree.

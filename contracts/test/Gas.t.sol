@@ -93,8 +93,8 @@ contract SettlementGasTest is SettlementFixture {
 
     function test_gas_requestForcedWithdrawal() public {
         vm.prank(alice);
-        settlement.requestForcedWithdrawal(address(usdc));
-        _report("requestForcedWithdrawal", abi.encodeCall(Settlement.requestForcedWithdrawal, (address(usdc))));
+        settlement.requestForcedWithdrawal(address(usdc), bob);
+        _report("requestForcedWithdrawal", abi.encodeCall(Settlement.requestForcedWithdrawal, (address(usdc), bob)));
     }
 
     // ---------------------------------------------------------- commitBatch
@@ -168,8 +168,8 @@ contract SettlementGasTest is SettlementFixture {
         uint256[8] memory proof = _proof(1);
         verifier.expectProof(proof, _exitInput(ROOT_1, bob, address(usdc), 500_000_000));
         vm.prank(bob);
-        settlement.exit(address(usdc), 500_000_000, proof);
-        _report("exit (mock verifier)", abi.encodeCall(Settlement.exit, (address(usdc), 500_000_000, proof)));
+        settlement.exit(address(usdc), 500_000_000, bob, proof);
+        _report("exit (mock verifier)", abi.encodeCall(Settlement.exit, (address(usdc), 500_000_000, bob, proof)));
     }
 
     function test_gas_refundDeposit() public {

@@ -237,9 +237,9 @@ contract SettlementAdminTest is SettlementFixture {
         assertEq(settlement.MAX_WITHDRAWALS_PER_BATCH(), 1024, "max withdrawals");
         assertEq(settlement.MAX_DEPOSITS_PER_BATCH(), 1024, "max deposits");
         assertEq(settlement.MAX_PERIOD(), 365 days, "max period");
-        // `cast keccak "Stablelane.exit.v1"`
+        // `cast keccak "Stablelane.exit.v2"`
         assertEq(
-            settlement.EXIT_DOMAIN(), 0x68299b4f3e7e574a7907015dcb4e96f50d7422e15c221c59b782fe54d90e81ad, "exit domain"
+            settlement.EXIT_DOMAIN(), 0xe550b4c76d58a4bf8fd39269790089a9acd114498e5c6dc05f2d007ab93e5ed5, "exit domain"
         );
     }
 
@@ -254,9 +254,10 @@ contract SettlementAdminTest is SettlementFixture {
             0x432dee3a3a5a00833891ab7ee53f6852576c5e1b55fe9658f09318a88f864618,
             "depositHash"
         );
+        // keccak256(0x00…00 ‖ owner o ‖ token t ‖ recipient r)
         assertEq(
-            settlement.forcedHash(bytes32(0), o, t),
-            0xe8611b69938acaae90712890a9ecdbe4429de406974235cf64b4b9e407e8e0dd,
+            settlement.forcedHash(bytes32(0), o, t, r),
+            0x1f8152d0ed0767f1b281b94b1b871429a3795a7467438ad7f59571336177e60c,
             "forcedHash"
         );
         assertEq(
@@ -274,7 +275,8 @@ contract SettlementAdminTest is SettlementFixture {
         uint32 index
     ) public view {
         assertEq(settlement.depositHash(prev, a, b, amount), _depositHash(prev, a, b, amount), "depositHash");
-        assertEq(settlement.forcedHash(prev, a, b), _forcedHash(prev, a, b), "forcedHash");
+        assertEq(settlement.forcedHash(prev, a, b, a), _forcedHash(prev, a, b, a), "forcedHash");
+        assertEq(settlement.forcedHash(prev, a, b, b), _forcedHash(prev, a, b, b), "forcedHash, other recipient");
         assertEq(
             settlement.withdrawalLeaf(index, a, b, amount),
             keccak256(bytes.concat(bytes4(index), bytes20(a), bytes20(b), bytes16(amount))),
@@ -282,18 +284,40 @@ contract SettlementAdminTest is SettlementFixture {
         );
     }
 
-    function test_exitContext_bindsChainContractAndOwner() public {
-        uint256 ctxAlice = settlement.exitContext(alice);
-        assertEq(ctxAlice, _exitContext(alice), "independent computation");
+    function test_exitContext_bindsChainContractOwnerAndRecipient() public {
+        uint256 ctxAlice = settlement.exitContext(alice, alice);
+        assertEq(ctxAlice, _exitContext(alice, alice), "independent computation");
         assertLt(ctxAlice, R, "in field");
-        assertNotEq(ctxAlice, settlement.exitContext(bob), "differs per owner");
+        assertNotEq(ctxAlice, settlement.exitContext(bob, alice), "differs per owner");
+        assertNotEq(ctxAlice, settlement.exitContext(alice, bob), "differs per recipient");
+        assertEq(settlement.exitContext(alice, bob), _exitContext(alice, bob), "independent computation, recipient");
+        assertNotEq(settlement.exitContext(alice, bob), settlement.exitContext(bob, alice), "owner and recipient apart");
 
         Settlement other = _deploy(verifier);
-        assertNotEq(ctxAlice, other.exitContext(alice), "differs per contract");
+        assertNotEq(ctxAlice, other.exitContext(alice, alice), "differs per contract");
 
         vm.chainId(31337 + 1);
-        assertNotEq(ctxAlice, settlement.exitContext(alice), "differs per chain");
-        assertEq(settlement.exitContext(alice), _exitContext(alice), "independent computation, other chain");
+        assertNotEq(ctxAlice, settlement.exitContext(alice, alice), "differs per chain");
+        assertEq(
+            settlement.exitContext(alice, alice), _exitContext(alice, alice), "independent computation, other chain"
+        );
+    }
+
+    /// @dev The vector of the Rust bindings' `exit_context` test, computed with `cast
+    ///      abi-encode` and `cast keccak` (the hash is above r, so the reduction matters).
+    function test_exitContext_matchesTheRustVector() public {
+        address where = address(0x4444444444444444444444444444444444444444);
+        vm.etch(where, address(settlement).code);
+        vm.chainId(31337);
+        assertEq(
+            Settlement(where)
+                .exitContext(
+                    address(0x3333333333333333333333333333333333333333),
+                    address(0x1111111111111111111111111111111111111111)
+                ),
+            0x2f1859e896a6cbff0ba3e478945e7270f567b034a4f0ccef4e42693289887b77,
+            "vector"
+        );
     }
 
     function test_attestationContext_matchesTheRustVectorAndDiffersFromExitContexts() public view {
@@ -308,7 +332,7 @@ contract SettlementAdminTest is SettlementFixture {
         uint256 ctx = settlement.attestationContext(challenge);
         assertLt(ctx, R, "in field");
         assertEq(ctx, uint256(keccak256(bytes.concat("Stablelane.attestation.v1", challenge))) % R, "independent");
-        assertNotEq(ctx, settlement.exitContext(alice), "not an exit context");
+        assertNotEq(ctx, settlement.exitContext(alice, alice), "not an exit context");
     }
 
     function testFuzz_attestationContext_isInField(bytes32 challenge) public view {

@@ -327,11 +327,31 @@ contract SettlementCommitTest is SettlementFixture {
         _requestForced(alice, address(usdc));
         bytes memory data = BatchData.encode(_noWithdrawals(), "");
         Settlement.BatchHeader memory header = _header(ROOT_1, 0, 1, data);
-        bytes32 forged = _forcedHash(bytes32(0), alice, address(dai)); // other token
+        bytes32 forged = _forcedHash(bytes32(0), alice, address(dai), alice); // other token
         header.forcedHash = forged;
         _expectCommitRevert(
             header, data, abi.encodeWithSelector(Settlement.ForcedHashMismatch.selector, forcedHashes[1], forged)
         );
+    }
+
+    /// @dev The prefix hash binds the recipient the owner named: a batch presenting the
+    ///      request with the owner (or anyone else) in its place is refused.
+    function test_commitBatch_revertsOnForcedHashWithAnotherRecipient() public {
+        _requestForcedTo(alice, address(usdc), bob);
+        bytes memory data = BatchData.encode(_noWithdrawals(), "");
+        Settlement.BatchHeader memory header = _header(ROOT_1, 0, 1, data);
+        address[2] memory others = [alice, carol];
+        for (uint256 i = 0; i < others.length; ++i) {
+            bytes32 forged = _forcedHash(bytes32(0), alice, address(usdc), others[i]);
+            header.forcedHash = forged;
+            _expectCommitRevert(
+                header, data, abi.encodeWithSelector(Settlement.ForcedHashMismatch.selector, forcedHashes[1], forged)
+            );
+        }
+        header.forcedHash = _forcedHash(bytes32(0), alice, address(usdc), bob);
+        vm.prank(operator);
+        settlement.commitBatch(header, data);
+        assertEq(settlement.forcedConsumed(), 1, "served with the named recipient");
     }
 
     // --------------------------------------------------------- data reverts

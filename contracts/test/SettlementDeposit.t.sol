@@ -311,17 +311,21 @@ contract SettlementDepositTest is SettlementFixture {
     // ----------------------------------------------- requestForcedWithdrawal
 
     function test_requestForcedWithdrawal_queuesRequest() public {
-        bytes32 h1 = keccak256(abi.encodePacked(bytes32(0), alice, address(usdc)));
+        bytes32 h1 = keccak256(abi.encodePacked(bytes32(0), alice, address(usdc), alice));
         uint64 deadline = uint64(block.timestamp) + FORCED_DEADLINE;
         vm.expectEmit(true, true, true, true, address(settlement));
-        emit Settlement.ForcedWithdrawalRequested(0, alice, address(usdc), h1, deadline);
+        emit Settlement.ForcedWithdrawalRequested(0, alice, address(usdc), alice, h1, deadline);
         vm.prank(alice);
-        settlement.requestForcedWithdrawal(address(usdc));
+        settlement.requestForcedWithdrawal(address(usdc), alice);
 
         vm.warp(block.timestamp + 10);
+        // bob names carol as the recipient: the rolling hash binds her.
+        vm.expectEmit(true, true, true, true, address(settlement));
+        bytes32 h2 = keccak256(abi.encodePacked(h1, bob, address(dai), carol));
+        emit Settlement.ForcedWithdrawalRequested(1, bob, address(dai), carol, h2, deadline + 10);
         vm.prank(bob);
-        settlement.requestForcedWithdrawal(address(dai));
-        bytes32 h2 = keccak256(abi.encodePacked(h1, bob, address(dai)));
+        settlement.requestForcedWithdrawal(address(dai), carol);
+        assertNotEq(uint256(h2), uint256(keccak256(abi.encodePacked(h1, bob, address(dai), bob))), "recipient bound");
 
         assertEq(settlement.forcedCount(), 2, "forcedCount");
         assertEq(settlement.forcedConsumed(), 0, "forcedConsumed");
@@ -337,14 +341,20 @@ contract SettlementDepositTest is SettlementFixture {
     function test_requestForcedWithdrawal_revertsForUnsupportedToken() public {
         vm.expectRevert(abi.encodeWithSelector(Settlement.UnsupportedToken.selector, stranger));
         vm.prank(alice);
-        settlement.requestForcedWithdrawal(stranger);
+        settlement.requestForcedWithdrawal(stranger, alice);
+    }
+
+    function test_requestForcedWithdrawal_revertsForZeroRecipient() public {
+        vm.expectRevert(Settlement.ZeroAddress.selector);
+        vm.prank(alice);
+        settlement.requestForcedWithdrawal(address(usdc), address(0));
     }
 
     function test_requestForcedWithdrawal_revertsInExodus() public {
         _enterExodus();
         vm.expectRevert(Settlement.ExodusActive.selector);
         vm.prank(alice);
-        settlement.requestForcedWithdrawal(address(usdc));
+        settlement.requestForcedWithdrawal(address(usdc), alice);
     }
 
     // --------------------------------------------------------------- helpers

@@ -5,6 +5,7 @@ import {Settlement} from "../src/Settlement.sol";
 import {DisabledVerifier} from "../src/DisabledVerifier.sol";
 import {SettlementFixture} from "./utils/SettlementFixture.sol";
 import {Withdrawal} from "./utils/BatchData.sol";
+import {BlacklistingToken} from "./mocks/BlacklistingToken.sol";
 
 /// @notice `activateExodus`, `exit`, `refundDeposit` and `verifyAttestation`.
 contract SettlementExodusTest is SettlementFixture {
@@ -105,10 +106,10 @@ contract SettlementExodusTest is SettlementFixture {
         uint256[5] memory input = _exitInput(ROOT_1, alice, address(usdc), 700);
         verifier.expectProof(proof, input);
 
-        vm.expectEmit(true, true, false, true, address(settlement));
-        emit Settlement.Exited(alice, address(usdc), 700);
+        vm.expectEmit(true, true, true, true, address(settlement));
+        emit Settlement.Exited(alice, address(usdc), alice, 700);
         vm.prank(alice);
-        settlement.exit(address(usdc), 700, proof);
+        settlement.exit(address(usdc), 700, alice, proof);
 
         assertEq(usdc.balanceOf(alice), 700, "paid");
         assertEq(settlement.ledgerSupply(address(usdc)), 300, "ledger");
@@ -117,7 +118,83 @@ contract SettlementExodusTest is SettlementFixture {
 
         vm.expectRevert(abi.encodeWithSelector(Settlement.AlreadyExited.selector, alice, address(usdc)));
         vm.prank(alice);
-        settlement.exit(address(usdc), 700, proof);
+        settlement.exit(address(usdc), 700, alice, proof);
+        // Not even to another recipient.
+        verifier.expectProof(proof, _exitInputTo(ROOT_1, alice, address(usdc), 700, bob));
+        vm.expectRevert(abi.encodeWithSelector(Settlement.AlreadyExited.selector, alice, address(usdc)));
+        vm.prank(alice);
+        settlement.exit(address(usdc), 700, bob, proof);
+    }
+
+    function test_exit_paysTheNamedRecipient() public {
+        _fundedExodus();
+        uint256[8] memory proof = _proof(9);
+        verifier.expectProof(proof, _exitInputTo(ROOT_1, alice, address(usdc), 700, carol));
+
+        vm.expectEmit(true, true, true, true, address(settlement));
+        emit Settlement.Exited(alice, address(usdc), carol, 700);
+        vm.prank(alice);
+        settlement.exit(address(usdc), 700, carol, proof);
+
+        assertEq(usdc.balanceOf(carol), 700, "paid to the recipient");
+        assertEq(usdc.balanceOf(alice), 0, "not to the owner");
+        assertEq(settlement.ledgerSupply(address(usdc)), 300, "ledger");
+        assertTrue(settlement.exited(alice, address(usdc)), "the owner's slot exited");
+        assertFalse(settlement.exited(carol, address(usdc)), "not the recipient's");
+    }
+
+    function test_exit_proofForOneRecipientDoesNotVerifyForAnother() public {
+        _fundedExodus();
+        uint256[8] memory proof = _proof(10);
+        // Proven for alice paying bob: paying alice herself, carol, or a caller other than
+        // alice naming bob are all other contexts.
+        verifier.expectProof(proof, _exitInputTo(ROOT_1, alice, address(usdc), 700, bob));
+        _expectInvalidExitTo(alice, address(usdc), 700, alice, proof);
+        _expectInvalidExitTo(alice, address(usdc), 700, carol, proof);
+        _expectInvalidExitTo(bob, address(usdc), 700, bob, proof);
+        _expectInvalidExitTo(carol, address(usdc), 700, bob, proof);
+
+        vm.prank(alice);
+        settlement.exit(address(usdc), 700, bob, proof);
+        assertEq(usdc.balanceOf(bob), 700, "paid to the proven recipient");
+    }
+
+    function test_exit_revertsOnZeroRecipient() public {
+        _fundedExodus();
+        uint256[8] memory proof = _proof(11);
+        verifier.expectProof(proof, _exitInputTo(ROOT_1, alice, address(usdc), 700, address(0)));
+        vm.expectRevert(Settlement.ZeroAddress.selector);
+        vm.prank(alice);
+        settlement.exit(address(usdc), 700, address(0), proof);
+    }
+
+    /// @dev The case the recipient exists for: a USDC-blacklisted owner cannot receive the
+    ///      token, so an exit paying it reverts whatever the proof; it names another address.
+    function test_exit_blacklistedOwnerExitsToAnotherAddress() public {
+        BlacklistingToken token = new BlacklistingToken();
+        vm.prank(owner);
+        settlement.addToken(address(token));
+        token.mint(alice, 900);
+        vm.startPrank(alice);
+        token.approve(address(settlement), 900);
+        settlement.deposit(address(token), 900, alice);
+        vm.stopPrank();
+        depositHashes.push(_depositHash(depositHashes[0], alice, address(token), 900));
+        _commitPrefix(ROOT_1, 1, 0, new Withdrawal[](0), "");
+        _enterExodus();
+        token.setBlacklisted(alice, true);
+
+        uint256[8] memory proof = _proof(12);
+        verifier.expectProof(proof, _exitInputTo(ROOT_1, alice, address(token), 900, alice));
+        vm.expectRevert(abi.encodeWithSelector(BlacklistingToken.Blacklisted.selector, alice));
+        vm.prank(alice);
+        settlement.exit(address(token), 900, alice, proof);
+
+        verifier.expectProof(proof, _exitInputTo(ROOT_1, alice, address(token), 900, carol));
+        vm.prank(alice);
+        settlement.exit(address(token), 900, carol, proof);
+        assertEq(token.balanceOf(carol), 900, "paid to the named recipient");
+        assertTrue(settlement.exited(alice, address(token)), "exited");
     }
 
     function test_exit_passesRootOwnerTokenAmountAndContext() public {
@@ -133,7 +210,7 @@ contract SettlementExodusTest is SettlementFixture {
         _expectInvalidExit(alice, address(dai), 1.5 ether, _proof(3)); // proof
 
         vm.prank(alice);
-        settlement.exit(address(dai), 1.5 ether, proof);
+        settlement.exit(address(dai), 1.5 ether, alice, proof);
         assertEq(dai.balanceOf(alice), 1.5 ether, "paid");
     }
 
@@ -149,7 +226,7 @@ contract SettlementExodusTest is SettlementFixture {
 
         verifier.expectProof(proof, _exitInput(ROOT_2, alice, address(usdc), 500));
         vm.prank(alice);
-        settlement.exit(address(usdc), 500, proof);
+        settlement.exit(address(usdc), 500, alice, proof);
         assertEq(usdc.balanceOf(alice), 500, "paid against the last root");
     }
 
@@ -165,14 +242,14 @@ contract SettlementExodusTest is SettlementFixture {
     function test_exit_revertsBeforeExodus() public {
         vm.expectRevert(Settlement.ExodusNotActive.selector);
         vm.prank(alice);
-        settlement.exit(address(usdc), 1, _proof(0));
+        settlement.exit(address(usdc), 1, alice, _proof(0));
     }
 
     function test_exit_revertsOnZeroAmount() public {
         _fundedExodus();
         vm.expectRevert(Settlement.ZeroAmount.selector);
         vm.prank(alice);
-        settlement.exit(address(usdc), 0, _proof(0));
+        settlement.exit(address(usdc), 0, alice, _proof(0));
     }
 
     function test_exit_revertsOnInvalidProof() public {
@@ -188,7 +265,7 @@ contract SettlementExodusTest is SettlementFixture {
         verifier.expectProof(proof, _exitInput(ROOT_1, alice, address(usdc), 1001));
         vm.expectRevert(abi.encodeWithSelector(Settlement.LedgerSupplyExceeded.selector, address(usdc), 1001, 1000));
         vm.prank(alice);
-        settlement.exit(address(usdc), 1001, proof);
+        settlement.exit(address(usdc), 1001, alice, proof);
     }
 
     function test_exit_revertsWithDisabledVerifier() public {
@@ -340,9 +417,19 @@ contract SettlementExodusTest is SettlementFixture {
     // --------------------------------------------------------------- helpers
 
     function _expectInvalidExit(address who, address token, uint128 amount, uint256[8] memory proof) internal {
+        _expectInvalidExitTo(who, token, amount, who, proof);
+    }
+
+    function _expectInvalidExitTo(
+        address who,
+        address token,
+        uint128 amount,
+        address recipient,
+        uint256[8] memory proof
+    ) internal {
         vm.expectRevert(Settlement.InvalidProof.selector);
         vm.prank(who);
-        settlement.exit(token, amount, proof);
+        settlement.exit(token, amount, recipient, proof);
     }
 
     function _attestationInput(bytes32 root, address who, address token, uint128 threshold, uint256 context)

@@ -374,8 +374,18 @@ contract SettlementFuzzTest is SettlementFixture {
 
     // ----------------------------------------------------------------- exodus
 
-    function testFuzz_exit_acceptsExactlyTheBoundInput(address who, uint128 amount, uint128 claimed) public {
+    function testFuzz_exit_acceptsExactlyTheBoundInput(
+        address who,
+        uint128 amount,
+        uint128 claimed,
+        address to,
+        bool otherRecipient
+    ) public {
         vm.assume(who != address(0) && who != address(settlement) && who != address(vm));
+        vm.assume(to != address(0) && to != address(settlement) && to != address(vm));
+        // The recipient the caller names: the proven one, or another (a different context).
+        address named = otherRecipient ? address(uint160(to) ^ 1) : to;
+        vm.assume(named != address(0) && named != address(settlement) && named != address(vm));
         uint256 supply = 1e28;
         amount = uint128(bound(amount, 1, supply));
         _deposit(alice, dai, supply, alice);
@@ -383,16 +393,16 @@ contract SettlementFuzzTest is SettlementFixture {
         _enterExodus();
 
         uint256[8] memory proof = _proof(uint256(uint160(who)));
-        verifier.expectProof(proof, _exitInput(ROOT_1, who, address(dai), amount));
+        verifier.expectProof(proof, _exitInputTo(ROOT_1, who, address(dai), amount, to));
         if (claimed == 0) {
             vm.expectRevert(Settlement.ZeroAmount.selector);
-        } else if (claimed != amount) {
+        } else if (claimed != amount || named != to) {
             vm.expectRevert(Settlement.InvalidProof.selector);
         }
         vm.prank(who);
-        settlement.exit(address(dai), claimed, proof);
-        bool paid = claimed == amount;
-        assertEq(dai.balanceOf(who), paid ? amount : 0, "paid iff proven");
+        settlement.exit(address(dai), claimed, named, proof);
+        bool paid = claimed == amount && named == to;
+        assertEq(dai.balanceOf(named), paid ? amount : 0, "paid to the proven recipient iff proven");
         assertEq(settlement.ledgerSupply(address(dai)), paid ? supply - amount : supply, "ledger");
         assertEq(settlement.exited(who, address(dai)), paid, "exited");
     }

@@ -1,7 +1,7 @@
 //! The byte layouts and hashes the settlement contract checks, mirrored in Rust.
 //!
 //! - deposit queue rolling hash: `keccak256(prev ‖ recipient ‖ token ‖ amount_u128)`
-//! - forced-request rolling hash: `keccak256(prev ‖ owner ‖ token)`
+//! - forced-request rolling hash: `keccak256(prev ‖ owner ‖ token ‖ recipient)`
 //! - batch data, version 3: `version u8 ‖ n u32 BE ‖ n × (recipient ‖ token ‖ amount u128 BE)
 //!   ‖ m u32 BE ‖ m × refused deposit queue index u64 BE ‖ rest`, where `rest` is the
 //!   node-defined body of [`crate::batch_body`] (the contract reads the withdrawal and
@@ -59,12 +59,14 @@ pub fn deposit_hash(prev: B256, recipient: Address, token: Address, amount: u128
     keccak256(buf)
 }
 
-/// Rolling hash of the forced-withdrawal queue after appending one request.
-pub fn forced_hash(prev: B256, owner: Address, token: Address) -> B256 {
-    let mut buf = [0u8; 32 + 20 + 20];
+/// Rolling hash of the forced-withdrawal queue after appending one request: `owner`'s
+/// balance of `token`, paid to `recipient`.
+pub fn forced_hash(prev: B256, owner: Address, token: Address, recipient: Address) -> B256 {
+    let mut buf = [0u8; 32 + 20 + 20 + 20];
     buf[..32].copy_from_slice(prev.as_slice());
     buf[32..52].copy_from_slice(owner.as_slice());
-    buf[52..].copy_from_slice(token.as_slice());
+    buf[52..72].copy_from_slice(token.as_slice());
+    buf[72..].copy_from_slice(recipient.as_slice());
     keccak256(buf)
 }
 
@@ -292,6 +294,24 @@ mod tests {
             position >>= 1;
         }
         node == root
+    }
+
+    #[test]
+    fn forced_hash_matches_the_contract_vector_and_binds_the_recipient() {
+        let (r, t, o) = (
+            Address::repeat_byte(0x11),
+            Address::repeat_byte(0x22),
+            Address::repeat_byte(0x33),
+        );
+        // The vector of the forge suite's test_hashLayouts_matchExternalVectors:
+        // `cast keccak` of 0x00…00 ‖ owner ‖ token ‖ recipient.
+        assert_eq!(
+            forced_hash(B256::ZERO, o, t, r),
+            alloy::primitives::b256!(
+                "1f8152d0ed0767f1b281b94b1b871429a3795a7467438ad7f59571336177e60c"
+            )
+        );
+        assert_ne!(forced_hash(B256::ZERO, o, t, r), forced_hash(B256::ZERO, o, t, o));
     }
 
     #[test]

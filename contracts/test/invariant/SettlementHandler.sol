@@ -103,7 +103,7 @@ contract SettlementHandler is Test {
     function requestForcedWithdrawal(uint256 actorSeed, uint256 tokenSeed) external {
         if (_syncExodus()) return;
         vm.prank(_actor(actorSeed));
-        try settlement.requestForcedWithdrawal(_token(tokenSeed)) {
+        try settlement.requestForcedWithdrawal(_token(tokenSeed), _actor(tokenSeed >> 8)) {
             stepCount["forced"]++;
         } catch (bytes memory reason) {
             _unexpected("requestForcedWithdrawal reverted", reason);
@@ -246,7 +246,7 @@ contract SettlementHandler is Test {
                 && settlement.forcedConsumed() == settlement.forcedCount()
         ) {
             vm.prank(_actor(seed));
-            settlement.requestForcedWithdrawal(_token(seed >> 8));
+            settlement.requestForcedWithdrawal(_token(seed >> 8), _actor(seed >> 24));
         }
         uint256 deadline = type(uint256).max;
         if (settlement.depositsConsumed() < settlement.depositCount()) {
@@ -267,10 +267,12 @@ contract SettlementHandler is Test {
     }
 
     /// @notice Exits with a proof the mock verifier accepts for exactly the input the
-    ///         contract must build: [last committed root, owner, token, amount, context].
+    ///         contract must build: [last committed root, owner, token, amount, context],
+    ///         the context binding a recipient drawn from the actors (often the owner itself).
     function exit(uint256 actorSeed, uint256 tokenSeed, uint256 amount) external {
         if (!_syncExodus()) return;
         address who = _actor(actorSeed);
+        address recipient = _actor(actorSeed >> 8);
         address token = _token(tokenSeed);
         uint256 supply = settlement.ledgerSupply(token);
         amount = bound(amount, 1, supply == 0 ? 1 : supply);
@@ -278,7 +280,7 @@ contract SettlementHandler is Test {
         uint256[8] memory proof;
         proof[0] = actorSeed % R;
         uint256 context = uint256(
-            keccak256(abi.encode(keccak256("Stablelane.exit.v1"), block.chainid, address(settlement), who))
+            keccak256(abi.encode(keccak256("Stablelane.exit.v2"), block.chainid, address(settlement), who, recipient))
         ) % R;
         verifier.expectProof(
             proof, [uint256(ghostLastRoot), uint256(uint160(who)), uint256(uint160(token)), amount, context]
@@ -291,13 +293,19 @@ contract SettlementHandler is Test {
             expected = abi.encodeWithSelector(Settlement.LedgerSupplyExceeded.selector, token, amount, supply);
         }
         uint256 before = TestStablecoin(token).balanceOf(address(settlement));
+        uint256 recipientBefore = TestStablecoin(token).balanceOf(recipient);
         vm.prank(who);
-        try settlement.exit(token, uint128(amount), proof) {
+        try settlement.exit(token, uint128(amount), recipient, proof) {
             uint256 count = ++ghostExitCount[who][token];
             if (count > ghostMaxExitCount) ghostMaxExitCount = count;
             if (expected.length != 0) _unexpected("exit accepted", expected);
             if (TestStablecoin(token).balanceOf(address(settlement)) != before - amount) {
                 _unexpected("exit paid a wrong amount", "");
+            }
+            // The fee token burns 1% of a transfer: the recipient gets between 99% and 100%.
+            uint256 received = TestStablecoin(token).balanceOf(recipient) - recipientBefore;
+            if (received > amount || received < amount - amount / 100) {
+                _unexpected("exit did not pay its recipient", "");
             }
             stepCount["exit"]++;
         } catch (bytes memory reason) {

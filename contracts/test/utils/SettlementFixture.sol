@@ -92,13 +92,13 @@ abstract contract SettlementFixture is Test {
         return keccak256(bytes.concat(prev, bytes20(recipient), bytes20(token), bytes16(amount)));
     }
 
-    function _forcedHash(bytes32 prev, address who, address token) internal pure returns (bytes32) {
-        return keccak256(bytes.concat(prev, bytes20(who), bytes20(token)));
+    function _forcedHash(bytes32 prev, address who, address token, address recipient) internal pure returns (bytes32) {
+        return keccak256(bytes.concat(prev, bytes20(who), bytes20(token), bytes20(recipient)));
     }
 
-    function _exitContext(address who) internal view returns (uint256) {
-        bytes32 domain = keccak256("Stablelane.exit.v1");
-        return uint256(keccak256(abi.encode(domain, block.chainid, address(settlement), who))) % R;
+    function _exitContext(address who, address recipient) internal view returns (uint256) {
+        bytes32 domain = keccak256("Stablelane.exit.v2");
+        return uint256(keccak256(abi.encode(domain, block.chainid, address(settlement), who, recipient))) % R;
     }
 
     // ------------------------------------------------------------- actions
@@ -124,10 +124,16 @@ abstract contract SettlementFixture is Test {
     }
 
     function _requestForced(address who, address token) internal returns (uint64 index) {
+        return _requestForcedTo(who, token, who);
+    }
+
+    /// @notice `who` requests a forced withdrawal of its `token` paid to `recipient`;
+    ///         records the expected rolling hash.
+    function _requestForcedTo(address who, address token, address recipient) internal returns (uint64 index) {
         vm.prank(who);
-        settlement.requestForcedWithdrawal(token);
+        settlement.requestForcedWithdrawal(token, recipient);
         index = uint64(forcedHashes.length - 1);
-        forcedHashes.push(_forcedHash(forcedHashes[index], who, token));
+        forcedHashes.push(_forcedHash(forcedHashes[index], who, token, recipient));
     }
 
     /// @notice A header for the next batch that consumes the first `depositsTo` deposits
@@ -212,11 +218,23 @@ abstract contract SettlementFixture is Test {
         }
     }
 
+    /// @notice The public input of an exit of `who` paying itself.
     function _exitInput(bytes32 root, address who, address token, uint128 amount)
         internal
         view
         returns (uint256[5] memory)
     {
-        return [uint256(root), uint256(uint160(who)), uint256(uint160(token)), uint256(amount), _exitContext(who)];
+        return _exitInputTo(root, who, token, amount, who);
+    }
+
+    /// @notice The public input of an exit of `who` paying `recipient`.
+    function _exitInputTo(bytes32 root, address who, address token, uint128 amount, address recipient)
+        internal
+        view
+        returns (uint256[5] memory)
+    {
+        return [
+            uint256(root), uint256(uint160(who)), uint256(uint160(token)), uint256(amount), _exitContext(who, recipient)
+        ];
     }
 }

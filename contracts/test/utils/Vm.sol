@@ -25,6 +25,8 @@ interface Vm {
     function pauseGasMetering() external;
     /// Resumes charging gas.
     function resumeGasMetering() external;
+    /// Sets the runtime code at `target`.
+    function etch(address target, bytes calldata newRuntimeBytecode) external;
 
     // ------------------------------------------------------------------ keys
 

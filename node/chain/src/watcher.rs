@@ -493,7 +493,7 @@ impl Watcher {
             before,
             after,
             |f| f.index,
-            |h, f| forced_hash(h, f.owner, f.token),
+            |h, f| forced_hash(h, f.owner, f.token, f.recipient),
         )
         .map_err(|what| WatcherError::Inconsistent {
             block: safe,
@@ -507,6 +507,7 @@ impl Watcher {
                     queue_index: f.index,
                     owner: f.owner,
                     token: f.token,
+                    recipient: f.recipient,
                 })
                 .await
                 .map_err(|e| refused("forced withdrawals", f.index, e))?;

@@ -231,8 +231,10 @@ async fn forced_withdrawal_requests_are_served() -> Result<()> {
     let watcher = s.watcher()?;
     s.deposit(9_000_000).await?;
     let settlement = Settlement::new(s.devnet.description().settlement, s.provider());
+    // alice names another address to be paid (as a USDC-blacklisted owner would).
+    let recipient = Address::repeat_byte(0x77);
     settlement
-        .requestForcedWithdrawal(s.usdc)
+        .requestForcedWithdrawal(s.usdc, recipient)
         .from(s.alice)
         .send()
         .await?
@@ -245,6 +247,8 @@ async fn forced_withdrawal_requests_are_served() -> Result<()> {
     let pay_outs = s.sequencer.read(|st| st.pay_outs().to_vec());
     assert_eq!(pay_outs.len(), 1);
     assert_eq!(pay_outs[0].amount, Amount(9_000_000));
+    assert_eq!(pay_outs[0].recipient, recipient, "paid to the named recipient");
+    assert_eq!(pay_outs[0].token, s.usdc);
     s.sequencer.read(|st| st.ledger().check_supply())?;
     Ok(())
 }

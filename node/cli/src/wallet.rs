@@ -138,7 +138,8 @@ enum WalletCommand {
     /// Writes the attestation JSON (check it with `stablelane verify-attestation`).
     Attest(AttestArgs),
     /// In exodus mode, exits with the wallet's whole balance of a token in the last committed
-    /// root, proven from chain data and the wallet's key alone: the node is not needed.
+    /// root, proven from chain data and the wallet's key alone: the node is not needed. Pays
+    /// the wallet's address, or --to (for example when the wallet cannot receive the token).
     Exit(ExitArgs),
     /// Claims on the L2 the withdrawals of a finalized batch: one withdrawal by its
     /// transaction hash, or with --batch all of a batch's withdrawals to the recipient.
@@ -176,6 +177,10 @@ struct ExitArgs {
     /// The token to exit with.
     #[arg(long)]
     token: Address,
+    /// Who receives the tokens (default: the wallet's own address). The proof is bound to
+    /// it: the contract pays this address and no other.
+    #[arg(long)]
+    to: Option<Address>,
     /// The settlement contract's deployment block (where chain-sync starts).
     #[arg(long, default_value_t = 0)]
     from_block: u64,
@@ -734,7 +739,8 @@ async fn claim(session: &Session, key: &PrivateKeySigner, args: &ClaimArgs) -> R
 
 /// Exodus exit from chain data and the wallet's key: rebuild the tree (chain-sync), open the
 /// wallet's last note with its viewing key, recompute its leaf, prove "holds at least its
-/// balance" bound to the contract's exit context, and send `exit`.
+/// balance" bound to the contract's exit context for (wallet, recipient), and send `exit`
+/// paying the recipient (`--to`, default the wallet itself).
 async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
     use stablelane_circuits::{
         field::{fr_from_be_bytes, fr_to_be_bytes},
@@ -745,6 +751,10 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
     use stablelane_contracts::{Groth16Verifier, Settlement};
 
     let owner = key.address();
+    let recipient = args.to.unwrap_or(owner);
+    if recipient.is_zero() {
+        bail!("--to must not be the zero address");
+    }
     let (provider, chain_id) = connect_l2(&args.l2_rpc, key).await?;
     let settlement = Settlement::new(args.settlement, &provider);
     if !settlement.exodus().call().await? {
@@ -752,6 +762,13 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
     }
     if settlement.exited(owner, args.token).call().await? {
         bail!("{owner} already exited with token {}", args.token);
+    }
+    // The context binds the recipient: computed here and checked against the contract's own
+    // before any work, so a contract of another version fails now, not after proving.
+    let context = stablelane::exit_context(chain_id, args.settlement, owner, recipient);
+    let deployed_context = settlement.exitContext(owner, recipient).call().await?;
+    if deployed_context != context {
+        bail!("the settlement contract computes another exit context ({deployed_context:#x}, expected {context:#x}): it is not the contract version this wallet exits from");
     }
 
     let (proving_key, verifying_key) = match &args.proving_key {
@@ -825,7 +842,6 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
     if balance == 0 {
         bail!("nothing to exit: the balance in the last committed root is 0");
     }
-    let context = settlement.exitContext(owner).call().await?;
     let witness = AttestationWitness {
         root: fr_from_be_bytes(&synced.root().0).map_err(|e| eyre!("root: {e}"))?,
         owner: owner.0 .0,
@@ -848,7 +864,7 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
         .map_err(|e| eyre!("proving: {e}"))?;
     let words = proof_to_evm(&proof).map(alloy::primitives::U256::from_be_bytes);
     let receipt = settlement
-        .exit(args.token, balance, words)
+        .exit(args.token, balance, recipient, words)
         .send()
         .await
         .map_err(
@@ -863,7 +879,7 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
         bail!("exit transaction {} reverted", receipt.transaction_hash);
     }
     println!(
-        "exited with {balance} base units of {} (slot {slot}, root {}): {}",
+        "exited with {balance} base units of {} to {recipient} (slot {slot}, root {}): {}",
         args.token,
         synced.root(),
         receipt.transaction_hash

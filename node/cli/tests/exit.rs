@@ -1,7 +1,8 @@
 //! Exodus end to end with the real binaries: the node commits a batch holding a registered
 //! wallet's balance, then stops for good; a later deposit goes overdue, exodus is activated,
-//! and the wallet exits with `stablelane wallet exit` from chain data and its key alone,
-//! receiving exactly its balance; a second exit of the same account is refused.
+//! and the wallet exits with `stablelane wallet exit --to <another address>` from chain data
+//! and its key alone: that address receives exactly the wallet's balance (the wallet
+//! nothing); a second exit of the same account is refused.
 
 mod common;
 
@@ -126,34 +127,51 @@ async fn wallet_exits_in_exodus_from_chain_data_and_its_key() -> Result<()> {
         .await?;
     ensure!(receipt.status(), "activateExodus reverted");
 
-    let before = TestStablecoin::new(usdc, provider.clone())
-        .balanceOf(alice.address())
-        .call()
-        .await?;
-    let args = [
-        "wallet",
-        "exit",
-        "--l2-rpc",
-        &d.l2_rpc_url,
-        "--settlement",
-        &d.settlement.to_string(),
-        "--token",
-        &usdc.to_string(),
-        "--from-block",
-        &d.deploy_block.to_string(),
-        "--insecure-dev-keys",
-    ];
-    let (ok, out, err) = common::run_cli(&args, &key_env)?;
+    // Alice has the exit paid to dave (as a USDC-blacklisted owner would have to).
+    let dave = d.dev_accounts[3].address;
+    let balance_of = |who| {
+        let token = TestStablecoin::new(usdc, provider.clone());
+        async move { token.balanceOf(who).call().await }
+    };
+    let (alice_before, dave_before) = (balance_of(alice.address()).await?, balance_of(dave).await?);
+    let exit_to = |to: String| {
+        let mut args: Vec<String> = [
+            "wallet",
+            "exit",
+            "--l2-rpc",
+            &d.l2_rpc_url,
+            "--settlement",
+            &d.settlement.to_string(),
+            "--token",
+            &usdc.to_string(),
+            "--from-block",
+            &d.deploy_block.to_string(),
+            "--insecure-dev-keys",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.extend(["--to".to_owned(), to]);
+        args
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::run_cli(&args, &key_env)
+    };
+    let (ok, _, err) = run(exit_to(alloy::primitives::Address::ZERO.to_string()))?;
+    assert!(!ok);
+    assert!(err.contains("--to must not be the zero address"), "{err}");
+    let args = exit_to(dave.to_string());
+    let (ok, out, err) = run(args.clone())?;
     assert!(ok, "{err}");
-    assert!(out.contains("exited with 50000000 base units"), "{out}");
-    let after = TestStablecoin::new(usdc, provider.clone())
-        .balanceOf(alice.address())
-        .call()
-        .await?;
-    assert_eq!(after, before + amount);
+    assert!(
+        out.contains(&format!("exited with 50000000 base units of {usdc} to {dave}")),
+        "{out}"
+    );
+    assert_eq!(balance_of(dave).await?, dave_before + amount, "paid to --to");
+    assert_eq!(balance_of(alice.address()).await?, alice_before, "not to the owner");
 
     // The same account cannot exit twice.
-    let (ok, _, err) = common::run_cli(&args, &key_env)?;
+    let (ok, _, err) = run(args)?;
     assert!(!ok);
     assert!(err.contains("already exited"), "{err}");
     Ok(())

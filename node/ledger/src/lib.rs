@@ -92,14 +92,44 @@ pub struct Deposit {
 }
 
 /// A forced-withdrawal request from the contract's queue.
+///
+/// Serialized (in the node's journal) as `{queue_index, owner, token, recipient}`; a record
+/// without `recipient`, written before requests named one, reads with the owner as the
+/// recipient, which is what such a request paid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ForcedWithdrawalFields")]
 pub struct ForcedWithdrawal {
     /// Position in the contract's forced-request queue.
     pub queue_index: u64,
-    /// Requesting owner: their whole balance of `token` is withdrawn to them.
+    /// Requesting owner: their whole balance of `token` is withdrawn.
     pub owner: Address,
     /// ERC-20 token.
     pub token: Address,
+    /// Who the withdrawn balance is paid to on-chain: the address the owner named in
+    /// `requestForcedWithdrawal` (bound by the queue's rolling hash), often the owner itself.
+    pub recipient: Address,
+}
+
+/// What a serialized [`ForcedWithdrawal`] may hold: `recipient` is absent from requests
+/// journaled before they named one.
+#[derive(Deserialize)]
+struct ForcedWithdrawalFields {
+    queue_index: u64,
+    owner: Address,
+    token: Address,
+    #[serde(default)]
+    recipient: Option<Address>,
+}
+
+impl From<ForcedWithdrawalFields> for ForcedWithdrawal {
+    fn from(fields: ForcedWithdrawalFields) -> Self {
+        Self {
+            queue_index: fields.queue_index,
+            owner: fields.owner,
+            token: fields.token,
+            recipient: fields.recipient.unwrap_or(fields.owner),
+        }
+    }
 }
 
 /// A withdrawal the next batch must carry to the contract.
@@ -539,8 +569,9 @@ impl Ledger {
     }
 
     /// Serves a forced-withdrawal request: withdraws the owner's whole balance of the token
-    /// to the owner (nothing to pay out when it is zero or the slot does not exist).
-    /// Requests must be consumed in queue order, each exactly once.
+    /// to the request's recipient (nothing to pay out when it is zero or the slot does not
+    /// exist). Requests must be consumed in queue order, each exactly once; a zero
+    /// recipient (which the contract never queues) is refused.
     pub fn apply_forced_withdrawal(
         &mut self,
         request: &ForcedWithdrawal,
@@ -549,6 +580,9 @@ impl Ledger {
             return Err(Rejection::ForcedOutOfOrder {
                 expected: self.forced_consumed,
             });
+        }
+        if request.recipient.is_zero() {
+            return Err(Rejection::ZeroRecipient);
         }
         let mut effects = Effects::default();
         let slot = self.slot_index(request.owner, request.token);
@@ -565,7 +599,7 @@ impl Ledger {
             self.supply_mut(request.token)?.withdrawn = withdrawn;
             effects.touch(index, false);
             effects.pay_out = Some(PayOut {
-                recipient: request.owner,
+                recipient: request.recipient,
                 token: request.token,
                 amount,
             });

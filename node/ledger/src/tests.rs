@@ -51,12 +51,13 @@ fn transfer(from: Address, to: Address, amount: u128, fee: u128, nonce: u64) -> 
     }
 }
 
-/// Forced-withdrawal request `queue_index` of `owner`'s `token(0)` slot.
+/// Forced-withdrawal request `queue_index` of `owner`'s `token(0)` slot, paid to the owner.
 fn forced(queue_index: u64, owner: Address) -> ForcedWithdrawal {
     ForcedWithdrawal {
         queue_index,
         owner,
         token: token(0),
+        recipient: owner,
     }
 }
 
@@ -355,11 +356,54 @@ fn withdrawal_debits_and_pays_out() {
 }
 
 #[test]
+fn forced_withdrawal_pays_the_named_recipient() {
+    let mut l = ledger();
+    deposit(&mut l, addr(0), token(0), 100);
+    // The owner (say, blacklisted by the token) names addr(7): the payout goes there.
+    let request = ForcedWithdrawal {
+        recipient: addr(7),
+        ..forced(0, addr(0))
+    };
+    let e = l.apply_forced_withdrawal(&request).unwrap();
+    assert_eq!(
+        e.pay_out,
+        Some(PayOut {
+            recipient: addr(7),
+            token: token(0),
+            amount: Amount(100)
+        })
+    );
+    assert_eq!(l.balance(addr(0), token(0)), Amount::ZERO, "debited from the owner");
+    assert_eq!(l.balance(addr(7), token(0)), Amount::ZERO, "not credited off-chain");
+    l.check_supply().unwrap();
+
+    // A zero recipient (never queued by the contract) is refused and changes nothing.
+    deposit(&mut l, addr(1), token(0), 5);
+    let before = l.clone();
+    let zero = ForcedWithdrawal {
+        recipient: Address::ZERO,
+        ..forced(1, addr(1))
+    };
+    assert_eq!(
+        l.apply_forced_withdrawal(&zero),
+        Err(Rejection::ZeroRecipient)
+    );
+    assert_eq!(l, before);
+}
+
+#[test]
 fn forced_withdrawal_takes_the_whole_balance() {
     let mut l = ledger();
     deposit(&mut l, addr(0), token(0), 100);
     let e = l.apply_forced_withdrawal(&forced(0, addr(0))).unwrap();
-    assert_eq!(e.pay_out.map(|p| p.amount), Some(Amount(100)));
+    assert_eq!(
+        e.pay_out,
+        Some(PayOut {
+            recipient: addr(0),
+            token: token(0),
+            amount: Amount(100)
+        })
+    );
     assert_eq!(l.balance(addr(0), token(0)), Amount::ZERO);
     // A request for an empty or missing slot is consumed with nothing to pay.
     let e = l.apply_forced_withdrawal(&forced(1, addr(4))).unwrap();
@@ -593,7 +637,7 @@ proptest! {
                     (l.apply_withdrawal(&w, NOW), Some((w.from, w.token)))
                 }
                 Op::Forced { owner: o, tok, index_skew } => {
-                    let f = ForcedWithdrawal { queue_index: skewed(l.forced_consumed(), index_skew), owner: owner(o), token: token(tok) };
+                    let f = ForcedWithdrawal { queue_index: skewed(l.forced_consumed(), index_skew), owner: owner(o), token: token(tok), recipient: addr(9) };
                     (l.apply_forced_withdrawal(&f), None)
                 }
                 Op::Register { owner: o, key } => (l.register_viewing_key(owner(o), B256::repeat_byte(key + 1)), None),

@@ -45,7 +45,9 @@ pub enum JournalRecord {
         /// Unix time at acceptance.
         accepted_at_s: u64,
     },
-    /// A forced-withdrawal request served from the contract's queue.
+    /// A forced-withdrawal request served from the contract's queue. Records journaled
+    /// before requests named a recipient have no `recipient` field: they read with the
+    /// owner as the recipient (see [`ForcedWithdrawal`]).
     ForcedWithdrawal {
         /// The request.
         request: ForcedWithdrawal,
@@ -179,6 +181,7 @@ mod tests {
                     queue_index: 2,
                     owner: Address::repeat_byte(5),
                     token: Address::repeat_byte(3),
+                    recipient: Address::repeat_byte(6),
                 },
             },
         ];
@@ -212,6 +215,45 @@ mod tests {
         // A reason this build does not know is refused, not guessed.
         let unknown = text.replace("slotLimitReached", "noSuchReason");
         assert!(JournalRecord::decode(unknown.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn forced_withdrawals_journaled_without_a_recipient_pay_the_owner() {
+        let owner = Address::repeat_byte(5);
+        let token = Address::repeat_byte(3);
+        let old = format!(
+            r#"{{"v":1,"kind":"forcedWithdrawal","request":{{"queue_index":2,"owner":"{owner}","token":"{token}"}}}}"#
+        );
+        // Both decoding paths: the encoder's layout and the general one.
+        let reordered = format!(
+            r#"{{"kind":"forcedWithdrawal","request":{{"queue_index":2,"owner":"{owner}","token":"{token}"}},"v":1}}"#
+        );
+        let expected = JournalRecord::ForcedWithdrawal {
+            request: ForcedWithdrawal {
+                queue_index: 2,
+                owner,
+                token,
+                recipient: owner,
+            },
+        };
+        for bytes in [old.as_bytes(), reordered.as_bytes()] {
+            assert_eq!(JournalRecord::decode(bytes).unwrap(), expected);
+        }
+        // A record written now carries the recipient.
+        let named = JournalRecord::ForcedWithdrawal {
+            request: ForcedWithdrawal {
+                queue_index: 2,
+                owner,
+                token,
+                recipient: Address::repeat_byte(7),
+            },
+        };
+        let bytes = named.encode();
+        assert!(String::from_utf8_lossy(&bytes).contains(&format!(
+            r#""recipient":"{}""#,
+            Address::repeat_byte(7)
+        )));
+        assert_eq!(JournalRecord::decode(&bytes).unwrap(), named);
     }
 
     #[test]

@@ -543,7 +543,12 @@ impl State {
             }
             JournalRecord::ForcedWithdrawal { request } => {
                 let effects = self.ledger.apply_forced_withdrawal(request)?;
-                self.forced_hash = forced_hash(self.forced_hash, request.owner, request.token);
+                self.forced_hash = forced_hash(
+                    self.forced_hash,
+                    request.owner,
+                    request.token,
+                    request.recipient,
+                );
                 self.open.forced = true;
                 forced_index = Some(request.queue_index);
                 (effects, None, None)
