@@ -33,6 +33,8 @@ contract CallForwarder {
                 revert(add(result, 0x20), mload(result))
             }
         }
+        // Only the selector is logged: the first four bytes (zero-padded when shorter).
+        // forge-lint: disable-next-line(unsafe-typecast)
         emit Forwarded(target, bytes4(data));
     }
 }
