@@ -27,7 +27,12 @@ pub fn exit_domain() -> B256 {
 /// The context an exit of `owner` paying `recipient` must be proven under, on chain
 /// `chain_id` against the settlement contract at `settlement`: the contract's
 /// `exitContext(owner, recipient)`.
-pub fn exit_context(chain_id: u64, settlement: Address, owner: Address, recipient: Address) -> U256 {
+pub fn exit_context(
+    chain_id: u64,
+    settlement: Address,
+    owner: Address,
+    recipient: Address,
+) -> U256 {
     let encoded = (
         exit_domain(),
         U256::from(chain_id),
@@ -83,7 +88,11 @@ mod tests {
         assert!(base < SNARK_SCALAR_FIELD);
         assert_ne!(base, exit_context(1, s, a, a), "recipient");
         assert_ne!(base, exit_context(1, s, b, b), "owner");
-        assert_ne!(base, exit_context(1, s, b, a), "owner and recipient swapped");
+        assert_ne!(
+            base,
+            exit_context(1, s, b, a),
+            "owner and recipient swapped"
+        );
         assert_ne!(base, exit_context(2, s, a, b), "chain");
         assert_ne!(base, exit_context(1, a, a, b), "contract");
     }

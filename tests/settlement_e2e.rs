@@ -600,7 +600,7 @@ async fn a_deposit_the_ledger_cannot_hold_is_refused_in_a_batch_and_refundable()
     let max = stablelane_ledger::BALANCE_MAX;
     // The owner mints alice the contract's largest deposit.
     let owner: PrivateKeySigner = d.owner.private_key.parse()?;
-    let as_owner = wallet_provider(&node.devnet.rpc_url(), &[owner.clone()])?;
+    let as_owner = wallet_provider(&node.devnet.rpc_url(), std::slice::from_ref(&owner))?;
     let receipt = TestStablecoin::new(node.usdc, as_owner)
         .mint(alice, U256::from(max))
         .from(owner.address())

@@ -311,7 +311,10 @@ mod tests {
                 "1f8152d0ed0767f1b281b94b1b871429a3795a7467438ad7f59571336177e60c"
             )
         );
-        assert_ne!(forced_hash(B256::ZERO, o, t, r), forced_hash(B256::ZERO, o, t, o));
+        assert_ne!(
+            forced_hash(B256::ZERO, o, t, r),
+            forced_hash(B256::ZERO, o, t, o)
+        );
     }
 
     #[test]

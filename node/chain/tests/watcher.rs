@@ -247,7 +247,10 @@ async fn forced_withdrawal_requests_are_served() -> Result<()> {
     let pay_outs = s.sequencer.read(|st| st.pay_outs().to_vec());
     assert_eq!(pay_outs.len(), 1);
     assert_eq!(pay_outs[0].amount, Amount(9_000_000));
-    assert_eq!(pay_outs[0].recipient, recipient, "paid to the named recipient");
+    assert_eq!(
+        pay_outs[0].recipient, recipient,
+        "paid to the named recipient"
+    );
     assert_eq!(pay_outs[0].token, s.usdc);
     s.sequencer.read(|st| st.ledger().check_supply())?;
     Ok(())

@@ -164,11 +164,21 @@ async fn wallet_exits_in_exodus_from_chain_data_and_its_key() -> Result<()> {
     let (ok, out, err) = run(args.clone())?;
     assert!(ok, "{err}");
     assert!(
-        out.contains(&format!("exited with 50000000 base units of {usdc} to {dave}")),
+        out.contains(&format!(
+            "exited with 50000000 base units of {usdc} to {dave}"
+        )),
         "{out}"
     );
-    assert_eq!(balance_of(dave).await?, dave_before + amount, "paid to --to");
-    assert_eq!(balance_of(alice.address()).await?, alice_before, "not to the owner");
+    assert_eq!(
+        balance_of(dave).await?,
+        dave_before + amount,
+        "paid to --to"
+    );
+    assert_eq!(
+        balance_of(alice.address()).await?,
+        alice_before,
+        "not to the owner"
+    );
 
     // The same account cannot exit twice.
     let (ok, _, err) = run(args)?;

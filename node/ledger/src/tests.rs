@@ -373,8 +373,16 @@ fn forced_withdrawal_pays_the_named_recipient() {
             amount: Amount(100)
         })
     );
-    assert_eq!(l.balance(addr(0), token(0)), Amount::ZERO, "debited from the owner");
-    assert_eq!(l.balance(addr(7), token(0)), Amount::ZERO, "not credited off-chain");
+    assert_eq!(
+        l.balance(addr(0), token(0)),
+        Amount::ZERO,
+        "debited from the owner"
+    );
+    assert_eq!(
+        l.balance(addr(7), token(0)),
+        Amount::ZERO,
+        "not credited off-chain"
+    );
     l.check_supply().unwrap();
 
     // A zero recipient (never queued by the contract) is refused and changes nothing.

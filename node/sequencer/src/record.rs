@@ -249,10 +249,8 @@ mod tests {
             },
         };
         let bytes = named.encode();
-        assert!(String::from_utf8_lossy(&bytes).contains(&format!(
-            r#""recipient":"{}""#,
-            Address::repeat_byte(7)
-        )));
+        assert!(String::from_utf8_lossy(&bytes)
+            .contains(&format!(r#""recipient":"{}""#, Address::repeat_byte(7))));
         assert_eq!(JournalRecord::decode(&bytes).unwrap(), named);
     }
 
