@@ -46,7 +46,7 @@ struct Node {
     sequencer: Sequencer,
     usdc: Address,
     operator: PrivateKeySigner,
-    /// Dev wallets 0..3.
+    /// Dev wallets 0 to 3.
     wallets: Vec<PrivateKeySigner>,
 }
 
@@ -73,7 +73,7 @@ impl Node {
         let wallets = d
             .dev_accounts
             .iter()
-            .take(3)
+            .take(4)
             .map(|a| a.private_key.parse())
             .collect::<Result<Vec<PrivateKeySigner>, _>>()?;
         let dir = tempfile::tempdir()?;
@@ -687,6 +687,8 @@ async fn a_deposit_the_ledger_cannot_hold_is_refused_in_a_batch_and_refundable()
     );
 
     // A restart replays the refusal: same balances, same queue position, same batch data.
+    // The watcher and settler hold the sequencer: the writer stops once they are gone.
+    drop((watcher, settler));
     let data = batch.data.clone();
     let node = node.restart().await?;
     assert_eq!(node.sequencer.read(|s| s.ledger().deposits_consumed()), 3);

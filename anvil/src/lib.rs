@@ -28,8 +28,9 @@ pub use description::{DevAccount, DevnetDescription, TokenInfo};
 /// public: never send real money to them.
 pub const DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
 
-/// Chain id of the devnet.
-pub const DEV_CHAIN_ID: u64 = 31337;
+/// Chain id of the devnet (anvil's), the one chain on which the dev keys and short contract
+/// periods are accepted without an explicit flag.
+pub const DEV_CHAIN_ID: u64 = stablelane_circuits::keys::DEVNET_CHAIN_ID;
 
 /// Index of the dev account that deploys and owns the contracts.
 pub const OWNER_ACCOUNT: usize = 0;
