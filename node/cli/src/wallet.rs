@@ -757,6 +757,18 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
     }
     let (provider, chain_id) = connect_l2(&args.l2_rpc, key).await?;
     let settlement = Settlement::new(args.settlement, &provider);
+    // The deployment's verifier first: a chain that is not a devnet with the INSECURE dev
+    // keys is refused before anything else is looked at.
+    let verifier = Groth16Verifier::new(settlement.verifier().call().await?, &provider);
+    let deployed = verifier.VERIFYING_KEY_HASH().call().await?;
+    keys::check_dev_keys_allowed(chain_id, &deployed.0, args.allow_dev_keys_off_devnet).map_err(
+        |e| {
+            eyre!(
+                "the deployed verifier {}: {e} (--allow-dev-keys-off-devnet)",
+                verifier.address()
+            )
+        },
+    )?;
     if !settlement.exodus().call().await? {
         bail!("the settlement contract is not in exodus mode (anyone may call activateExodus once a deposit or forced withdrawal is overdue)");
     }
@@ -784,16 +796,6 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
         }
     };
     let hash = keys::verifying_key_hash(&verifying_key).map_err(|e| eyre!("key hash: {e}"))?;
-    let verifier = Groth16Verifier::new(settlement.verifier().call().await?, &provider);
-    let deployed = verifier.VERIFYING_KEY_HASH().call().await?;
-    keys::check_dev_keys_allowed(chain_id, &deployed.0, args.allow_dev_keys_off_devnet).map_err(
-        |e| {
-            eyre!(
-                "the deployed verifier {}: {e} (--allow-dev-keys-off-devnet)",
-                verifier.address()
-            )
-        },
-    )?;
     if deployed.0 != hash {
         bail!(
             "the proving key does not match the deployed verifier (key hash {deployed} on-chain)"

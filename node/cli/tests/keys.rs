@@ -177,5 +177,37 @@ async fn dev_keys_are_refused_off_anvil_unless_explicitly_allowed() -> eyre::Res
         !err.contains("INSECURE dev setup's (published seed"),
         "{err}"
     );
+
+    // The wallet's exit on that deployment: refused for the verifier, before anything else.
+    let token = d.tokens[0].address.to_string();
+    let block = d.deploy_block.to_string();
+    let exit = [
+        "wallet",
+        "exit",
+        "--l2-rpc",
+        &d.l2_rpc_url,
+        "--settlement",
+        &settlement,
+        "--token",
+        &token,
+        "--from-block",
+        &block,
+        "--insecure-dev-keys",
+    ];
+    let key_env = [(
+        "STABLELANE_PRIVATE_KEY",
+        d.dev_accounts[0].private_key.as_str(),
+    )];
+    let (ok, out, err) = common::run_cli(&exit, &key_env)?;
+    assert!(!ok, "{out}");
+    assert!(err.contains("INSECURE"), "{err}");
+    assert!(err.contains("--allow-dev-keys-off-devnet"), "{err}");
+    // Allowed: it gets as far as the contract's mode (no exodus here).
+    let mut allowed = exit.to_vec();
+    allowed.push("--allow-dev-keys-off-devnet");
+    let (ok, out, err) = common::run_cli(&allowed, &key_env)?;
+    assert!(!ok, "{out}");
+    assert!(err.contains("not in exodus mode"), "{err}");
+    assert!(!err.contains("INSECURE dev setup's"), "{err}");
     Ok(())
 }
