@@ -246,6 +246,7 @@ impl Node {
                 settlement: d.settlement,
                 from_block: d.deploy_block,
                 max_block_range: 1_000,
+                up_to: None,
             },
             |_| {},
         )

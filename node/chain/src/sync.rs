@@ -94,6 +94,11 @@ pub struct ChainSyncConfig {
     pub from_block: u64,
     /// Most blocks per `eth_getLogs` request (0 is taken as 1).
     pub max_block_range: u64,
+    /// Replay batches 1 to this one only, and check the result against the root the
+    /// contract recorded for it (`batch(n).root`); `None`: up to `lastBatchNumber`, checked
+    /// against `stateRoot`. An exit in exodus syncs up to `exodusBatchNumber`, the last batch
+    /// nobody voided.
+    pub up_to: Option<u64>,
 }
 
 /// Why a chain sync failed.
@@ -283,15 +288,24 @@ pub enum SyncError {
         /// The header's `newRoot`.
         committed: B256,
     },
-    /// After the last batch, the rebuilt root is not the contract's `stateRoot`.
-    #[error("after batch {last}: rebuilt root {rebuilt}, the contract's stateRoot is {contract}")]
+    /// After the last batch, the rebuilt root is not the contract's (`stateRoot`, or the
+    /// root of batch [`ChainSyncConfig::up_to`]).
+    #[error("after batch {last}: rebuilt root {rebuilt}, the contract's is {contract}")]
     FinalRoot {
-        /// The contract's `lastBatchNumber`.
+        /// The last batch replayed.
         last: u64,
         /// Root rebuilt.
         rebuilt: B256,
-        /// The contract's `stateRoot`.
+        /// The contract's root for it.
         contract: B256,
+    },
+    /// [`ChainSyncConfig::up_to`] names a batch the contract does not have.
+    #[error("batch {up_to} is not committed (the contract's last batch is {last})")]
+    NotCommitted {
+        /// The batch asked for.
+        up_to: u64,
+        /// The contract's `lastBatchNumber`.
+        last: u64,
     },
 }
 
@@ -316,7 +330,10 @@ impl SyncError {
             | Self::LeafNotInField { batch, .. }
             | Self::Tree { batch, .. }
             | Self::RootMismatch { batch, .. } => Some(*batch),
-            Self::Rpc(_) | Self::BadAnswer(_) | Self::FinalRoot { .. } => None,
+            Self::Rpc(_)
+            | Self::BadAnswer(_)
+            | Self::FinalRoot { .. }
+            | Self::NotCommitted { .. } => None,
         }
     }
 }
@@ -632,9 +649,9 @@ fn fr_b256(value: &Fr) -> B256 {
     B256::from(fr_to_be_bytes(value))
 }
 
-/// Rebuilds the state from the L2: replays every batch committed to `config.settlement`,
-/// checking each against its commit (see the [module docs](self)), and the result against
-/// the contract's `stateRoot`.
+/// Rebuilds the state from the L2: replays every batch committed to `config.settlement`
+/// (or those up to [`ChainSyncConfig::up_to`]), checking each against its commit (see the
+/// [module docs](self)), and the result against the contract's root for the last one.
 ///
 /// `progress` is called after each batch replayed. The sync stops at the first
 /// inconsistency, with a [`SyncError`] naming the batch.
@@ -660,14 +677,33 @@ pub async fn chain_sync(
     .ok_or_else(|| SyncError::BadAnswer(format!("head block {head} not found")))?;
     let contract = Settlement::new(settlement, &provider);
     let at = BlockId::hash(head_hash);
-    let last = retry("lastBatchNumber", || async {
+    let committed = retry("lastBatchNumber", || async {
         contract.lastBatchNumber().block(at).call().await
     })
     .await?;
-    let state_root = retry("stateRoot", || async {
-        contract.stateRoot().block(at).call().await
-    })
-    .await?;
+    let (last, state_root) = match config.up_to {
+        None => (
+            committed,
+            retry("stateRoot", || async {
+                contract.stateRoot().block(at).call().await
+            })
+            .await?,
+        ),
+        Some(up_to) if up_to > committed => {
+            return Err(SyncError::NotCommitted {
+                up_to,
+                last: committed,
+            })
+        }
+        Some(up_to) => (
+            up_to,
+            retry("batch", || async {
+                contract.batch(up_to).block(at).call().await
+            })
+            .await?
+            .root,
+        ),
+    };
     info!(target: TARGET, %settlement, from_block = config.from_block, head, last_batch = last, "chain sync started");
 
     let mut state = SyncedState::genesis();

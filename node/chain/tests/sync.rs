@@ -190,6 +190,7 @@ impl Chain {
             settlement: self.settlement(),
             from_block: self.devnet.description().deploy_block,
             max_block_range,
+            up_to: None,
         }
     }
 }
@@ -299,6 +300,20 @@ async fn rebuilds_the_committed_state_from_the_chain() -> Result<()> {
     assert_eq!(state.slot_index(carol, eurc), None);
     assert!(state.path(SlotIndex::new(5)).is_none());
     assert!(state.leaf(SlotIndex::new(5)).is_none());
+
+    // Up to batch 2 only: two batches replayed, checked against the contract's root of
+    // batch 2 (not its stateRoot); beyond the last batch, refused.
+    let mut partial = chain.config(1_000);
+    partial.up_to = Some(2);
+    let two = chain_sync(&partial, |_| {}).await?;
+    assert_eq!(two.last_batch(), 2);
+    assert_eq!(two.root(), batches[1].header.newRoot);
+    assert_ne!(two.root(), state.root());
+    partial.up_to = Some(4);
+    match chain_sync(&partial, |_| {}).await {
+        Err(SyncError::NotCommitted { up_to: 4, last: 3 }) => {}
+        other => return Err(eyre!("expected batch 4 not committed, got {other:?}")),
+    }
 
     // Scanning from after the commits finds none of them: the sync says which is missing.
     let mut late = chain.config(1_000);
@@ -643,6 +658,7 @@ async fn an_unreachable_rpc_fails_after_the_retries() -> Result<()> {
         l2_rpc_url: format!("http://127.0.0.1:{port}"),
         settlement: Address::repeat_byte(1),
         from_block: 0,
+        up_to: None,
         max_block_range: 100,
     };
     // A CLI may spawn the sync on a tokio task.

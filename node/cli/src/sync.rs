@@ -21,6 +21,10 @@ pub struct ChainSyncArgs {
     /// Most blocks per eth_getLogs request.
     #[arg(long, default_value_t = 2_000)]
     max_block_range: u64,
+    /// Stop after this batch and check against the root the contract recorded for it
+    /// (default: every committed batch, checked against stateRoot).
+    #[arg(long)]
+    up_to: Option<u64>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -33,6 +37,7 @@ pub async fn run(args: ChainSyncArgs) -> Result<()> {
         settlement: args.settlement,
         from_block: args.from_block,
         max_block_range: args.max_block_range,
+        up_to: args.up_to,
     };
     let state = chain_sync(&config, |p| {
         eprintln!(

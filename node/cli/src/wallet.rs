@@ -808,6 +808,7 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
             settlement: args.settlement,
             from_block: args.from_block,
             max_block_range: 2_000,
+            up_to: None,
         },
         |p| {
             eprintln!(
