@@ -11,7 +11,7 @@
 //! fails, consuming the gas forwarded to it, and the function still returns `false`.
 //!
 //! The output is deterministic and already in `forge fmt` layout, so the committed file can be
-//! checked byte for byte against a fresh rendering (`tests/generated_files.rs`).
+//! checked byte for byte against a fresh rendering (`tests/integration/generated_files.rs`).
 
 use std::fmt::Write;
 
@@ -139,7 +139,7 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 const TEMPLATE: &str = r#"// SPDX-License-Identifier: MIT OR Apache-2.0
 // GENERATED FILE, DO NOT EDIT. Rendered by the stablelane-circuits crate
 // (circuits/src/solidity.rs) from the attestation circuit's verifying key.
-// Regenerate: STABLELANE_BLESS=1 cargo test -p stablelane-circuits --test generated_files
+// Regenerate: STABLELANE_BLESS=1 cargo test -p stablelane-circuits --test integration generated_files
 //
 {SETUP}
 // Verifying key hash (keccak256 of its compressed arkworks encoding):

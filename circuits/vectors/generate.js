@@ -6,7 +6,7 @@
 //
 // Without an argument the JSON goes to standard output. The output is deterministic (fixed
 // inputs, fixed key order, decimal strings), so regenerating it must change nothing; the Rust
-// test `tests/circomlib_vectors.rs` checks every value against our implementation.
+// test `tests/integration/circomlib_vectors.rs` checks every value against our implementation.
 //
 // Every hash is computed with circomlibjs' `buildPoseidon` (the WebAssembly version tools use)
 // and cross-checked against its plain `buildPoseidonReference`.

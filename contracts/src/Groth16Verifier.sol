@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // GENERATED FILE, DO NOT EDIT. Rendered by the stablelane-circuits crate
 // (circuits/src/solidity.rs) from the attestation circuit's verifying key.
-// Regenerate: STABLELANE_BLESS=1 cargo test -p stablelane-circuits --test generated_files
+// Regenerate: STABLELANE_BLESS=1 cargo test -p stablelane-circuits --test integration generated_files
 //
 // Setup: INSECURE deterministic dev setup (keys::insecure_dev_setup, seed "stablelane INSECURE
 // dev setup v1"): anyone can recompute its secrets and forge proofs. For devnets and tests

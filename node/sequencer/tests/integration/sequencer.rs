@@ -11,7 +11,7 @@ use stablelane_sequencer::{Sequencer, SequencerConfig, SignedReceipt, SubmitErro
 
 use common::{config, TOKEN};
 
-mod common;
+use crate::common;
 
 fn transfer(key: &PrivateKeySigner, to: Address, amount: u128, nonce: u64) -> Transfer {
     Transfer {

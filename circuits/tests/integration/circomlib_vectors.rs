@@ -10,7 +10,7 @@ use stablelane_circuits::{
     empty_root, leaf_hash, poseidon, Fr, MerklePath, SlotIndex, StateTree, TREE_DEPTH,
 };
 
-const VECTORS: &str = include_str!("../vectors/circomlib.json");
+const VECTORS: &str = include_str!("../../vectors/circomlib.json");
 
 #[derive(Deserialize)]
 struct Vectors {

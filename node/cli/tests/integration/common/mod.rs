@@ -1,8 +1,6 @@
 //! Harness of the `stablelane` binary's tests: a node process on loopback ports chosen by
 //! the OS, with a throwaway data directory, dev deposits on, and typed clients.
 
-#![allow(dead_code)]
-
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -178,7 +176,6 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Result<(bool, String, Str
 }
 
 /// [`run_cli`] with the exit status (`None`: killed by a signal).
-#[allow(dead_code)] // not every test binary of this crate uses it
 pub fn run_cli_status(
     args: &[&str],
     env: &[(&str, &str)],

@@ -3,7 +3,7 @@
 //! chain watcher, an off-chain transfer, a withdrawal committed in a batch, finalized and
 //! claimed with `stablelane wallet claim`), and the wallet CLI against that node.
 
-mod common;
+use crate::common;
 
 use alloy::primitives::Address;
 use eyre::Result;

@@ -1,7 +1,7 @@
 //! Balance attestations end to end with the INSECURE dev keys: proving, verifying, the EVM
 //! encoding, refusals of false statements and of mismatched keys, and key files.
 
-mod common;
+use crate::common;
 
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{AdditiveGroup, Field};

@@ -7,10 +7,10 @@
 //!
 //! Each test renders its file and fails if the committed one differs by a byte. To rewrite
 //! them after a deliberate change (circuit, keys, template), run
-//! `STABLELANE_BLESS=1 cargo test -p stablelane-circuits --test generated_files` and commit
+//! `STABLELANE_BLESS=1 cargo test -p stablelane-circuits --test integration generated_files` and commit
 //! the result.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -58,7 +58,7 @@ fn check_or_bless(relative: &str, fresh: &str) {
             + 1;
         panic!(
             "{relative} is stale (first difference at line {line}): regenerate it with \
-             `STABLELANE_BLESS=1 cargo test -p stablelane-circuits --test generated_files` \
+             `STABLELANE_BLESS=1 cargo test -p stablelane-circuits --test integration generated_files` \
              and commit the result"
         );
     }
@@ -136,7 +136,7 @@ fn forge_fixture_is_fresh() {
 
     let fixture = serde_json::json!({
         "g2NotInSubgroup": g2_point_outside_subgroup().iter().map(|w| hex(w)).collect::<Vec<_>>(),
-        "_generated": "by circuits/tests/generated_files.rs from the INSECURE dev setup; do not edit",
+        "_generated": "by circuits/tests/integration/generated_files.rs from the INSECURE dev setup; do not edit",
         "verifyingKeyHash": hex(&verifying_key_hash(vk).expect("hash")),
         "input": inputs.iter().map(|w| hex(w)).collect::<Vec<_>>(),
         "proof": words.iter().map(|w| hex(w)).collect::<Vec<_>>(),

@@ -3,7 +3,7 @@
 //! foundry's `cast`), a transfer signed by `cast wallet sign --data` accepted once and
 //! answered idempotently, and the offline journal check agreeing with the live root.
 
-mod common;
+use crate::common;
 
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use common::*;

@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests: the dev keys, made once per test binary, and a
 //! small state tree with an attestation witness in it.
 
-#![allow(dead_code)] // Each test binary uses a different subset.
-
 use std::sync::OnceLock;
 
 use stablelane_circuits::keys::{insecure_dev_setup, ProvingKey, VerifyingKey};

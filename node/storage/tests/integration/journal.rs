@@ -1,7 +1,7 @@
 //! The journal through its public API: rollover, replay across segments, concurrency, the
 //! busy error under load and async appends.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::BTreeMap,

@@ -2,7 +2,7 @@
 //! verifier was generated from (same key hash, same Solidity byte for byte), files are never
 //! overwritten silently, and `keys hash` reads the hash back from either key file.
 
-mod common;
+use crate::common;
 
 #[test]
 fn dev_setup_files_match_the_committed_verifier_and_are_not_overwritten() -> eyre::Result<()> {

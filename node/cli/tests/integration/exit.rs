@@ -4,7 +4,7 @@
 //! and its key alone: that address receives exactly the wallet's balance (the wallet
 //! nothing); a second exit of the same account is refused.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Recovery from damaged journals: torn tails at every byte offset are cut off, every other
 //! kind of damage refuses to open and leaves the files untouched.
 
-mod common;
+use crate::common;
 
 use std::{fs, path::Path};
 

@@ -15,7 +15,7 @@ use stablelane_sequencer::{
     snapshot, OpenBatchInfo, Sequencer, SequencerConfig, SnapshotConfig, Store,
 };
 
-mod common;
+use crate::common;
 
 const ACCOUNTS: usize = 8;
 

@@ -5,7 +5,7 @@
 //! Records written by the test itself are encoded from the documented format (not with the
 //! crate's encoder), so this also checks the format description.
 
-mod common;
+use crate::common;
 
 use std::{fs, path::Path};
 

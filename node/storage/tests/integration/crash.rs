@@ -8,7 +8,7 @@
 //! power cut (the page cache survives). Torn writes on disk are covered by `recovery.rs` and
 //! `model.rs`.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::BTreeMap,
@@ -128,7 +128,7 @@ fn acknowledged_records_survive_sigkill() {
     for run in 0..RUNS {
         let mut child = Command::new(&exe)
             .args([
-                "crash_child",
+                "crash::crash_child",
                 "--exact",
                 "--ignored",
                 "--nocapture",

@@ -9,7 +9,7 @@
 //! with the committed one, and the CLI without a chain says the root was not checked and exits
 //! non-zero. A relying party's minimum batch refuses attestations against older batches.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -5,7 +5,7 @@
 //! the live state root equals the one `stablelane journal verify` recomputes offline from
 //! the journal.
 
-mod common;
+use crate::common;
 
 use std::{
     sync::{

@@ -18,7 +18,7 @@
 //!   gap; a stuck commit is replaced with higher fees under the same nonce;
 //! - a commit reorged out before finalization is committed again;
 //! - a deposit reorged out before N confirmations is never credited, and its re-inclusion is
-//!   credited once (the watcher's own tests in `node/chain/tests/watcher.rs` go further).
+//!   credited once (the watcher's own tests in `node/chain/tests/integration/watcher.rs` go further).
 
 use std::time::Duration;
 
@@ -125,7 +125,7 @@ impl Node {
                 l2_rpc_url: l2.to_owned(),
                 settlement: d.settlement,
                 // At the head: these tests follow many blocks on anvil, whose `finalized`
-                // tag lags 64 (node/chain/tests/watcher.rs tests the tag modes).
+                // tag lags 64 (node/chain/tests/integration/watcher.rs tests the tag modes).
                 finality: FinalityMode::Confirmations,
                 confirmations: 1,
                 poll_interval: Duration::from_millis(50),
@@ -144,7 +144,7 @@ impl Node {
                 settlement: d.settlement,
                 chain_id: d.chain_id,
                 // At the head: these tests follow many blocks on anvil, whose `finalized`
-                // tag lags 64 (node/chain/tests/watcher.rs tests the tag modes).
+                // tag lags 64 (node/chain/tests/integration/watcher.rs tests the tag modes).
                 finality: FinalityMode::Confirmations,
                 confirmations: 1,
                 poll_interval: Duration::from_millis(50),

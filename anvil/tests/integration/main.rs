@@ -1,0 +1,3 @@
+//! The integration tests of `stablelane-devnet`: one test binary (linked once), a module per area.
+
+mod devnet_cli;
