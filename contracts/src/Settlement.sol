@@ -7,6 +7,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {IGroth16Verifier} from "./IGroth16Verifier.sol";
 
@@ -15,9 +16,12 @@ import {IGroth16Verifier} from "./IGroth16Verifier.sol";
 ///         `deposit` (queued with a rolling hash the operator must consume in order), leaves
 ///         through the withdrawal list of a committed batch (claimable after a finalization
 ///         delay), and, if the operator censors or disappears, through exodus mode: exits by
-///         Groth16 proof against the last committed root and refunds of unconsumed deposits.
-///         A deposit the ledger cannot hold is consumed as refused by a batch and becomes
-///         refundable at once.
+///         Groth16 proof against the last finalized root and refunds of deposits no finalized
+///         batch consumed. A batch is finalized once its finalization delay has passed; exodus
+///         (activated by anyone on an overdue queue entry, or at once by the guardian) voids
+///         every batch still in its window. A deposit the ledger cannot hold is consumed as
+///         refused by a batch and becomes refundable at once. Operator and token-allowlist
+///         changes wait `timelockDelay` (= the finalization delay).
 /// @dev Batch data layout (version 3), of which the contract reads the withdrawal and
 ///      refused-deposit sections:
 ///        byte 0          version (= 3)
@@ -62,6 +66,15 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         bytes32 withdrawalsRoot;
         uint64 committedAt;
         uint32 withdrawalCount;
+        /// Deposit-queue prefix consumed after this batch (batch 0: 0).
+        uint64 depositsConsumed;
+    }
+
+    /// @notice Per token: cumulative withdrawals committed up to and including `batchNumber`.
+    ///         Appended at each commit whose withdrawal list pays the token.
+    struct WithdrawalCheckpoint {
+        uint64 batchNumber;
+        uint192 cumulative;
     }
 
     /// @notice An entry of the deposit queue.
@@ -109,6 +122,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @notice Largest deposit: the ledger's per-slot balance bound (2^96 - 1 base units,
     ///         the 12 bytes a batch note gives a balance).
     uint256 public constant MAX_DEPOSIT = 2 ** 96 - 1;
+    /// @notice Upper bound on the token allowlist (bounds the per-token loop at exodus).
+    uint256 public constant MAX_TOKENS = 32;
     /// @notice Bytes of one encoded refused-deposit index.
     uint256 internal constant REFUSED_BYTES = 8;
     /// @notice Bytes of one encoded withdrawal: recipient, token, amount.
@@ -130,6 +145,12 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @notice Whether the deployer waived the period minimums (`MIN_FINALIZATION_DELAY`,
     ///         `MIN_DEADLINE_PERIOD`). They are also waived on chain id 31337 (anvil).
     bool public immutable allowShortPeriods;
+    /// @notice Account that may activate exodus at once (`guardianExodus`) and do nothing
+    ///         else; `address(0)` = no guardian.
+    address public immutable guardian;
+    /// @notice Seconds a proposed operator or token waits before it can be executed; equal to
+    ///         `finalizationDelay`, so users see a change coming at least one window ahead.
+    uint64 public immutable timelockDelay;
 
     // ------------------------------------------------------------------ state
 
@@ -137,6 +158,20 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     address public operator;
     /// @notice Whether exodus mode is active (no more commits; exits and refunds open).
     bool public exodus;
+    /// @notice In exodus: the last finalized batch at activation, whose root serves exits;
+    ///         every later batch is void. 0 before exodus.
+    uint64 public exodusBatchNumber;
+    /// @notice In exodus: end (exclusive) of the deposit-queue range that void batches
+    ///         consumed, `[depositsConsumed, voidedDepositsEnd)`; its non-refused deposits are
+    ///         refunded from `ledgerSupply`. 0 before exodus.
+    uint64 public voidedDepositsEnd;
+
+    /// @notice Operator proposed by the owner, executable from `operatorExecutableAt`.
+    address public pendingOperator;
+    /// @notice When `pendingOperator` may be executed (0 = nothing proposed).
+    uint64 public operatorExecutableAt;
+    /// @notice Per proposed token: when it may be added (0 = not proposed).
+    mapping(address token => uint64) public tokenExecutableAt;
 
     /// @notice Tokens accepted for deposit.
     mapping(address token => bool) public supportedToken;
@@ -178,6 +213,9 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @notice Whether (owner, token) has exited in exodus mode.
     mapping(address owner => mapping(address token => bool)) public exited;
 
+    /// @notice Per token: checkpoints of cumulative committed withdrawals, by batch number.
+    mapping(address token => WithdrawalCheckpoint[]) internal _withdrawalCheckpoints;
+
     // ----------------------------------------------------------------- events
 
     /// @notice A deposit joined the queue.
@@ -214,8 +252,16 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     event WithdrawalClaimed(
         uint64 indexed batchNumber, uint32 index, address indexed recipient, address indexed token, uint128 amount
     );
-    /// @notice Exodus mode was activated.
-    event ExodusActivated(address indexed by, uint64 overdueDeposit, uint64 overdueForced);
+    /// @notice Exodus mode was activated by `by` (overdue entries: `type(uint64).max` for a
+    ///         queue that was not overdue, both for the guardian); exits prove against the root
+    ///         of `exodusBatchNumber`.
+    event ExodusActivated(address indexed by, uint64 overdueDeposit, uint64 overdueForced, uint64 exodusBatchNumber);
+    /// @notice Batches `firstVoid..=lastVoid` were voided at exodus: their withdrawals are
+    ///         never claimable and the deposits they consumed are refundable again.
+    event BatchesVoided(uint64 firstVoid, uint64 lastVoid);
+    /// @notice Void batches' withdrawals of `token` returned from the unclaimed pool to the
+    ///         ledger supply.
+    event WithdrawalsVoided(address indexed token, uint256 amount);
     /// @notice A user exited in exodus mode: `owner`'s `amount` of `token` was paid to `recipient`.
     event Exited(address indexed owner, address indexed token, address indexed recipient, uint128 amount);
     /// @notice A batch consumed deposit `index` as refused: it is refundable from now on.
@@ -228,6 +274,14 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     event TokenAdded(address indexed token);
     /// @notice The operator changed.
     event OperatorChanged(address indexed previous, address indexed current);
+    /// @notice The owner proposed `operator`, executable from `executableAt`.
+    event OperatorProposed(address indexed operator, uint64 executableAt);
+    /// @notice The owner withdrew the operator proposal.
+    event OperatorProposalCancelled(address indexed operator);
+    /// @notice The owner proposed adding `token`, executable from `executableAt`.
+    event TokenProposed(address indexed token, uint64 executableAt);
+    /// @notice The owner withdrew the proposal to add `token`.
+    event TokenProposalCancelled(address indexed token);
 
     // ----------------------------------------------------------------- errors
 
@@ -271,11 +325,17 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     error RefusedDepositsNotIncreasing(uint64 previous, uint64 index);
     error TooManyRefusedDeposits(uint256 count);
     error NotDepositRecipient(address caller, address recipient);
+    error BatchVoided(uint64 batchNumber);
+    error NotGuardian(address caller);
+    error TimelockNotElapsed(uint64 executableAt);
+    error NothingProposed();
+    error TooManyTokens(uint256 max);
 
     // ------------------------------------------------------------ constructor
 
     /// @param initialOwner governance account (token allowlist, operator changes)
     /// @param initialOperator account allowed to commit batches
+    /// @param guardian_ account that may activate exodus at once (`address(0)` = none)
     /// @param verifier_ Groth16 verifier generated from the circuit's verifying key
     /// @param genesisRoot root of the empty state tree (batch 0)
     /// @param initialTokens initial token allowlist
@@ -287,6 +347,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     constructor(
         address initialOwner,
         address initialOperator,
+        address guardian_,
         IGroth16Verifier verifier_,
         bytes32 genesisRoot,
         address[] memory initialTokens,
@@ -311,11 +372,17 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         finalizationDelay = finalizationDelay_;
         depositDeadlinePeriod = depositDeadlinePeriod_;
         forcedDeadlinePeriod = forcedDeadlinePeriod_;
+        guardian = guardian_;
+        timelockDelay = finalizationDelay_;
         operator = initialOperator;
         emit OperatorChanged(address(0), initialOperator);
         stateRoot = genesisRoot;
         _batches[0] = Batch({
-            root: genesisRoot, withdrawalsRoot: bytes32(0), committedAt: uint64(block.timestamp), withdrawalCount: 0
+            root: genesisRoot,
+            withdrawalsRoot: bytes32(0),
+            committedAt: uint64(block.timestamp),
+            withdrawalCount: 0,
+            depositsConsumed: 0
         });
         for (uint256 i = 0; i < initialTokens.length; ++i) {
             _addToken(initialTokens[i]);
@@ -340,21 +407,74 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
     // ------------------------------------------------------------- governance
 
-    /// @notice Adds `token` to the deposit allowlist.
-    function addToken(address token) external onlyOwner {
-        _addToken(token);
+    /// @notice Proposes `newOperator`; `executeOperator` installs it once `timelockDelay` has
+    ///         passed. A new proposal replaces a pending one and restarts its timelock.
+    function proposeOperator(address newOperator) external onlyOwner {
+        if (newOperator == address(0)) revert ZeroAddress();
+        uint64 executableAt = uint64(block.timestamp) + timelockDelay;
+        pendingOperator = newOperator;
+        operatorExecutableAt = executableAt;
+        emit OperatorProposed(newOperator, executableAt);
     }
 
-    /// @notice Replaces the operator.
-    function setOperator(address newOperator) external onlyOwner {
-        if (newOperator == address(0)) revert ZeroAddress();
+    /// @notice Installs the proposed operator once its timelock has elapsed. Anyone may call
+    ///         it: the owner decided at the proposal; the delay is what protects users.
+    function executeOperator() external {
+        uint64 executableAt = operatorExecutableAt;
+        if (executableAt == 0) revert NothingProposed();
+        // Delays are hours to days: a few seconds of proposer leeway on timestamps do not matter.
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp < executableAt) revert TimelockNotElapsed(executableAt);
+        address newOperator = pendingOperator;
+        delete pendingOperator;
+        delete operatorExecutableAt;
         emit OperatorChanged(operator, newOperator);
         operator = newOperator;
     }
 
-    function _addToken(address token) internal {
+    /// @notice Withdraws the pending operator proposal.
+    function cancelOperator() external onlyOwner {
+        if (operatorExecutableAt == 0) revert NothingProposed();
+        address proposed = pendingOperator;
+        delete pendingOperator;
+        delete operatorExecutableAt;
+        emit OperatorProposalCancelled(proposed);
+    }
+
+    /// @notice Proposes adding `token` to the deposit allowlist; `executeToken` adds it once
+    ///         `timelockDelay` has passed. Proposing it again restarts its timelock.
+    function proposeToken(address token) external onlyOwner {
+        _checkNewToken(token);
+        uint64 executableAt = uint64(block.timestamp) + timelockDelay;
+        tokenExecutableAt[token] = executableAt;
+        emit TokenProposed(token, executableAt);
+    }
+
+    /// @notice Adds the proposed `token` once its timelock has elapsed. Anyone may call it.
+    function executeToken(address token) external {
+        uint64 executableAt = tokenExecutableAt[token];
+        if (executableAt == 0) revert NothingProposed();
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp < executableAt) revert TimelockNotElapsed(executableAt);
+        delete tokenExecutableAt[token];
+        _addToken(token);
+    }
+
+    /// @notice Withdraws the proposal to add `token`.
+    function cancelToken(address token) external onlyOwner {
+        if (tokenExecutableAt[token] == 0) revert NothingProposed();
+        delete tokenExecutableAt[token];
+        emit TokenProposalCancelled(token);
+    }
+
+    function _checkNewToken(address token) internal view {
         if (token == address(0)) revert ZeroAddress();
         if (supportedToken[token]) revert TokenAlreadySupported(token);
+        if (_tokens.length >= MAX_TOKENS) revert TooManyTokens(MAX_TOKENS);
+    }
+
+    function _addToken(address token) internal {
+        _checkNewToken(token);
         supportedToken[token] = true;
         _tokens.push(token);
         emit TokenAdded(token);
@@ -448,7 +568,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
         _consumeDeposits(expected, header.depositsConsumed, header.depositsHash, _refusedSection(data));
         _consumeForced(header.forcedConsumed, header.forcedHash);
-        (bytes32 withdrawalsRoot, uint32 withdrawalCount) = _recordWithdrawals(data);
+        (bytes32 withdrawalsRoot, uint32 withdrawalCount) = _recordWithdrawals(expected, data);
 
         lastBatchNumber = expected;
         stateRoot = header.newRoot;
@@ -456,7 +576,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
             root: header.newRoot,
             withdrawalsRoot: withdrawalsRoot,
             committedAt: uint64(block.timestamp),
-            withdrawalCount: withdrawalCount
+            withdrawalCount: withdrawalCount,
+            depositsConsumed: header.depositsConsumed
         });
         emit BatchCommitted(
             expected,
@@ -537,13 +658,19 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     }
 
     /// @dev Parses the withdrawal section of `data`, moves the amounts from the ledger's
-    ///      supply to the unclaimed pool and returns the withdrawals' Merkle root.
-    function _recordWithdrawals(bytes calldata data) internal returns (bytes32 root, uint32 count) {
+    ///      supply to the unclaimed pool, appends a cumulative-withdrawal checkpoint for every
+    ///      token the batch pays, and returns the withdrawals' Merkle root.
+    function _recordWithdrawals(uint64 batchNumber, bytes calldata data) internal returns (bytes32 root, uint32 count) {
         // `_refusedSection` checked the version, the count and that the section fits.
         count = uint32(bytes4(data[1:5]));
         if (count == 0) return (bytes32(0), 0);
 
         bytes32[] memory leaves = new bytes32[](count);
+        // Per token paid by this batch: its total. A paid token has a ledger supply, so it is
+        // on the allowlist: at most MAX_TOKENS distinct tokens.
+        address[] memory paidTokens = new address[](MAX_TOKENS);
+        uint256[] memory paidTotals = new uint256[](MAX_TOKENS);
+        uint256 paidCount = 0;
         uint256 offset = 5;
         for (uint256 i = 0; i < count; ++i) {
             address recipient = address(bytes20(data[offset:offset + 20]));
@@ -556,11 +683,52 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
             if (amount > available) revert LedgerSupplyExceeded(token, amount, available);
             ledgerSupply[token] = available - amount;
             unclaimedWithdrawals[token] += amount;
+            paidCount = _addPaid(paidTokens, paidTotals, paidCount, token, amount);
             // casting to 'uint32' is safe because `count` is a uint32
             // forge-lint: disable-next-line(unsafe-typecast)
             leaves[i] = withdrawalLeaf(uint32(i), recipient, token, amount);
         }
+        _appendCheckpoints(batchNumber, paidTokens, paidTotals, paidCount);
         root = _merkleRoot(leaves);
+    }
+
+    /// @dev Adds `amount` to `token`'s entry of the first `paidCount` (token, total) pairs,
+    ///      appending the token if absent; returns the new pair count.
+    function _addPaid(
+        address[] memory paidTokens,
+        uint256[] memory paidTotals,
+        uint256 paidCount,
+        address token,
+        uint256 amount
+    ) internal pure returns (uint256) {
+        uint256 t = 0;
+        while (t < paidCount && paidTokens[t] != token) {
+            ++t;
+        }
+        if (t == paidCount) {
+            paidTokens[t] = token;
+            ++paidCount;
+        }
+        paidTotals[t] += amount;
+        return paidCount;
+    }
+
+    function _appendCheckpoints(
+        uint64 batchNumber,
+        address[] memory paidTokens,
+        uint256[] memory paidTotals,
+        uint256 paidCount
+    ) internal {
+        for (uint256 t = 0; t < paidCount; ++t) {
+            WithdrawalCheckpoint[] storage checkpoints = _withdrawalCheckpoints[paidTokens[t]];
+            uint256 n = checkpoints.length;
+            uint256 previous = n == 0 ? 0 : checkpoints[n - 1].cumulative;
+            checkpoints.push(
+                WithdrawalCheckpoint({
+                    batchNumber: batchNumber, cumulative: SafeCast.toUint192(previous + paidTotals[t])
+                })
+            );
+        }
     }
 
     /// @dev Root of a keccak Merkle tree over `leaves`: at every level a node without a right
@@ -590,7 +758,9 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     // ------------------------------------------------------------ withdrawals
 
     /// @notice Pays out withdrawal `index` of batch `batchNumber` to its recipient once the
-    ///         finalization delay has passed. Anyone may call it; the money goes to `recipient`.
+    ///         batch is finalized (its finalization delay has passed; in exodus, a batch after
+    ///         `exodusBatchNumber` is void and reverts `BatchVoided`). Anyone may call it; the
+    ///         money goes to `recipient`.
     /// @param proof sibling hashes from the leaf up to the batch's withdrawals root
     function claimWithdrawal(
         uint64 batchNumber,
@@ -611,6 +781,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     ///      `leaf` is proven against the batch's withdrawals root.
     function _checkClaim(uint64 batchNumber, uint32 index, bytes32 leaf, bytes32[] calldata proof) internal view {
         if (batchNumber == 0 || batchNumber > lastBatchNumber) revert UnknownBatch(batchNumber);
+        if (exodus && batchNumber > exodusBatchNumber) revert BatchVoided(batchNumber);
         Batch storage committed = _batches[batchNumber];
         if (index >= committed.withdrawalCount) revert IndexOutOfRange(index, committed.withdrawalCount);
         uint64 claimableAt = committed.committedAt + finalizationDelay;
@@ -642,7 +813,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     // ----------------------------------------------------------------- exodus
 
     /// @notice Switches the contract to exodus mode when the oldest unconsumed deposit or
-    ///         forced-withdrawal request is past its deadline. Anyone may call it.
+    ///         forced-withdrawal request is past its deadline. Anyone may call it. Voids every
+    ///         batch after the last finalized one (see `_activateExodus`).
     function activateExodus() external notExodus {
         // Deadlines are hours to days: a few seconds of proposer leeway on timestamps do not matter.
         // forge-lint: disable-next-line(block-timestamp)
@@ -650,17 +822,102 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         // forge-lint: disable-next-line(block-timestamp)
         bool forcedOverdue = forcedConsumed < forcedCount && _forced[forcedConsumed].deadline < block.timestamp;
         if (!depositOverdue && !forcedOverdue) revert NothingOverdue();
-        exodus = true;
-        emit ExodusActivated(
-            msg.sender,
-            depositOverdue ? depositsConsumed : type(uint64).max,
-            forcedOverdue ? forcedConsumed : type(uint64).max
+        _activateExodus(
+            depositOverdue ? depositsConsumed : type(uint64).max, forcedOverdue ? forcedConsumed : type(uint64).max
         );
+    }
+
+    /// @notice The guardian activates exodus at once, whatever is overdue, voiding every
+    ///         batch still in its finalization window. The guardian can do nothing else.
+    function guardianExodus() external notExodus {
+        if (msg.sender != guardian) revert NotGuardian(msg.sender);
+        _activateExodus(type(uint64).max, type(uint64).max);
+    }
+
+    /// @dev Enters exodus against the last finalized batch `e`. Batches `e+1..=lastBatchNumber`
+    ///      are void: for each token, what their withdrawal lists moved from `ledgerSupply` to
+    ///      `unclaimedWithdrawals` moves back (none of it can have been claimed: a claim needs a
+    ///      finalized batch, and `committedAt` never decreases), and `depositsConsumed` falls
+    ///      back to batch `e`'s prefix, so the deposits they consumed are refundable again.
+    ///      O(tokens · log batches).
+    function _activateExodus(uint64 overdueDeposit, uint64 overdueForced) internal {
+        uint64 e = lastFinalizedBatchNumber();
+        uint64 last = lastBatchNumber;
+        exodus = true;
+        exodusBatchNumber = e;
+        voidedDepositsEnd = depositsConsumed;
+        if (e < last) {
+            uint256 tokenCount = _tokens.length;
+            for (uint256 i = 0; i < tokenCount; ++i) {
+                address token = _tokens[i];
+                WithdrawalCheckpoint[] storage checkpoints = _withdrawalCheckpoints[token];
+                uint256 n = checkpoints.length;
+                if (n == 0 || checkpoints[n - 1].batchNumber <= e) continue;
+                uint256 voided = checkpoints[n - 1].cumulative - _cumulativeAt(checkpoints, e);
+                unclaimedWithdrawals[token] -= voided;
+                ledgerSupply[token] += voided;
+                emit WithdrawalsVoided(token, voided);
+            }
+            depositsConsumed = _batches[e].depositsConsumed;
+            emit BatchesVoided(e + 1, last);
+        }
+        emit ExodusActivated(msg.sender, overdueDeposit, overdueForced, e);
+    }
+
+    /// @dev Cumulative withdrawals of the last checkpoint at or before `batchNumber` (0 if none).
+    function _cumulativeAt(WithdrawalCheckpoint[] storage checkpoints, uint64 batchNumber)
+        internal
+        view
+        returns (uint256)
+    {
+        // Number of checkpoints with `batchNumber` <= the given one (they are increasing).
+        uint256 lo = 0;
+        uint256 hi = checkpoints.length;
+        while (lo < hi) {
+            uint256 mid = (lo + hi) / 2;
+            if (checkpoints[mid].batchNumber <= batchNumber) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo == 0 ? 0 : checkpoints[lo - 1].cumulative;
+    }
+
+    /// @notice Whether batch `batchNumber` is finalized: committed, and in exodus at most
+    ///         `exodusBatchNumber` (later ones are void), otherwise past its finalization delay.
+    ///         Batch 0 (genesis) is always finalized.
+    function isFinalized(uint64 batchNumber) public view returns (bool) {
+        if (batchNumber > lastBatchNumber) return false;
+        if (exodus) return batchNumber <= exodusBatchNumber;
+        if (batchNumber == 0) return true;
+        // forge-lint: disable-next-line(block-timestamp)
+        return _batches[batchNumber].committedAt + finalizationDelay <= block.timestamp;
+    }
+
+    /// @notice The largest finalized batch: `exodusBatchNumber` in exodus, otherwise found by
+    ///         binary search over `committedAt` (which never decreases).
+    function lastFinalizedBatchNumber() public view returns (uint64) {
+        if (exodus) return exodusBatchNumber;
+        // Invariant: batch `lo` is finalized, batches after `hi` are not.
+        uint64 lo = 0;
+        uint64 hi = lastBatchNumber;
+        while (lo < hi) {
+            uint64 mid = lo + (hi - lo + 1) / 2;
+            // forge-lint: disable-next-line(block-timestamp)
+            if (_batches[mid].committedAt + finalizationDelay <= block.timestamp) lo = mid;
+            else hi = mid - 1;
+        }
+        return lo;
+    }
+
+    /// @notice The root exits prove against: that of batch `exodusBatchNumber` (before exodus,
+    ///         batch 0's, which is meaningless until exodus sets `exodusBatchNumber`).
+    function exitRoot() external view returns (bytes32) {
+        return _batches[exodusBatchNumber].root;
     }
 
     /// @notice In exodus mode, pays `recipient` `amount` of `token` from the caller's slot,
     ///         proven by a Groth16 proof that the caller's slot holds at least `amount` in the
-    ///         last committed root, bound to `exitContext(caller, recipient)`. `recipient` is
+    ///         root of batch `exodusBatchNumber` (the last finalized one, `exitRoot()`), bound
+    ///         to `exitContext(caller, recipient)`. `recipient` is
     ///         the caller itself or any other address (for example when the caller cannot
     ///         receive the token). Each (owner, token) slot exits once.
     function exit(address token, uint128 amount, address recipient, uint256[8] calldata proof)
@@ -672,7 +929,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         if (recipient == address(0)) revert ZeroAddress();
         if (exited[msg.sender][token]) revert AlreadyExited(msg.sender, token);
         uint256[5] memory input = [
-            uint256(stateRoot),
+            uint256(_batches[exodusBatchNumber].root),
             uint256(uint160(msg.sender)),
             uint256(uint160(token)),
             uint256(amount),
@@ -689,7 +946,9 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     }
 
     /// @notice Refunds deposit `index` to `to`: a deposit a batch consumed as refused, at
-    ///         any time, or, in exodus mode, a deposit no batch consumed. `recipient` (the
+    ///         any time, or, in exodus mode, a deposit no finalized batch consumed (never
+    ///         consumed: paid from `pendingDeposits`; consumed by a void batch: paid from
+    ///         `ledgerSupply`, where its consumption moved it). `recipient` (the
     ///         deposit's recipient) is checked against the queue's rolling hash. Anyone may
     ///         pay a refund to `recipient` itself; only `recipient` may name another payee
     ///         (for example when a token blacklists the recipient's address).
@@ -712,6 +971,10 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         entry.amount = 0;
         if (refused) {
             refusedDeposits[token] -= amount;
+        } else if (index < voidedDepositsEnd) {
+            uint256 available = ledgerSupply[token];
+            if (amount > available) revert LedgerSupplyExceeded(token, amount, available);
+            ledgerSupply[token] = available - amount;
         } else {
             pendingDeposits[token] -= amount;
         }
@@ -723,10 +986,12 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
     /// @notice Verifies a private balance attestation: "`owner` holds at least `threshold`
     ///         of `token` in the root committed by batch `batchNumber`", bound to `context`.
+    ///         Only a finalized batch serves: one still in its window reverts `NotFinalized`,
+    ///         a void one (in exodus) `BatchVoided`.
     ///         A balance proven under an old root may have been spent since: the relying party
     ///         names the oldest batch it accepts, `minBatchNumber`, and an attestation against
-    ///         an earlier batch reverts `BatchTooOld` (pass `lastBatchNumber` to demand the
-    ///         latest root; read `batch(n).committedAt` to bound the age in seconds instead).
+    ///         an earlier batch reverts `BatchTooOld` (pass `lastFinalizedBatchNumber()` to
+    ///         demand the latest finalized root; read `batch(n).committedAt` to bound the age in seconds instead).
     function verifyAttestation(
         uint64 batchNumber,
         uint64 minBatchNumber,
@@ -738,6 +1003,13 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     ) external view returns (bool) {
         if (batchNumber > lastBatchNumber) revert UnknownBatch(batchNumber);
         if (batchNumber < minBatchNumber) revert BatchTooOld(batchNumber, minBatchNumber);
+        if (exodus) {
+            if (batchNumber > exodusBatchNumber) revert BatchVoided(batchNumber);
+        } else if (batchNumber != 0) {
+            uint64 finalAt = _batches[batchNumber].committedAt + finalizationDelay;
+            // forge-lint: disable-next-line(block-timestamp)
+            if (block.timestamp < finalAt) revert NotFinalized(finalAt);
+        }
         uint256[5] memory input = [
             uint256(_batches[batchNumber].root),
             uint256(uint160(owner)),
@@ -819,5 +1091,10 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @notice The token allowlist.
     function tokens() external view returns (address[] memory) {
         return _tokens;
+    }
+
+    /// @notice Per token: the checkpoints of cumulative committed withdrawals.
+    function withdrawalCheckpoints(address token) external view returns (WithdrawalCheckpoint[] memory) {
+        return _withdrawalCheckpoints[token];
     }
 }

@@ -163,6 +163,14 @@ contract SettlementGasTest is SettlementFixture {
         _report("activateExodus", abi.encodeCall(Settlement.activateExodus, ()));
     }
 
+    /// @dev The guardian voids the two batches still in their window (one with withdrawals).
+    function test_gas_guardianExodus_voidingBatches() public {
+        _relayCommit(bytes32(uint256(2)), _withdrawals(10));
+        vm.prank(guardian);
+        settlement.guardianExodus();
+        _report("guardianExodus, voiding 2 batches", abi.encodeCall(Settlement.guardianExodus, ()));
+    }
+
     function test_gas_exit() public {
         _relayExodus();
         uint256[8] memory proof = _proof(1);

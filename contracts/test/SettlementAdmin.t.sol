@@ -41,6 +41,11 @@ contract SettlementAdminTest is SettlementFixture {
         assertEq(genesis.withdrawalsRoot, bytes32(0), "genesis withdrawalsRoot");
         assertEq(genesis.committedAt, START_TIME, "genesis committedAt");
         assertEq(genesis.withdrawalCount, 0, "genesis withdrawalCount");
+        assertEq(genesis.depositsConsumed, 0, "genesis depositsConsumed");
+        assertEq(settlement.guardian(), guardian, "guardian");
+        assertEq(settlement.timelockDelay(), FINALIZATION_DELAY, "timelockDelay");
+        assertEq(settlement.exodusBatchNumber(), 0, "exodusBatchNumber");
+        assertEq(settlement.pendingOperator(), address(0), "pendingOperator");
     }
 
     function test_constructor_emitsOperatorAndTokenEvents() public {
@@ -54,38 +59,42 @@ contract SettlementAdminTest is SettlementFixture {
         emit Settlement.TokenAdded(address(usdc));
         vm.expectEmit(true, false, false, true);
         emit Settlement.TokenAdded(address(dai));
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
+        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
     }
 
     function test_constructor_acceptsLargestFieldElementAsGenesis() public {
-        Settlement s = new Settlement(owner, operator, verifier, bytes32(R - 1), new address[](0), 1, 2, 3, false);
+        Settlement s =
+            new Settlement(owner, operator, guardian, verifier, bytes32(R - 1), new address[](0), 1, 2, 3, false);
         assertEq(s.stateRoot(), bytes32(R - 1), "genesis r-1");
         assertEq(s.tokens().length, 0, "no tokens");
     }
 
     function test_constructor_revertsOnZeroOperator() public {
         vm.expectRevert(Settlement.ZeroAddress.selector);
-        new Settlement(owner, address(0), verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, false);
+        new Settlement(owner, address(0), guardian, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, false);
     }
 
     function test_constructor_revertsOnZeroVerifier() public {
         vm.expectRevert(Settlement.ZeroAddress.selector);
-        new Settlement(owner, operator, IGroth16Verifier(address(0)), GENESIS_ROOT, new address[](0), 1, 2, 3, false);
+        new Settlement(
+            owner, operator, guardian, IGroth16Verifier(address(0)), GENESIS_ROOT, new address[](0), 1, 2, 3, false
+        );
     }
 
     function test_constructor_revertsOnZeroOwner() public {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableInvalidOwner.selector, address(0)));
-        new Settlement(address(0), operator, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, false);
+        new Settlement(address(0), operator, guardian, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, false);
     }
 
     function test_constructor_revertsOnGenesisRootOutsideField() public {
         vm.expectRevert(abi.encodeWithSelector(Settlement.RootNotInField.selector, bytes32(R)));
-        new Settlement(owner, operator, verifier, bytes32(R), new address[](0), 1, 2, 3, false);
+        new Settlement(owner, operator, guardian, verifier, bytes32(R), new address[](0), 1, 2, 3, false);
     }
 
     function test_constructor_acceptsLongestPeriods() public {
         uint64 max = 365 days;
-        Settlement s = new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), max, max, max, false);
+        Settlement s =
+            new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), max, max, max, false);
         assertEq(s.finalizationDelay(), max, "finalization");
         assertEq(s.forcedDeadlinePeriod(), max, "forced");
     }
@@ -93,17 +102,19 @@ contract SettlementAdminTest is SettlementFixture {
     function test_constructor_revertsOnTooLongPeriods() public {
         uint64 tooLong = 365 days + 1;
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, tooLong));
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), tooLong, 2, 3, false);
+        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), tooLong, 2, 3, false);
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, tooLong));
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), 1, tooLong, 3, false);
+        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), 1, tooLong, 3, false);
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, type(uint64).max));
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, new address[](0), 1, 2, type(uint64).max, false);
+        new Settlement(
+            owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), 1, 2, type(uint64).max, false
+        );
     }
 
     function test_constructor_revertsOnZeroToken() public {
         address[] memory tokens = new address[](1);
         vm.expectRevert(Settlement.ZeroAddress.selector);
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
+        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
     }
 
     function test_constructor_revertsOnDuplicateToken() public {
@@ -111,49 +122,155 @@ contract SettlementAdminTest is SettlementFixture {
         tokens[0] = address(usdc);
         tokens[1] = address(usdc);
         vm.expectRevert(abi.encodeWithSelector(Settlement.TokenAlreadySupported.selector, address(usdc)));
-        new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
+        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
     }
 
-    // ------------------------------------------------------------- addToken
+    // ------------------------------------------------------- token timelock
 
-    function test_addToken_addsAndEmits() public {
+    function test_proposeToken_thenExecuteAfterTimelock() public {
         address token = makeAddr("newToken");
+        uint64 executableAt = uint64(block.timestamp) + FINALIZATION_DELAY;
+        assertEq(settlement.timelockDelay(), FINALIZATION_DELAY, "timelock = finalization delay");
+        vm.expectEmit(true, false, false, true, address(settlement));
+        emit Settlement.TokenProposed(token, executableAt);
+        vm.prank(owner);
+        settlement.proposeToken(token);
+        assertEq(settlement.tokenExecutableAt(token), executableAt, "executableAt");
+        assertFalse(settlement.supportedToken(token), "not supported while proposed");
+
+        vm.warp(executableAt - 1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TimelockNotElapsed.selector, executableAt));
+        settlement.executeToken(token);
+
+        vm.warp(executableAt);
         vm.expectEmit(true, false, false, true, address(settlement));
         emit Settlement.TokenAdded(token);
-        vm.prank(owner);
-        settlement.addToken(token);
+        vm.prank(stranger); // anyone may execute
+        settlement.executeToken(token);
         assertTrue(settlement.supportedToken(token), "supported");
+        assertEq(settlement.tokenExecutableAt(token), 0, "proposal cleared");
         address[] memory list = settlement.tokens();
         assertEq(list.length, 3, "tokens length");
         assertEq(list[2], token, "appended last");
+
+        vm.expectRevert(Settlement.NothingProposed.selector);
+        settlement.executeToken(token);
     }
 
-    function test_addToken_revertsForNonOwner() public {
+    function test_cancelToken_withdrawsTheProposal() public {
+        address token = makeAddr("newToken");
+        vm.prank(owner);
+        settlement.proposeToken(token);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, operator));
         vm.prank(operator);
-        settlement.addToken(makeAddr("newToken"));
+        settlement.cancelToken(token);
+        vm.expectEmit(true, false, false, true, address(settlement));
+        emit Settlement.TokenProposalCancelled(token);
+        vm.prank(owner);
+        settlement.cancelToken(token);
+        vm.warp(block.timestamp + FINALIZATION_DELAY);
+        vm.expectRevert(Settlement.NothingProposed.selector);
+        settlement.executeToken(token);
+        vm.expectRevert(Settlement.NothingProposed.selector);
+        vm.prank(owner);
+        settlement.cancelToken(token);
     }
 
-    function test_addToken_revertsOnZeroAddress() public {
+    function test_proposeToken_againRestartsTheTimelock() public {
+        address token = makeAddr("newToken");
+        vm.prank(owner);
+        settlement.proposeToken(token);
+        vm.warp(block.timestamp + FINALIZATION_DELAY - 1);
+        vm.prank(owner);
+        settlement.proposeToken(token);
+        uint64 executableAt = uint64(block.timestamp) + FINALIZATION_DELAY;
+        vm.warp(block.timestamp + 1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TimelockNotElapsed.selector, executableAt));
+        settlement.executeToken(token);
+    }
+
+    function test_proposeToken_revertsForNonOwner() public {
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, operator));
+        vm.prank(operator);
+        settlement.proposeToken(makeAddr("newToken"));
+    }
+
+    function test_proposeToken_revertsOnZeroAddress() public {
         vm.expectRevert(Settlement.ZeroAddress.selector);
         vm.prank(owner);
-        settlement.addToken(address(0));
+        settlement.proposeToken(address(0));
     }
 
-    function test_addToken_revertsWhenAlreadySupported() public {
+    function test_proposeToken_revertsWhenAlreadySupported() public {
         vm.expectRevert(abi.encodeWithSelector(Settlement.TokenAlreadySupported.selector, address(dai)));
         vm.prank(owner);
-        settlement.addToken(address(dai));
+        settlement.proposeToken(address(dai));
     }
 
-    // ----------------------------------------------------------- setOperator
+    function test_proposeToken_revertsOnceAdded() public {
+        address token = makeAddr("newToken");
+        vm.prank(owner);
+        settlement.proposeToken(token);
+        vm.warp(block.timestamp + FINALIZATION_DELAY);
+        settlement.executeToken(token);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TokenAlreadySupported.selector, token));
+        vm.prank(owner);
+        settlement.proposeToken(token);
+    }
 
-    function test_setOperator_replacesOperator() public {
+    function test_tokens_areCappedAtMaxTokens() public {
+        uint256 max = settlement.MAX_TOKENS();
+        address[] memory many = new address[](max + 1);
+        for (uint256 i = 0; i < many.length; ++i) {
+            many[i] = address(uint160(0x1000 + i));
+        }
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TooManyTokens.selector, max));
+        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, many, 1, 2, 3, false);
+
+        // Filling the list through proposals: the one after the cap is refused at proposal
+        // and, if proposed before the list filled, at execution.
+        address late = address(uint160(0x9999));
+        vm.prank(owner);
+        settlement.proposeToken(late);
+        for (uint256 i = 2; i < max; ++i) {
+            _addTokenNow(many[i]);
+        }
+        assertEq(settlement.tokens().length, max, "full");
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TooManyTokens.selector, max));
+        vm.prank(owner);
+        settlement.proposeToken(many[max]);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TooManyTokens.selector, max));
+        settlement.executeToken(late);
+    }
+
+    // ---------------------------------------------------- operator timelock
+
+    function test_proposeOperator_executesOnlyAfterTimelock() public {
+        uint64 executableAt = uint64(block.timestamp) + FINALIZATION_DELAY;
+        vm.expectEmit(true, false, false, true, address(settlement));
+        emit Settlement.OperatorProposed(bob, executableAt);
+        vm.prank(owner);
+        settlement.proposeOperator(bob);
+        assertEq(settlement.pendingOperator(), bob, "pendingOperator");
+        assertEq(settlement.operatorExecutableAt(), executableAt, "operatorExecutableAt");
+
+        // Executing early reverts, whoever calls; the old operator still commits meanwhile.
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TimelockNotElapsed.selector, executableAt));
+        vm.prank(owner);
+        settlement.executeOperator();
+        vm.warp(executableAt - 1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TimelockNotElapsed.selector, executableAt));
+        settlement.executeOperator();
+        assertEq(settlement.operator(), operator, "unchanged before the timelock");
+
+        vm.warp(executableAt);
         vm.expectEmit(true, true, false, true, address(settlement));
         emit Settlement.OperatorChanged(operator, bob);
-        vm.prank(owner);
-        settlement.setOperator(bob);
+        vm.prank(stranger); // anyone may execute
+        settlement.executeOperator();
         assertEq(settlement.operator(), bob, "operator");
+        assertEq(settlement.pendingOperator(), address(0), "pending cleared");
+        assertEq(settlement.operatorExecutableAt(), 0, "executableAt cleared");
 
         // The old operator can no longer commit; the new one can.
         bytes memory data = hex"030000000000000000";
@@ -164,18 +281,60 @@ contract SettlementAdminTest is SettlementFixture {
         vm.prank(bob);
         settlement.commitBatch(header, data);
         assertEq(settlement.lastBatchNumber(), 1, "committed by new operator");
+
+        vm.expectRevert(Settlement.NothingProposed.selector);
+        settlement.executeOperator();
     }
 
-    function test_setOperator_revertsForNonOwner() public {
+    function test_cancelOperator_withdrawsTheProposal() public {
+        vm.prank(owner);
+        settlement.proposeOperator(bob);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, bob));
+        vm.prank(bob);
+        settlement.cancelOperator();
+        vm.expectEmit(true, false, false, true, address(settlement));
+        emit Settlement.OperatorProposalCancelled(bob);
+        vm.prank(owner);
+        settlement.cancelOperator();
+        vm.warp(block.timestamp + FINALIZATION_DELAY);
+        vm.expectRevert(Settlement.NothingProposed.selector);
+        settlement.executeOperator();
+        assertEq(settlement.operator(), operator, "unchanged");
+        vm.expectRevert(Settlement.NothingProposed.selector);
+        vm.prank(owner);
+        settlement.cancelOperator();
+    }
+
+    function test_proposeOperator_againReplacesAndRestarts() public {
+        vm.prank(owner);
+        settlement.proposeOperator(bob);
+        vm.warp(block.timestamp + FINALIZATION_DELAY - 1);
+        vm.prank(owner);
+        settlement.proposeOperator(carol);
+        uint64 executableAt = uint64(block.timestamp) + FINALIZATION_DELAY;
+        vm.warp(block.timestamp + 1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.TimelockNotElapsed.selector, executableAt));
+        settlement.executeOperator();
+        vm.warp(executableAt);
+        settlement.executeOperator();
+        assertEq(settlement.operator(), carol, "latest proposal");
+    }
+
+    function test_proposeOperator_revertsForNonOwner() public {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, operator));
         vm.prank(operator);
-        settlement.setOperator(operator);
+        settlement.proposeOperator(operator);
     }
 
-    function test_setOperator_revertsOnZeroAddress() public {
+    function test_proposeOperator_revertsOnZeroAddress() public {
         vm.expectRevert(Settlement.ZeroAddress.selector);
         vm.prank(owner);
-        settlement.setOperator(address(0));
+        settlement.proposeOperator(address(0));
+    }
+
+    function test_executeOperator_revertsWhenNothingProposed() public {
+        vm.expectRevert(Settlement.NothingProposed.selector);
+        settlement.executeOperator();
     }
 
     // ------------------------------------------------------------ ownership
@@ -199,10 +358,10 @@ contract SettlementAdminTest is SettlementFixture {
         // The previous owner lost its powers, the new one has them.
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, owner));
         vm.prank(owner);
-        settlement.setOperator(carol);
+        settlement.proposeOperator(carol);
         vm.prank(bob);
-        settlement.setOperator(carol);
-        assertEq(settlement.operator(), carol, "operator set by new owner");
+        settlement.proposeOperator(carol);
+        assertEq(settlement.pendingOperator(), carol, "operator proposed by new owner");
     }
 
     function test_transferOwnership_revertsForNonOwner() public {
@@ -223,7 +382,7 @@ contract SettlementAdminTest is SettlementFixture {
         assertEq(settlement.owner(), address(0), "no owner");
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, owner));
         vm.prank(owner);
-        settlement.addToken(makeAddr("newToken"));
+        settlement.proposeToken(makeAddr("newToken"));
     }
 
     // ------------------------------------------------------- pure helpers

@@ -195,8 +195,7 @@ contract SettlementClaimTest is SettlementFixture {
 
     function test_claimWithdrawal_isNonReentrant() public {
         QuirkyToken token = new QuirkyToken("Quirky", "QRK");
-        vm.prank(owner);
-        settlement.addToken(address(token));
+        _addTokenNow(address(token));
         token.mint(alice, 10);
         vm.startPrank(alice);
         token.approve(address(settlement), 10);

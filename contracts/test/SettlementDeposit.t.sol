@@ -367,8 +367,7 @@ contract SettlementDepositTest is SettlementFixture {
 
     function _quirky() internal returns (QuirkyToken token) {
         token = new QuirkyToken("Quirky", "QRK");
-        vm.prank(owner);
-        settlement.addToken(address(token));
+        _addTokenNow(address(token));
     }
 
     function _signPermit(TestStablecoin token, uint256 key, address holder, uint256 value, uint256 deadline)

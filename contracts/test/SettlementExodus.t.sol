@@ -31,7 +31,7 @@ contract SettlementExodusTest is SettlementFixture {
 
         vm.warp(deadline + 1);
         vm.expectEmit(true, false, false, true, address(settlement));
-        emit Settlement.ExodusActivated(stranger, 0, type(uint64).max);
+        emit Settlement.ExodusActivated(stranger, 0, type(uint64).max, 0);
         vm.prank(stranger);
         settlement.activateExodus();
         assertTrue(settlement.exodus(), "exodus");
@@ -46,7 +46,7 @@ contract SettlementExodusTest is SettlementFixture {
 
         vm.warp(deadline + 1);
         vm.expectEmit(true, false, false, true, address(settlement));
-        emit Settlement.ExodusActivated(bob, type(uint64).max, 0);
+        emit Settlement.ExodusActivated(bob, type(uint64).max, 0, 0);
         vm.prank(bob);
         settlement.activateExodus();
         assertTrue(settlement.exodus(), "exodus");
@@ -61,7 +61,7 @@ contract SettlementExodusTest is SettlementFixture {
         vm.warp(block.timestamp + FORCED_DEADLINE + 1);
         // The oldest unconsumed entries are deposit 1 and forced request 1.
         vm.expectEmit(true, false, false, true, address(settlement));
-        emit Settlement.ExodusActivated(address(this), 1, 1);
+        emit Settlement.ExodusActivated(address(this), 1, 1, 1);
         settlement.activateExodus();
     }
 
@@ -172,8 +172,7 @@ contract SettlementExodusTest is SettlementFixture {
     ///      token, so an exit paying it reverts whatever the proof; it names another address.
     function test_exit_blacklistedOwnerExitsToAnotherAddress() public {
         BlacklistingToken token = new BlacklistingToken();
-        vm.prank(owner);
-        settlement.addToken(address(token));
+        _addTokenNow(address(token));
         token.mint(alice, 900);
         vm.startPrank(alice);
         token.approve(address(settlement), 900);
@@ -374,6 +373,7 @@ contract SettlementExodusTest is SettlementFixture {
     function test_verifyAttestation_againstEarlierAndLatestRoots() public {
         _commit(ROOT_1, new Withdrawal[](0));
         _commit(ROOT_2, new Withdrawal[](0));
+        _warpToFinal(2);
         uint256[8] memory proof = _proof(8);
         verifier.expectProof(proof, _attestationInput(ROOT_1, bob, address(dai), 1 ether, 42));
         assertTrue(settlement.verifyAttestation(1, 0, bob, address(dai), 1 ether, 42, proof), "batch 1");
@@ -397,6 +397,7 @@ contract SettlementExodusTest is SettlementFixture {
     function test_verifyAttestation_revertsBelowTheMinimumBatch() public {
         _commit(ROOT_1, new Withdrawal[](0));
         _commit(ROOT_2, new Withdrawal[](0));
+        _warpToFinal(2);
         uint256[8] memory proof = _proof(9);
         verifier.expectProof(proof, _attestationInput(ROOT_1, bob, address(dai), 1 ether, 42));
         assertTrue(settlement.verifyAttestation(1, 1, bob, address(dai), 1 ether, 42, proof), "at the minimum");

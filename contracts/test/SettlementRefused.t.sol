@@ -217,7 +217,16 @@ contract SettlementRefusedTest is SettlementFixture {
         returns (Settlement)
     {
         return new Settlement(
-            owner, operator, verifier, GENESIS_ROOT, new address[](0), delay, depositPeriod, forcedPeriod, allowShort
+            owner,
+            operator,
+            guardian,
+            verifier,
+            GENESIS_ROOT,
+            new address[](0),
+            delay,
+            depositPeriod,
+            forcedPeriod,
+            allowShort
         );
     }
 

@@ -41,6 +41,12 @@ contract SettlementHandler is Test {
     uint256 public ghostMaxExitCount;
     /// @notice Whether this handler has ever seen exodus mode active.
     bool public ghostExodusSeen;
+    /// @notice Per token: what deposits credited (the contract's balance increase), and what
+    ///         claims, exits and refunds paid out (its balance decrease).
+    mapping(address => uint256) public ghostDeposited;
+    mapping(address => uint256) public ghostPaidOut;
+    /// @notice Batches voided at exodus (0 if none or not yet in exodus).
+    uint64 public ghostVoidedBatches;
     /// @notice Calls where the contract did something the handler did not predict.
     uint256 public unexpectedFailures;
     /// @notice Which step failed last, and the revert data (for debugging a failure).
@@ -56,6 +62,8 @@ contract SettlementHandler is Test {
     mapping(uint64 => Withdrawal[]) internal _withdrawals;
     /// @dev Batches with at least one withdrawal.
     uint64[] internal _batchesWithWithdrawals;
+    /// @dev Root of each batch this handler committed (0 = genesis).
+    mapping(uint64 => bytes32) internal _roots;
 
     constructor(
         Settlement settlement_,
@@ -69,6 +77,7 @@ contract SettlementHandler is Test {
         _tokens = tokens_;
         _actors = actors_;
         ghostLastRoot = genesisRoot;
+        _roots[0] = genesisRoot;
     }
 
     function tokens() external view returns (address[] memory) {
@@ -91,9 +100,11 @@ contract SettlementHandler is Test {
         vm.prank(from);
         TestStablecoin(token).approve(address(settlement), amount);
         uint64 index = settlement.depositCount();
+        uint256 before = TestStablecoin(token).balanceOf(address(settlement));
         vm.prank(from);
         try settlement.deposit(token, amount, recipient) {
             _depositRecipient[index] = recipient;
+            ghostDeposited[token] += TestStablecoin(token).balanceOf(address(settlement)) - before;
             stepCount["deposit"]++;
         } catch (bytes memory reason) {
             _unexpected("deposit reverted", reason);
@@ -141,6 +152,7 @@ contract SettlementHandler is Test {
         try settlement.commitBatch(header, data) {
             ghostCommits = header.batchNumber;
             ghostLastRoot = header.newRoot;
+            _roots[header.batchNumber] = header.newRoot;
             if (ws.length > 0) {
                 _batchesWithWithdrawals.push(header.batchNumber);
                 Withdrawal[] storage stored = _withdrawals[header.batchNumber];
@@ -215,6 +227,7 @@ contract SettlementHandler is Test {
         uint256 claimableAt = settlement.batch(b).committedAt + settlement.finalizationDelay();
         if (block.timestamp < claimableAt) vm.warp(claimableAt + warpSeed % 1 hours);
         bool alreadyClaimed = settlement.isClaimed(b, index);
+        bool voided = settlement.exodus() && b > settlement.exodusBatchNumber();
         Withdrawal memory w = ws[index];
         uint256 before = TestStablecoin(w.token).balanceOf(address(settlement));
         bytes32[] memory path = BatchData.proof(ws, index);
@@ -223,16 +236,20 @@ contract SettlementHandler is Test {
             uint256 count = ++ghostClaimCount[b][index];
             if (count > ghostMaxClaimCount) ghostMaxClaimCount = count;
             if (alreadyClaimed) _unexpected("claimed twice", "");
+            if (voided) _unexpected("void batch's withdrawal claimed", "");
             if (TestStablecoin(w.token).balanceOf(address(settlement)) != before - w.amount) {
                 _unexpected("claim paid a wrong amount", "");
             }
+            ghostPaidOut[w.token] += w.amount;
             stepCount["claim"]++;
         } catch (bytes memory reason) {
-            bytes memory expected = abi.encodeWithSelector(Settlement.AlreadyClaimed.selector, b, index);
-            if (!alreadyClaimed || keccak256(reason) != keccak256(expected)) {
+            bytes memory expected = voided
+                ? abi.encodeWithSelector(Settlement.BatchVoided.selector, b)
+                : abi.encodeWithSelector(Settlement.AlreadyClaimed.selector, b, index);
+            if (!(voided || alreadyClaimed) || keccak256(reason) != keccak256(expected)) {
                 _unexpected("claim reverted", reason);
             } else {
-                stepCount["claimTwiceRejected"]++;
+                stepCount[voided ? bytes32("claimVoidRejected") : bytes32("claimTwiceRejected")]++;
             }
         }
     }
@@ -257,17 +274,49 @@ contract SettlementHandler is Test {
             if (forcedDeadline < deadline) deadline = forcedDeadline;
         }
         if (block.timestamp <= deadline) vm.warp(deadline + 1);
+        uint64 expectedExodusBatch = _lastFinalizedByScan();
         vm.prank(_actor(seed >> 16));
         try settlement.activateExodus() {
-            ghostExodusSeen = true;
+            _checkExodus(expectedExodusBatch);
             stepCount["exodus"]++;
         } catch (bytes memory reason) {
             _unexpected("activateExodus reverted", reason);
         }
     }
 
+    /// @notice The guardian activates exodus at once (one call in eight), voiding every batch
+    ///         still in its window, often right after a commit.
+    function guardianExodus(uint256 seed) external {
+        if (_syncExodus() || seed % 8 != 0) return;
+        address guardian = settlement.guardian();
+        uint64 expectedExodusBatch = _lastFinalizedByScan();
+        vm.prank(guardian);
+        try settlement.guardianExodus() {
+            _checkExodus(expectedExodusBatch);
+            stepCount["guardianExodus"]++;
+        } catch (bytes memory reason) {
+            _unexpected("guardianExodus reverted", reason);
+        }
+    }
+
+    /// @dev The last finalized batch by a linear scan over the committed batches.
+    function _lastFinalizedByScan() internal view returns (uint64 last) {
+        for (uint64 b = 1; b <= ghostCommits; ++b) {
+            if (settlement.batch(b).committedAt + settlement.finalizationDelay() <= block.timestamp) last = b;
+        }
+    }
+
+    function _checkExodus(uint64 expectedExodusBatch) internal {
+        ghostExodusSeen = true;
+        if (settlement.exodusBatchNumber() != expectedExodusBatch) _unexpected("wrong exodusBatchNumber", "");
+        if (settlement.depositsConsumed() != settlement.batch(expectedExodusBatch).depositsConsumed) {
+            _unexpected("depositsConsumed not reset to the void point", "");
+        }
+        ghostVoidedBatches = ghostCommits - expectedExodusBatch;
+    }
+
     /// @notice Exits with a proof the mock verifier accepts for exactly the input the
-    ///         contract must build: [last committed root, owner, token, amount, context],
+    ///         contract must build: [root of the exodus batch, owner, token, amount, context],
     ///         the context binding a recipient drawn from the actors (often the owner itself).
     function exit(uint256 actorSeed, uint256 tokenSeed, uint256 amount) external {
         if (!_syncExodus()) return;
@@ -283,7 +332,14 @@ contract SettlementHandler is Test {
             keccak256(abi.encode(keccak256("Stablelane.exit.v2"), block.chainid, address(settlement), who, recipient))
         ) % R;
         verifier.expectProof(
-            proof, [uint256(ghostLastRoot), uint256(uint160(who)), uint256(uint160(token)), amount, context]
+            proof,
+            [
+                uint256(_roots[settlement.exodusBatchNumber()]),
+                uint256(uint160(who)),
+                uint256(uint160(token)),
+                amount,
+                context
+            ]
         );
 
         bytes memory expected;
@@ -307,6 +363,7 @@ contract SettlementHandler is Test {
             if (received > amount || received < amount - amount / 100) {
                 _unexpected("exit did not pay its recipient", "");
             }
+            ghostPaidOut[token] += amount;
             stepCount["exit"]++;
         } catch (bytes memory reason) {
             if (expected.length == 0 || keccak256(reason) != keccak256(expected)) {
@@ -327,17 +384,30 @@ contract SettlementHandler is Test {
         if (recipient == address(0)) return; // not queued by this handler
         if (wrongRecipient) recipient = address(uint160(recipient) ^ 1);
 
+        Settlement.DepositEntry memory entry = settlement.depositEntry(index);
+        bool fromLedger = index < settlement.voidedDepositsEnd();
+        uint256 supply = settlement.ledgerSupply(entry.token);
         bytes memory expected;
         if (index < settlement.depositsConsumed()) {
             expected = abi.encodeWithSelector(Settlement.DepositAlreadyConsumed.selector, index);
-        } else if (settlement.depositEntry(index).amount == 0) {
+        } else if (entry.amount == 0) {
             expected = abi.encodeWithSelector(Settlement.DepositAlreadyRefunded.selector, index);
         } else if (wrongRecipient) {
             expected = abi.encodeWithSelector(Settlement.DepositMismatch.selector, index);
+        } else if (fromLedger && entry.amount > supply) {
+            // Exits against the exodus root (arbitrary here: the mock verifier accepts any
+            // amount) took the ledger supply the void batches' deposits moved into it.
+            expected =
+                abi.encodeWithSelector(Settlement.LedgerSupplyExceeded.selector, entry.token, entry.amount, supply);
         }
+        uint256 before = TestStablecoin(entry.token).balanceOf(address(settlement));
         try settlement.refundDeposit(index, recipient, recipient) {
             if (expected.length != 0) _unexpected("refund accepted", expected);
-            stepCount["refund"]++;
+            if (TestStablecoin(entry.token).balanceOf(address(settlement)) != before - entry.amount) {
+                _unexpected("refund paid a wrong amount", "");
+            }
+            ghostPaidOut[entry.token] += entry.amount;
+            stepCount[fromLedger ? bytes32("refundVoided") : bytes32("refund")]++;
         } catch (bytes memory reason) {
             if (expected.length == 0 || keccak256(reason) != keccak256(expected)) {
                 _unexpected("refund reverted", reason);

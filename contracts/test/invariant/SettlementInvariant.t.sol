@@ -24,11 +24,13 @@ contract SettlementInvariantTest is InvariantTest {
     MockGroth16Verifier internal verifier;
     address internal owner;
     address internal operator;
+    address internal guardian;
 
     function setUp() public {
         vm.warp(1_700_000_000);
         owner = makeAddr("owner");
         operator = makeAddr("operator");
+        guardian = makeAddr("guardian");
         verifier = new MockGroth16Verifier();
 
         address[] memory tokens = new address[](3);
@@ -39,7 +41,8 @@ contract SettlementInvariantTest is InvariantTest {
         tokens[0] = address(usdc);
         tokens[1] = address(dai);
         tokens[2] = address(fee);
-        settlement = new Settlement(owner, operator, verifier, GENESIS_ROOT, tokens, 1 hours, 1 days, 7 days, false);
+        settlement =
+            new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1 hours, 1 days, 7 days, false);
 
         address[] memory actors = new address[](4);
         actors[0] = makeAddr("alice");
@@ -65,14 +68,15 @@ contract SettlementInvariantTest is InvariantTest {
             steps[i + 6] = SettlementHandler.commitInvalid.selector;
             steps[i + 7] = SettlementHandler.claim.selector;
             steps[i + 8] = SettlementHandler.claim.selector;
-            steps[i + 9] = SettlementHandler.activateExodus.selector;
+            steps[i + 9] =
+                i == 0 ? SettlementHandler.activateExodus.selector : SettlementHandler.guardianExodus.selector;
             steps[i + 10] = SettlementHandler.exit.selector;
             steps[i + 11] = SettlementHandler.refundDeposit.selector;
         }
         targetContract(address(handler));
         targetSelector(FuzzSelector(address(handler), steps));
 
-        bytes4[] memory direct = new bytes4[](13);
+        bytes4[] memory direct = new bytes4[](18);
         direct[0] = Settlement.deposit.selector;
         direct[1] = Settlement.depositWithPermit.selector;
         direct[2] = Settlement.requestForcedWithdrawal.selector;
@@ -81,11 +85,16 @@ contract SettlementInvariantTest is InvariantTest {
         direct[5] = Settlement.activateExodus.selector;
         direct[6] = Settlement.exit.selector;
         direct[7] = Settlement.refundDeposit.selector;
-        direct[8] = Settlement.addToken.selector;
-        direct[9] = Settlement.setOperator.selector;
+        direct[8] = Settlement.proposeToken.selector;
+        direct[9] = Settlement.proposeOperator.selector;
         direct[10] = settlement.transferOwnership.selector;
         direct[11] = settlement.acceptOwnership.selector;
         direct[12] = settlement.renounceOwnership.selector;
+        direct[13] = Settlement.executeToken.selector;
+        direct[14] = Settlement.cancelToken.selector;
+        direct[15] = Settlement.executeOperator.selector;
+        direct[16] = Settlement.cancelOperator.selector;
+        direct[17] = Settlement.guardianExodus.selector;
         targetContract(address(settlement));
         targetSelector(FuzzSelector(address(settlement), direct));
 
@@ -94,6 +103,7 @@ contract SettlementInvariantTest is InvariantTest {
         for (uint256 i = 0; i < actors.length; ++i) {
             targetSender(actors[i]);
         }
+        targetSender(guardian);
         targetSender(makeAddr("stranger"));
     }
 
@@ -119,7 +129,11 @@ contract SettlementInvariantTest is InvariantTest {
         uint64 count = settlement.depositCount();
         uint64 consumed = settlement.depositsConsumed();
         assertLe(consumed, count, "consumed <= queued");
-        for (uint64 i = consumed; i < count; ++i) {
+        // In exodus, deposits in [depositsConsumed, voidedDepositsEnd) were consumed by void
+        // batches: their money sits in the ledger supply, not in the pending pool.
+        uint64 voidedEnd = settlement.voidedDepositsEnd();
+        assertLe(voidedEnd, count, "voided end <= queued");
+        for (uint64 i = consumed > voidedEnd ? consumed : voidedEnd; i < count; ++i) {
             Settlement.DepositEntry memory entry = settlement.depositEntry(i);
             for (uint256 t = 0; t < tokens.length; ++t) {
                 if (entry.token == tokens[t]) sums[t] += entry.amount;
@@ -129,6 +143,30 @@ contract SettlementInvariantTest is InvariantTest {
             assertEq(settlement.pendingDeposits(tokens[t]), sums[t], "pending == unconsumed, unrefunded entries");
         }
         assertLe(settlement.forcedConsumed(), settlement.forcedCount(), "forced consumed <= queued");
+    }
+
+    /// @notice No claim, exit or refund ever pays out more than deposits brought in, and
+    ///         the contract holds exactly the difference.
+    function invariant_payoutsNeverExceedDeposits() public view {
+        address[] memory tokens = handler.tokens();
+        for (uint256 i = 0; i < tokens.length; ++i) {
+            address token = tokens[i];
+            uint256 paid = handler.ghostPaidOut(token);
+            uint256 deposited = handler.ghostDeposited(token);
+            assertLe(paid, deposited, "paid out <= deposited");
+            assertEq(TestStablecoin(token).balanceOf(address(settlement)), deposited - paid, "held == in - out");
+        }
+    }
+
+    /// @notice Batches after the exodus batch are void: never finalized, and the exodus batch
+    ///         is the last finalized one.
+    function invariant_voidBatchesStayVoid() public view {
+        if (!settlement.exodus()) return;
+        uint64 e = settlement.exodusBatchNumber();
+        assertEq(settlement.lastFinalizedBatchNumber(), e, "last finalized == exodus batch");
+        assertEq(settlement.exitRoot(), settlement.batch(e).root, "exit root");
+        if (e < settlement.lastBatchNumber()) assertFalse(settlement.isFinalized(e + 1), "void batch finalized");
+        assertTrue(settlement.isFinalized(e), "exodus batch finalized");
     }
 
     function invariant_noDoubleExitOrClaim() public view {

@@ -28,6 +28,7 @@ abstract contract SettlementFixture is Test {
 
     address internal owner;
     address internal operator;
+    address internal guardian;
     address internal alice;
     uint256 internal aliceKey;
     address internal bob;
@@ -45,6 +46,7 @@ abstract contract SettlementFixture is Test {
         vm.warp(START_TIME);
         owner = makeAddr("owner");
         operator = makeAddr("operator");
+        guardian = makeAddr("guardian");
         (alice, aliceKey) = makeAccount("alice");
         bob = makeAddr("bob");
         carol = makeAddr("carol");
@@ -72,6 +74,7 @@ abstract contract SettlementFixture is Test {
         return new Settlement(
             owner,
             operator,
+            guardian,
             verifier_,
             GENESIS_ROOT,
             tokens,
@@ -202,6 +205,22 @@ abstract contract SettlementFixture is Test {
     /// @notice Warps to the first second at which batch `batchNumber` is claimable.
     function _warpToFinal(uint64 batchNumber) internal {
         vm.warp(settlement.batch(batchNumber).committedAt + FINALIZATION_DELAY);
+    }
+
+    /// @notice Adds `token` through the owner's timelocked proposal (warps `timelockDelay`).
+    function _addTokenNow(address token) internal {
+        vm.prank(owner);
+        settlement.proposeToken(token);
+        vm.warp(block.timestamp + settlement.timelockDelay());
+        settlement.executeToken(token);
+    }
+
+    /// @notice Replaces the operator through the owner's timelocked proposal (warps `timelockDelay`).
+    function _setOperatorNow(address newOperator) internal {
+        vm.prank(owner);
+        settlement.proposeOperator(newOperator);
+        vm.warp(block.timestamp + settlement.timelockDelay());
+        settlement.executeOperator();
     }
 
     /// @notice Queues a deposit, lets it go overdue and activates exodus.

@@ -7,6 +7,13 @@ pragma solidity ^0.8.24;
 ///         the 4-byte selector, so every declaration below must match forge's cheatcode
 ///         exactly. forge-std is not available in this repository, hence this file.
 interface Vm {
+    /// A log recorded since `recordLogs`.
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     // ------------------------------------------------------------ environment
 
     /// Sets `msg.sender` of the next call.
@@ -37,6 +44,12 @@ interface Vm {
 
     // ---------------------------------------------------------- expectations
 
+    /// The next call must revert (with anything).
+    function expectRevert() external;
+    /// Records every log emitted from now on.
+    function recordLogs() external;
+    /// The logs recorded since `recordLogs` (and clears them).
+    function getRecordedLogs() external returns (Log[] memory logs);
     /// The next call must revert with exactly this selector (no arguments).
     function expectRevert(bytes4 revertData) external;
     /// The next call must revert with exactly these bytes.
