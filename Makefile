@@ -54,9 +54,11 @@ fmt-check: tools
 clippy:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-check-artifacts: tools ## fail if rebuilding the contracts would change a committed artifact
+check-artifacts: tools ## fail if rebuilding the contracts would change a committed artifact or a contract exceeds EIP-170
 	rm -rf $(CHECK_DIR)/forge && mkdir -p $(CHECK_DIR)/forge
 	cd contracts && $(FORGE) build --force --out ../$(CHECK_DIR)/forge/out --cache-path ../$(CHECK_DIR)/forge/cache >/dev/null
+	cd contracts && $(FORGE) build --sizes src --out ../$(CHECK_DIR)/forge/sizes-out --cache-path ../$(CHECK_DIR)/forge/sizes-cache >/dev/null || { \
+	  echo "a deployable contract exceeds the EIP-170 runtime size limit (24,576 bytes): forge build --sizes"; exit 1; }
 	node tools/export-artifacts.js $(CHECK_DIR)/forge/out $(CHECK_DIR)/forge/artifacts
 	@diff -r contracts/artifacts $(CHECK_DIR)/forge/artifacts >/dev/null || { \
 	  echo "contracts/artifacts is stale: run 'make contracts' and commit the result"; \

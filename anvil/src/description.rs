@@ -60,6 +60,8 @@ pub struct DevnetDescription {
     pub owner: DevAccount,
     /// Operator account: the node commits batches with it.
     pub operator: DevAccount,
+    /// Guardian account: may activate exodus at once (`guardianExodus`), nothing else.
+    pub guardian: DevAccount,
     /// The node's wallet API (HTTP and WebSocket), when the devnet runs a node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_rpc_url: Option<String>,
@@ -78,6 +80,7 @@ impl DevnetDescription {
         deployment: &Deployment,
         owner: &PrivateKeySigner,
         operator: &PrivateKeySigner,
+        guardian: &PrivateKeySigner,
         wallets: &[PrivateKeySigner],
     ) -> Self {
         Self {
@@ -90,6 +93,7 @@ impl DevnetDescription {
             dev_accounts: wallets.iter().map(DevAccount::from_signer).collect(),
             owner: DevAccount::from_signer(owner),
             operator: DevAccount::from_signer(operator),
+            guardian: DevAccount::from_signer(guardian),
             node_rpc_url: None,
             admin_rpc_url: None,
             admin_token: None,

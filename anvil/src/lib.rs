@@ -21,7 +21,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 
-pub use deploy::{deploy, DeployConfig, Deployment, TokenSpec};
+pub use deploy::{deploy, DeployConfig, Deployment, Roles, TokenSpec};
 pub use description::{DevAccount, DevnetDescription, TokenInfo};
 
 /// The mnemonic of every Stablelane devnet (anvil's well-known default). Its keys are
@@ -36,8 +36,11 @@ pub const DEV_CHAIN_ID: u64 = stablelane_circuits::keys::DEVNET_CHAIN_ID;
 pub const OWNER_ACCOUNT: usize = 0;
 /// Index of the dev account the node commits batches with.
 pub const OPERATOR_ACCOUNT: usize = 1;
+/// Index of the dev account that is the contract's guardian (may trigger exodus at once,
+/// voiding the batches still in their window, and nothing else).
+pub const GUARDIAN_ACCOUNT: usize = 2;
 /// Index of the first dev account handed to wallets; the rest follow.
-pub const FIRST_WALLET_ACCOUNT: usize = 2;
+pub const FIRST_WALLET_ACCOUNT: usize = 3;
 
 /// Errors of the devnet tooling.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +91,7 @@ pub struct DevnetOptions {
     pub port: u16,
     /// Seconds between blocks; `None` mines a block per transaction.
     pub block_time_s: Option<u64>,
-    /// Number of dev accounts anvil creates (at least 3: owner, operator, one wallet).
+    /// Number of dev accounts anvil creates (at least 4: owner, operator, guardian, one wallet).
     pub accounts: usize,
     /// Contracts and minting.
     pub deploy: DeployConfig,
@@ -135,11 +138,22 @@ impl Devnet {
         let provider = wallet_provider(&anvil.endpoint(), &keys)?;
         let owner = keys[OWNER_ACCOUNT].address();
         let operator = keys[OPERATOR_ACCOUNT].address();
+        let guardian = keys[GUARDIAN_ACCOUNT].address();
         let wallets: Vec<Address> = keys[FIRST_WALLET_ACCOUNT..]
             .iter()
             .map(PrivateKeySigner::address)
             .collect();
-        let deployment = deploy(&provider, owner, operator, &wallets, &options.deploy).await?;
+        let deployment = deploy(
+            &provider,
+            Roles {
+                owner,
+                operator,
+                guardian,
+            },
+            &wallets,
+            &options.deploy,
+        )
+        .await?;
         let chain_id = provider
             .get_chain_id()
             .await
@@ -150,6 +164,7 @@ impl Devnet {
             &deployment,
             &keys[OWNER_ACCOUNT],
             &keys[OPERATOR_ACCOUNT],
+            &keys[GUARDIAN_ACCOUNT],
             &keys[FIRST_WALLET_ACCOUNT..],
         );
         Ok(Self {

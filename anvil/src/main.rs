@@ -24,7 +24,7 @@ struct Args {
     /// real L2, so chain time moves and committed batches finalize.
     #[arg(long, default_value_t = 1)]
     block_time: u64,
-    /// Dev accounts to create (owner, operator, then wallets).
+    /// Dev accounts to create (owner, operator, guardian, then wallets).
     #[arg(long, default_value_t = 10)]
     accounts: usize,
     /// Seconds before a committed withdrawal can be claimed (at least 1; chain id 31337
@@ -146,6 +146,7 @@ async fn main() -> Result<()> {
     }
     println!("  owner         {}", description.owner.address);
     println!("  operator      {}", description.operator.address);
+    println!("  guardian      {}", description.guardian.address);
     println!(
         "  dev wallets   {} funded accounts (keys in {})",
         description.dev_accounts.len(),

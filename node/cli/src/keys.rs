@@ -370,6 +370,15 @@ async fn on_chain(
         .await
         .wrap_err_with(|| format!("reading batch {} (is it committed?)", a.batch))?
         .root;
+    // Only a finalized batch's root counts: one still in its challenge window may be voided
+    // (and in exodus, later batches are).
+    if !contract.isFinalized(a.batch).call().await? {
+        bail!(
+            "on-chain: batch {} is not finalized (its challenge window is open, or exodus voided it): a balance proven under it may be undone",
+            a.batch
+        );
+    }
+    println!("ok: batch {} is finalized on-chain", a.batch);
     let context = contract.attestationContext(a.challenge).call().await?;
     if context != a.context || context != attestation_context(&a.challenge) {
         bail!(
@@ -389,15 +398,15 @@ async fn on_chain(
         )
         .call()
         .await
-        .wrap_err_with(|| format!("verifyAttestation (is batch {} committed?)", a.batch))?;
+        .wrap_err_with(|| format!("verifyAttestation (is batch {} finalized?)", a.batch))?;
     if !valid {
         bail!(
-            "on-chain: verifyAttestation is false: the proof does not hold for batch {}'s committed root",
+            "on-chain: verifyAttestation is false: the proof does not hold for batch {}'s finalized root",
             a.batch
         );
     }
     println!(
-        "ok: verifyAttestation is true against batch {}'s committed root",
+        "ok: verifyAttestation is true against batch {}'s finalized root",
         a.batch
     );
     Ok(committed)

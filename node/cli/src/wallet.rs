@@ -137,8 +137,8 @@ enum WalletCommand {
     /// at least --threshold of the token in a committed batch's root, bound to a challenge.
     /// Writes the attestation JSON (check it with `stablelane verify-attestation`).
     Attest(AttestArgs),
-    /// In exodus mode, exits with the wallet's whole balance of a token in the last committed
-    /// root, proven from chain data and the wallet's key alone: the node is not needed. Pays
+    /// In exodus mode, exits with the wallet's whole balance of a token in the exit root (the
+    /// last batch finalized when exodus began; later ones are void), proven from chain data and the wallet's key alone: the node is not needed. Pays
     /// the wallet's address, or --to (for example when the wallet cannot receive the token).
     Exit(ExitArgs),
     /// Claims on the L2 the withdrawals of a finalized batch: one withdrawal by its
@@ -802,13 +802,15 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
         );
     }
 
+    // Exits prove against the last batch nobody voided: the one exodus was activated at.
+    let exit_batch = settlement.exodusBatchNumber().call().await?;
     let synced = stablelane_chain::chain_sync(
         &stablelane_chain::ChainSyncConfig {
             l2_rpc_url: args.l2_rpc.clone(),
             settlement: args.settlement,
             from_block: args.from_block,
             max_block_range: 2_000,
-            up_to: None,
+            up_to: Some(exit_batch),
         },
         |p| {
             eprintln!(
@@ -843,7 +845,7 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
         bail!("cannot open this account's leaf with this wallet's viewing key: it was not registered (lane_registerViewingKey) before the last batch that changed the account; only the operator can open it");
     }
     if balance == 0 {
-        bail!("nothing to exit: the balance in the last committed root is 0");
+        bail!("nothing to exit: the balance in the exit root (batch {exit_batch}, the last finalized one) is 0");
     }
     let witness = AttestationWitness {
         root: fr_from_be_bytes(&synced.root().0).map_err(|e| eyre!("root: {e}"))?,

@@ -621,7 +621,7 @@ fn check_expiry(expiry: u64, now_s: u64, expired: impl FnOnce(u64) -> RpcError) 
 }
 
 /// `lane_proveBalance`: checks the owner's signed request, opens the owner's slot as of the
-/// committed batch asked for (the latest committed one by default), checks the statement
+/// finalized batch asked for (the latest finalized one by default), checks the statement
 /// natively (a threshold above the balance is refused before any proving work), and proves on
 /// the prover pool.
 async fn prove_balance(ctx: &Context, request: Signed<ProveBalance>) -> Result<Attestation> {
@@ -734,29 +734,26 @@ async fn prove_balance(ctx: &Context, request: Signed<ProveBalance>) -> Result<A
     })
 }
 
-/// The batch a proof request refers to: `requested`, or the latest committed batch for 0.
-/// Only batches committed on-chain (committed or finalized) are provable: their roots are the
-/// ones the contract's `verifyAttestation` knows.
+/// The batch a proof request refers to: `requested`, or the latest finalized batch for 0.
+/// Only finalized batches are provable: the contract's `verifyAttestation` accepts no other
+/// (a batch still in its challenge window may be voided), and the node calls a batch
+/// finalized only once the contract would (its finalization delay passed) and the commit is
+/// at the L2's finality head.
 fn provable_batch(ctx: &Context, requested: u64) -> Result<u64> {
-    let is_committed = |number: u64| -> Result<bool> {
+    let is_finalized = |number: u64| -> Result<bool> {
         Ok(ctx
             .sequencer
             .batch(number)
             .map_err(internal)?
-            .is_some_and(|(_, chain)| {
-                matches!(
-                    chain.status,
-                    BatchStatus::Committed | BatchStatus::Finalized
-                )
-            }))
+            .is_some_and(|(_, chain)| chain.status == BatchStatus::Finalized))
     };
     if requested != 0 {
-        return if is_committed(requested)? {
+        return if is_finalized(requested)? {
             Ok(requested)
         } else {
             Err(RpcError::new(
                 ErrorCode::BatchNotProvable,
-                format!("batch {requested} is not committed on-chain"),
+                format!("batch {requested} is not finalized"),
             ))
         };
     }
@@ -767,12 +764,12 @@ fn provable_batch(ctx: &Context, requested: u64) -> Result<u64> {
         .sealed()
         .map_or((0, 1), |sealed| (sealed.head(), sealed.oldest().max(1)));
     for number in (oldest..=newest).rev() {
-        if is_committed(number)? {
+        if is_finalized(number)? {
             return Ok(number);
         }
     }
     Err(RpcError::new(
         ErrorCode::BatchNotProvable,
-        "no committed batch yet (a batch is provable once its commit is included on the L2)",
+        "no finalized batch among the states this node keeps (a batch is provable once its finalization delay has passed and its commit is final on the L2; [prover] history_batches must cover the batches sealed meanwhile)",
     ))
 }

@@ -344,12 +344,26 @@ async fn commits_made_through_a_forwarding_contract_are_read_from_the_trace() ->
     let owner_key: PrivateKeySigner = d.owner.private_key.parse()?;
     let owner = stablelane_devnet::wallet_provider(&chain.devnet.rpc_url(), &[owner_key])?;
     let forwarder = CallForwarder::deploy(chain.operator.clone(), d.operator.address).await?;
-    Settlement::new(chain.settlement(), owner)
-        .setOperator(*forwarder.address())
+    // An operator change waits the contract's timelock (its finalization delay).
+    let settlement = Settlement::new(chain.settlement(), owner);
+    settlement
+        .proposeOperator(*forwarder.address())
         .send()
         .await?
         .get_receipt()
         .await?;
+    let delay = settlement.timelockDelay().call().await?;
+    let provider = chain.devnet.provider();
+    provider.anvil_increase_time(delay).await?;
+    provider.anvil_mine(Some(1), None).await?;
+    let receipt = settlement
+        .executeOperator()
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "executeOperator reverted");
+    assert_eq!(settlement.operator().call().await?, *forwarder.address());
     let mut through = Vec::new();
     for call in [
         b.next(&[(bob, usdc)], &[(0, 4, 1), (1, 5, 0)], None)?,
