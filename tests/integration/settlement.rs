@@ -34,8 +34,16 @@ async fn devnet_deploys_mints_and_describes_itself() -> Result<()> {
     let provider = devnet.provider().clone();
 
     assert_eq!(d.chain_id, 31337);
-    assert_eq!(d.dev_accounts.len(), 8);
+    // Ten anvil accounts: owner, operator, guardian and seven wallets.
+    assert_eq!(d.dev_accounts.len(), 7);
     assert_ne!(d.owner.address, d.operator.address);
+    let contract = Settlement::new(d.settlement, provider.clone());
+    assert_eq!(contract.guardian().call().await?, d.guardian.address);
+    assert_eq!(contract.operator().call().await?, d.operator.address);
+    assert!(!d
+        .dev_accounts
+        .iter()
+        .any(|a| a.address == d.guardian.address));
     let usdc = d.token("usdc").ok_or_else(|| eyre!("no USDC"))?;
     let dai = d.token("DAI").ok_or_else(|| eyre!("no DAI"))?;
     assert_eq!((usdc.decimals, dai.decimals), (6, 18));

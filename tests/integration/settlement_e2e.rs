@@ -1034,6 +1034,18 @@ async fn attestation_verifies_on_chain_and_exodus_exit_uses_only_chain_data_and_
                 .await
         }
     };
+    // Batch 1 is still in its challenge window: the contract accepts no attestation under it.
+    let early = check(alice, 5_000_000, 42)
+        .await
+        .expect_err("verifyAttestation accepted a batch in its window");
+    assert!(
+        matches!(
+            early.as_decoded_interface_error::<Settlement::SettlementErrors>(),
+            Some(Settlement::SettlementErrors::NotFinalized(_))
+        ),
+        "{early}"
+    );
+    node.pass_time(FINALIZATION_DELAY_S + 1).await?;
     assert!(check(alice, 5_000_000, 42).await?);
     assert!(
         !check(alice, 5_000_000, 43).await?,

@@ -46,6 +46,28 @@ async fn seal_and_commit(admin: &HttpClient, client: &HttpClient) -> Result<u64>
     Ok(batch)
 }
 
+/// [`seal_and_commit`], then lets the finalization delay pass on the L2 until the node
+/// calls the batch finalized: only finalized batches are provable.
+async fn seal_and_finalize(
+    admin: &HttpClient,
+    client: &HttpClient,
+    devnet: &Devnet,
+) -> Result<u64> {
+    let batch = seal_and_commit(admin, client).await?;
+    let delay = DeployConfig::default().finalization_delay_s;
+    devnet.provider().anvil_increase_time(delay + 1).await?;
+    let started = Instant::now();
+    while client.get_batch(batch).await?.status != BatchStatus::Finalized {
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "batch {batch} not finalized"
+        );
+        devnet.provider().anvil_mine(Some(1), None).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(batch)
+}
+
 fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -138,7 +160,7 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
         &key_env,
     )?;
     assert!(ok, "{err}");
-    let batch = seal_and_commit(&admin, &client).await?;
+    let batch = seal_and_finalize(&admin, &client, &devnet).await?;
     let balance = common::account(
         &client,
         &alice,
@@ -189,7 +211,7 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
         .expect_err("above the balance");
     assert_eq!(code(refused), ErrorCode::BalanceBelowThreshold.code());
 
-    // Alice asks for "at least 20 USDC" (the latest committed batch by default).
+    // Alice asks for "at least 20 USDC" (the latest finalized batch by default).
     let attestation = client
         .prove_balance(request(&alice, alice.address(), 20_000_000, 0)?)
         .await?;
@@ -330,7 +352,7 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
     );
     let (ok, out, err) = cli_verify(&forged, "forged")?;
     assert!(!ok, "the CLI accepted the forged root: {out}");
-    assert!(err.contains("committed root"), "{err}");
+    assert!(err.contains("finalized root"), "{err}");
     // The CLI without a chain: the proof holds, the root is not checked, exit status 3.
     let forged_path = run_dir.path().join("forged-offline.json");
     std::fs::write(&forged_path, serde_json::to_vec_pretty(&forged)?)?;
@@ -432,7 +454,7 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
         &key_env,
     )?;
     assert!(ok, "{err}");
-    let later = seal_and_commit(&admin, &client).await?;
+    let later = seal_and_finalize(&admin, &client, &devnet).await?;
     let later_root = client.get_batch(later).await?.new_root;
     assert_ne!(later_root, attestation.root);
 
@@ -524,6 +546,48 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
         .await?;
     assert_eq!((newer.batch, newer.root), (later, later_root));
     verifier.verify(&newer, &roots, BatchNumber(later))?;
+
+    // A third batch, committed but still in its challenge window: the node does not prove
+    // under it (by default it stays at the latest finalized batch), and an attestation naming
+    // it is refused by the CLI and the contract even with a valid proof and root.
+    let (ok, _, err) = common::run_cli(
+        &[
+            "wallet",
+            "transfer",
+            "--rpc",
+            &rpc,
+            "--token",
+            &usdc.to_string(),
+            "--to",
+            &bob_address,
+            "--amount",
+            "1",
+        ],
+        &key_env,
+    )?;
+    assert!(ok, "{err}");
+    let open = seal_and_commit(&admin, &client).await?;
+    let refused = client
+        .prove_balance(request(&alice, alice.address(), 1, open)?)
+        .await
+        .expect_err("a batch in its window");
+    assert_eq!(code(refused), ErrorCode::BatchNotProvable.code());
+    let by_default = client
+        .prove_balance(request(&alice, alice.address(), 1, 0)?)
+        .await?;
+    assert_eq!(by_default.batch, later);
+    let in_window = Attestation {
+        batch: open,
+        root: client.get_batch(open).await?.new_root,
+        ..by_default.clone()
+    };
+    let (ok, out, err) = cli_verify(&in_window, "in-window")?;
+    assert!(!ok, "the CLI accepted a batch in its window: {out}");
+    assert!(err.contains("not finalized"), "{err}");
+    assert!(
+        on_chain(in_window).await.is_err(),
+        "verifyAttestation accepted a batch in its window"
+    );
 
     // A node whose proving key is not the deployed verifier's refuses to start.
     let keys_dir = run_dir.path().join("other-keys");

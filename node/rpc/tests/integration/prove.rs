@@ -1,5 +1,5 @@
 //! `lane_proveBalance` over real HTTP against a sequencer keeping sealed states and a real
-//! prover pool (INSECURE dev keys): proofs only under committed roots, as of the batch asked
+//! prover pool (INSECURE dev keys): proofs only under finalized roots, as of the batch asked
 //! for (not the live balance), verified with `verify_attestation`; owner authentication,
 //! expiry, thresholds above the balance, the history bound, a full queue and the timeout each
 //! get their documented code.
@@ -168,8 +168,9 @@ impl Node {
         Ok(())
     }
 
-    /// Seals the open batch and marks it committed, as the settler would.
-    async fn seal_committed(&self) -> Result<u64> {
+    /// Seals the open batch and marks it finalized, as the settler would once its
+    /// finalization delay passed.
+    async fn seal_finalized(&self) -> Result<u64> {
         let number = self
             .sequencer
             .seal_batch()
@@ -178,7 +179,7 @@ impl Node {
         self.sequencer.set_batch_chain_state(
             number,
             &BatchChainState {
-                status: BatchStatus::Committed,
+                status: BatchStatus::Finalized,
                 ..BatchChainState::default()
             },
         )?;
@@ -195,7 +196,7 @@ fn code(error: ErrorCode) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn proofs_are_made_under_committed_roots_as_of_the_batch_asked_for() -> Result<()> {
+async fn proofs_are_made_under_finalized_roots_as_of_the_batch_asked_for() -> Result<()> {
     let key = dev_key()?;
     let verifier = AttestationVerifier::new(&key.vk)?;
     let node = Node::start(
@@ -215,10 +216,27 @@ async fn proofs_are_made_under_committed_roots_as_of_the_batch_asked_for() -> Re
         node.prove(node.request(&alice, 1, 0)?).await?.err(),
         Some(code(ErrorCode::BatchNotProvable))
     );
+    // Committed but still in its challenge window: not provable either (the contract's
+    // verifyAttestation would refuse it, and it may be voided).
     node.sequencer.set_batch_chain_state(
         sealed,
         &BatchChainState {
             status: BatchStatus::Committed,
+            ..BatchChainState::default()
+        },
+    )?;
+    assert_eq!(
+        node.prove(node.request(&alice, 1, 0)?).await?.err(),
+        Some(code(ErrorCode::BatchNotProvable))
+    );
+    assert_eq!(
+        node.prove(node.request(&alice, 1, sealed)?).await?.err(),
+        Some(code(ErrorCode::BatchNotProvable))
+    );
+    node.sequencer.set_batch_chain_state(
+        sealed,
+        &BatchChainState {
+            status: BatchStatus::Finalized,
             ..BatchChainState::default()
         },
     )?;
@@ -237,8 +255,8 @@ async fn proofs_are_made_under_committed_roots_as_of_the_batch_asked_for() -> Re
         .ok_or_else(|| eyre::eyre!("no batch 1"))?;
     assert_eq!(at_1.root, batch_1.new_root);
 
-    // Batch 2 committed: now her proven balance is 490; 1,000 is above it.
-    assert_eq!(node.seal_committed().await?, 2);
+    // Batch 2 finalized: now her proven balance is 490; 1,000 is above it.
+    assert_eq!(node.seal_finalized().await?, 2);
     assert_eq!(
         node.prove(node.request(&alice, 1_000, 0)?).await?.err(),
         Some(code(ErrorCode::BalanceBelowThreshold))
@@ -259,9 +277,9 @@ async fn proofs_are_made_under_committed_roots_as_of_the_batch_asked_for() -> Re
 
     // Two more batches: batch 1 falls out of the history of 2.
     node.pay(10, 1).await?;
-    node.seal_committed().await?;
+    node.seal_finalized().await?;
     node.pay(10, 2).await?;
-    node.seal_committed().await?;
+    node.seal_finalized().await?;
     assert_eq!(
         node.prove(node.request(&alice, 1, 1)?).await?.err(),
         Some(code(ErrorCode::BatchNotProvable))
@@ -330,7 +348,7 @@ async fn proofs_are_made_under_committed_roots_as_of_the_batch_asked_for() -> Re
 async fn the_prover_is_bounded_by_its_queue_and_its_timeout_and_can_be_off() -> Result<()> {
     // Off: a clear code.
     let off = Node::start(0, None).await?;
-    off.seal_committed().await?;
+    off.seal_finalized().await?;
     assert_eq!(
         off.prove(off.request(&off.alice, 1, 0)?).await?.err(),
         Some(code(ErrorCode::ProverDisabled))
@@ -354,7 +372,7 @@ async fn the_prover_is_bounded_by_its_queue_and_its_timeout_and_can_be_off() -> 
         ),
     )
     .await?;
-    node.seal_committed().await?;
+    node.seal_finalized().await?;
     let request = || node.request(&node.alice, 1, 0);
     let (a, b, c, d) = tokio::join!(
         node.prove(request()?),
@@ -389,7 +407,7 @@ async fn the_prover_is_bounded_by_its_queue_and_its_timeout_and_can_be_off() -> 
         ),
     )
     .await?;
-    slow.seal_committed().await?;
+    slow.seal_finalized().await?;
     assert_eq!(
         slow.prove(slow.request(&slow.alice, 1, 0)?).await?.err(),
         Some(code(ErrorCode::ProvingTimeout))
