@@ -1,107 +1,181 @@
-//! Exodus end to end with the real binaries: the node commits a batch holding a registered
-//! wallet's balance, then stops for good; a later deposit goes overdue, exodus is activated,
-//! and the wallet exits with `stablelane wallet exit --to <another address>` from chain data
-//! and its key alone: that address receives exactly the wallet's balance (the wallet
-//! nothing); a second exit of the same account is refused.
+//! Exodus end to end with the real binaries. A node commits a batch holding a registered
+//! wallet's balance, then stops for good, and the wallet exits with `stablelane wallet exit`
+//! from chain data and its key alone:
+//! - a later deposit goes overdue, anyone activates exodus, and the wallet exits `--to`
+//!   another address: that address receives exactly the wallet's balance (the wallet
+//!   nothing); a second exit of the same account is refused;
+//! - the stolen operator key commits a batch draining the bridge to the thief; inside its
+//!   window the guardian triggers exodus, which voids it: the thief's claim is refused and
+//!   the wallet exits its balance of the last finalized batch.
 
 use crate::common;
 
 use std::time::{Duration, Instant};
 
-use alloy::{primitives::U256, providers::ext::AnvilApi, signers::local::PrivateKeySigner};
+use alloy::{
+    primitives::{keccak256, Address, B256, U256},
+    providers::{ext::AnvilApi, DynProvider},
+    signers::local::PrivateKeySigner,
+};
 use eyre::{ensure, eyre, Result};
 use jsonrpsee::http_client::{HeaderMap, HttpClientBuilder};
 use stablelane::rpc::{AdminApiClient, BatchStatus, LaneApiClient};
 use stablelane_contracts::{Settlement, TestStablecoin};
-use stablelane_devnet::{node, wallet_provider, DeployConfig, Devnet, DevnetOptions};
+use stablelane_devnet::{
+    node, wallet_provider, DeployConfig, Devnet, DevnetDescription, DevnetOptions,
+};
+
+/// A devnet whose node committed batch `batch` holding alice's deposit of `amount` USDC.
+struct Committed {
+    devnet: Devnet,
+    d: DevnetDescription,
+    usdc: Address,
+    process: node::NodeProcess,
+    alice: PrivateKeySigner,
+    /// alice's L2 provider.
+    provider: DynProvider,
+    amount: U256,
+    batch: u64,
+    _run_dir: tempfile::TempDir,
+}
+
+impl Committed {
+    async fn start() -> Result<Self> {
+        let devnet = Devnet::start(DevnetOptions {
+            port: 0,
+            deploy: DeployConfig::default(),
+            ..DevnetOptions::default()
+        })
+        .await?;
+        let d = devnet.description().clone();
+        let usdc = d.token("USDC").ok_or_else(|| eyre!("no USDC"))?.address;
+        let run_dir = tempfile::tempdir()?;
+        let config = node::write_config(&d, run_dir.path(), 0, 0)?;
+        let process = node::start(
+            &common::binary(),
+            &config,
+            &run_dir.path().join("node.log"),
+            &d,
+        )?;
+        let alice_account = &d.dev_accounts[0];
+        let alice: PrivateKeySigner = alice_account.private_key.parse()?;
+        let key_env = [("STABLELANE_PRIVATE_KEY", alice_account.private_key.as_str())];
+
+        // Alice registers her viewing key, then deposits 50 USDC.
+        let (ok, _, err) =
+            common::run_cli(&["wallet", "register", "--rpc", &process.rpc_url], &key_env)?;
+        assert!(ok, "{err}");
+        let provider = wallet_provider(&d.l2_rpc_url, std::slice::from_ref(&alice))?;
+        let amount = U256::from(50_000_000u64);
+        TestStablecoin::new(usdc, provider.clone())
+            .approve(d.settlement, amount)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        let receipt = Settlement::new(d.settlement, provider.clone())
+            .deposit(usdc, amount, alice.address())
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        ensure!(receipt.status(), "deposit reverted");
+        let client = HttpClientBuilder::default().build(&process.rpc_url)?;
+        let started = Instant::now();
+        while common::account(
+            &client,
+            &alice,
+            usdc,
+            &stablelane::domain(d.chain_id, d.settlement),
+        )
+        .await?
+        .balance
+        .base_units()
+            == 0
+        {
+            ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "deposit not credited"
+            );
+            devnet.provider().anvil_mine(Some(1), None).await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        // The operator seals and commits the batch holding her balance.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            format!("Bearer {}", process.admin_token).parse()?,
+        );
+        let admin = HttpClientBuilder::default()
+            .set_headers(headers)
+            .build(&process.admin_url)?;
+        let batch = admin
+            .seal_batch()
+            .await?
+            .batch
+            .ok_or_else(|| eyre!("nothing sealed"))?;
+        let started = Instant::now();
+        while client.get_batch(batch).await?.status == BatchStatus::Sealed {
+            ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "batch not committed"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(Self {
+            devnet,
+            d,
+            usdc,
+            process,
+            alice,
+            provider,
+            amount,
+            batch,
+            _run_dir: run_dir,
+        })
+    }
+
+    /// `stablelane wallet exit` as alice, paying `to`.
+    fn exit(&self, to: Address) -> Result<(bool, String, String)> {
+        let settlement = self.d.settlement.to_string();
+        let usdc = self.usdc.to_string();
+        let block = self.d.deploy_block.to_string();
+        let to = to.to_string();
+        let args = [
+            "wallet",
+            "exit",
+            "--l2-rpc",
+            &self.d.l2_rpc_url,
+            "--settlement",
+            &settlement,
+            "--token",
+            &usdc,
+            "--from-block",
+            &block,
+            "--insecure-dev-keys",
+            "--to",
+            &to,
+        ];
+        let key = self.d.dev_accounts[0].private_key.clone();
+        common::run_cli(&args, &[("STABLELANE_PRIVATE_KEY", key.as_str())])
+    }
+
+    async fn balance_of(&self, who: Address) -> Result<U256> {
+        Ok(TestStablecoin::new(self.usdc, self.provider.clone())
+            .balanceOf(who)
+            .call()
+            .await?)
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wallet_exits_in_exodus_from_chain_data_and_its_key() -> Result<()> {
-    let devnet = Devnet::start(DevnetOptions {
-        port: 0,
-        deploy: DeployConfig::default(),
-        ..DevnetOptions::default()
-    })
-    .await?;
-    let d = devnet.description().clone();
-    let usdc = d.token("USDC").ok_or_else(|| eyre!("no USDC"))?.address;
-    let run_dir = tempfile::tempdir()?;
-    let config = node::write_config(&d, run_dir.path(), 0, 0)?;
-    let mut process = node::start(
-        &common::binary(),
-        &config,
-        &run_dir.path().join("node.log"),
-        &d,
-    )?;
-    let alice_account = &d.dev_accounts[0];
-    let alice: PrivateKeySigner = alice_account.private_key.parse()?;
-    let key_env = [("STABLELANE_PRIVATE_KEY", alice_account.private_key.as_str())];
-
-    // Alice registers her viewing key, then deposits 50 USDC.
-    let (ok, _, err) =
-        common::run_cli(&["wallet", "register", "--rpc", &process.rpc_url], &key_env)?;
-    assert!(ok, "{err}");
-    let provider = wallet_provider(&d.l2_rpc_url, std::slice::from_ref(&alice))?;
-    let amount = U256::from(50_000_000u64);
-    TestStablecoin::new(usdc, provider.clone())
-        .approve(d.settlement, amount)
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    let receipt = Settlement::new(d.settlement, provider.clone())
-        .deposit(usdc, amount, alice.address())
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    ensure!(receipt.status(), "deposit reverted");
-    let client = HttpClientBuilder::default().build(&process.rpc_url)?;
-    let started = Instant::now();
-    while common::account(
-        &client,
-        &alice,
-        usdc,
-        &stablelane::domain(d.chain_id, d.settlement),
-    )
-    .await?
-    .balance
-    .base_units()
-        == 0
-    {
-        ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "deposit not credited"
-        );
-        devnet.provider().anvil_mine(Some(1), None).await?;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    // The operator seals and commits the batch holding her balance.
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "authorization",
-        format!("Bearer {}", process.admin_token).parse()?,
-    );
-    let admin = HttpClientBuilder::default()
-        .set_headers(headers)
-        .build(&process.admin_url)?;
-    let batch = admin
-        .seal_batch()
-        .await?
-        .batch
-        .ok_or_else(|| eyre!("nothing sealed"))?;
-    let started = Instant::now();
-    while client.get_batch(batch).await?.status == BatchStatus::Sealed {
-        ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "batch not committed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut c = Committed::start().await?;
+    let (d, usdc) = (c.d.clone(), c.usdc);
 
     // The operator is gone for good. Bob's deposit is never consumed; its deadline passes.
-    process.stop();
+    c.process.stop();
     let bob: PrivateKeySigner = d.dev_accounts[1].private_key.parse()?;
     let bob_provider = wallet_provider(&d.l2_rpc_url, std::slice::from_ref(&bob))?;
     TestStablecoin::new(usdc, bob_provider.clone())
@@ -117,8 +191,11 @@ async fn wallet_exits_in_exodus_from_chain_data_and_its_key() -> Result<()> {
         .get_receipt()
         .await?;
     let deadline = DeployConfig::default().deposit_deadline_s;
-    devnet.provider().anvil_increase_time(deadline + 1).await?;
-    devnet.provider().anvil_mine(Some(1), None).await?;
+    c.devnet
+        .provider()
+        .anvil_increase_time(deadline + 1)
+        .await?;
+    c.devnet.provider().anvil_mine(Some(1), None).await?;
     let receipt = Settlement::new(d.settlement, bob_provider)
         .activateExodus()
         .send()
@@ -128,40 +205,13 @@ async fn wallet_exits_in_exodus_from_chain_data_and_its_key() -> Result<()> {
     ensure!(receipt.status(), "activateExodus reverted");
 
     // Alice has the exit paid to dave (as a USDC-blacklisted owner would have to).
+    let alice = c.alice.address();
     let dave = d.dev_accounts[3].address;
-    let balance_of = |who| {
-        let token = TestStablecoin::new(usdc, provider.clone());
-        async move { token.balanceOf(who).call().await }
-    };
-    let (alice_before, dave_before) = (balance_of(alice.address()).await?, balance_of(dave).await?);
-    let exit_to = |to: String| {
-        let mut args: Vec<String> = [
-            "wallet",
-            "exit",
-            "--l2-rpc",
-            &d.l2_rpc_url,
-            "--settlement",
-            &d.settlement.to_string(),
-            "--token",
-            &usdc.to_string(),
-            "--from-block",
-            &d.deploy_block.to_string(),
-            "--insecure-dev-keys",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        args.extend(["--to".to_owned(), to]);
-        args
-    };
-    let run = |args: Vec<String>| {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        common::run_cli(&args, &key_env)
-    };
-    let (ok, _, err) = run(exit_to(alloy::primitives::Address::ZERO.to_string()))?;
+    let (alice_before, dave_before) = (c.balance_of(alice).await?, c.balance_of(dave).await?);
+    let (ok, _, err) = c.exit(Address::ZERO)?;
     assert!(!ok);
     assert!(err.contains("--to must not be the zero address"), "{err}");
-    let args = exit_to(dave.to_string());
-    let (ok, out, err) = run(args.clone())?;
+    let (ok, out, err) = c.exit(dave)?;
     assert!(ok, "{err}");
     assert!(
         out.contains(&format!(
@@ -170,19 +220,127 @@ async fn wallet_exits_in_exodus_from_chain_data_and_its_key() -> Result<()> {
         "{out}"
     );
     assert_eq!(
-        balance_of(dave).await?,
-        dave_before + amount,
+        c.balance_of(dave).await?,
+        dave_before + c.amount,
         "paid to --to"
     );
-    assert_eq!(
-        balance_of(alice.address()).await?,
-        alice_before,
-        "not to the owner"
-    );
+    assert_eq!(c.balance_of(alice).await?, alice_before, "not to the owner");
 
     // The same account cannot exit twice.
-    let (ok, _, err) = run(args)?;
+    let (ok, _, err) = c.exit(dave)?;
     assert!(!ok);
     assert!(err.contains("already exited"), "{err}");
+    Ok(())
+}
+
+/// The review's drain, replayed with the real node and wallet: the operator key is stolen
+/// and commits a batch paying the whole bridge to the thief, with a root nobody can open.
+/// Inside the batch's window the guardian triggers exodus: the batch is void, the thief's
+/// claim is refused, and alice exits her balance of the last finalized batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_by_a_stolen_operator_key_is_voided_by_the_guardian() -> Result<()> {
+    use stablelane_contracts::batch_data::{encode_batch_data, Withdrawal};
+    let mut c = Committed::start().await?;
+    let d = c.d.clone();
+    let l2 = c.devnet.provider().clone();
+    // Batch 1 (alice's balance) finalizes on-chain; then the node is gone.
+    let delay = DeployConfig::default().finalization_delay_s;
+    l2.anvil_increase_time(delay + 1).await?;
+    l2.anvil_mine(Some(1), None).await?;
+    c.process.stop();
+
+    // The thief, holding the operator key, commits batch 2: every USDC to itself, under a
+    // root that no batch data opens (the body is empty).
+    let thief: PrivateKeySigner = d.operator.private_key.parse()?;
+    let as_thief = Settlement::new(
+        d.settlement,
+        wallet_provider(&d.l2_rpc_url, std::slice::from_ref(&thief))?,
+    );
+    let thief_before = c.balance_of(thief.address()).await?;
+    let supply = as_thief.ledgerSupply(c.usdc).call().await?;
+    assert_eq!(supply, c.amount);
+    let amount = u128::try_from(supply)?;
+    let data = encode_batch_data(
+        &[Withdrawal {
+            recipient: thief.address(),
+            token: c.usdc,
+            amount_base_units: amount,
+        }],
+        &[],
+        &[],
+    )?;
+    let deposits = as_thief.depositsConsumed().call().await?;
+    let forced = as_thief.forcedConsumed().call().await?;
+    let header = Settlement::BatchHeader {
+        batchNumber: c.batch + 1,
+        prevRoot: as_thief.stateRoot().call().await?,
+        newRoot: B256::with_last_byte(7),
+        depositsConsumed: deposits,
+        depositsHash: as_thief.depositHashAt(deposits).call().await?,
+        forcedConsumed: forced,
+        forcedHash: as_thief.forcedHashAt(forced).call().await?,
+        dataHash: keccak256(&data),
+    };
+    let receipt = as_thief
+        .commitBatch(header, data.into())
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "the thief's commit reverted");
+    let drained = c.batch + 1;
+
+    // Inside its window: the guardian (and nobody else) triggers exodus at once.
+    let guardian: PrivateKeySigner = d.guardian.private_key.parse()?;
+    assert!(
+        as_thief.guardianExodus().call().await.is_err(),
+        "only the guardian may"
+    );
+    let as_guardian = Settlement::new(
+        d.settlement,
+        wallet_provider(&d.l2_rpc_url, std::slice::from_ref(&guardian))?,
+    );
+    let receipt = as_guardian
+        .guardianExodus()
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "guardianExodus reverted");
+    assert_eq!(as_guardian.exodusBatchNumber().call().await?, c.batch);
+    assert!(!as_guardian.isFinalized(drained).call().await?);
+
+    // The thief's claim is refused, also once its window would have passed.
+    l2.anvil_increase_time(delay + 1).await?;
+    l2.anvil_mine(Some(1), None).await?;
+    let refused = as_thief
+        .claimWithdrawal(drained, 0, thief.address(), c.usdc, amount, vec![])
+        .call()
+        .await
+        .expect_err("the void batch paid the thief");
+    assert!(
+        matches!(
+            refused.as_decoded_interface_error::<Settlement::SettlementErrors>(),
+            Some(Settlement::SettlementErrors::BatchVoided(_))
+        ),
+        "{refused}"
+    );
+
+    // alice exits with her whole balance of batch 1, the last finalized root.
+    let alice = c.alice.address();
+    let before = c.balance_of(alice).await?;
+    let (ok, out, err) = c.exit(alice)?;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("exited with {} base units", c.amount)),
+        "{out}"
+    );
+    assert_eq!(c.balance_of(alice).await?, before + c.amount);
+    assert_eq!(
+        c.balance_of(thief.address()).await?,
+        thief_before,
+        "the thief got nothing"
+    );
+    assert_eq!(as_guardian.ledgerSupply(c.usdc).call().await?, U256::ZERO);
     Ok(())
 }
