@@ -75,7 +75,7 @@ pub enum ErrorCode {
     BalanceBelowThreshold = 1060,
     /// The node was started without proving keys (`[prover]` in its config).
     ProverDisabled = 1061,
-    /// The batch asked for is not committed on-chain yet, or older than the prover keeps.
+    /// The batch asked for is not finalized yet (or none kept is), or older than the prover keeps.
     BatchNotProvable = 1062,
     /// The proof was not ready within the node's proving timeout: retry later.
     ProvingTimeout = 1063,

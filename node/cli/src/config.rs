@@ -178,7 +178,8 @@ pub struct ProverSection {
     /// that transfers leave; Linux only).
     pub nice: i32,
     /// Sealed batches whose states stay provable (about 1.6 MB each for a full batch of
-    /// 1,024 changed slots).
+    /// 1,024 changed slots). Only finalized ones are proven, so this must cover the batches
+    /// sealed during one finalization delay plus the L2's finality lag.
     pub history_batches: usize,
 }
 
@@ -269,7 +270,7 @@ impl Default for NodeConfig {
                 queue_max: 8,
                 timeout_s: 60,
                 nice: 19,
-                history_batches: 64,
+                history_batches: 128,
             },
             tokens: Vec::new(),
         }
