@@ -14,6 +14,7 @@
 
 mod bench;
 mod config;
+mod guardian;
 mod keys;
 mod node;
 mod sync;
@@ -71,6 +72,9 @@ enum Command {
     /// Checks a balance attestation: its proof in Rust, the statement against what you
     /// expect, and with --l2-rpc the deployed contracts.
     VerifyAttestation(keys::VerifyAttestationArgs),
+    /// The settlement contract's guardian: inspect the batches in their window, or start
+    /// exodus at once, voiding them (its only power).
+    Guardian(guardian::GuardianArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +149,10 @@ async fn run(cli: Cli) -> eyre::Result<ExitCode> {
             init_tracing("warn");
             keys::run(command)
         }
+        Command::Guardian(args) => {
+            init_tracing("warn");
+            guardian::run(args).await
+        }
         Command::VerifyAttestation(args) => {
             init_tracing("warn");
             // Valid only if the root was checked; a proof that holds for an unchecked root
@@ -177,5 +185,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every command and argument (a required global
+    /// argument, a conflicting name, …), which otherwise fire only when that command runs.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -59,7 +59,7 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    fn signer(&self) -> Result<PrivateKeySigner> {
+    pub(crate) fn signer(&self) -> Result<PrivateKeySigner> {
         if let Some(key) = &self.private_key {
             return key
                 .trim()
@@ -138,9 +138,13 @@ enum WalletCommand {
     /// Writes the attestation JSON (check it with `stablelane verify-attestation`).
     Attest(AttestArgs),
     /// In exodus mode, exits with the wallet's whole balance of a token in the exit root (the
-    /// last batch finalized when exodus began; later ones are void), proven from chain data and the wallet's key alone: the node is not needed. Pays
-    /// the wallet's address, or --to (for example when the wallet cannot receive the token).
+    /// last batch finalized when exodus began; later ones are void), proven from chain data
+    /// and the wallet's key alone: the node is not needed. Pays the wallet's address, or --to
+    /// (for example when the wallet cannot receive the token).
     Exit(ExitArgs),
+    /// Refunds a deposit made to this wallet that the ledger refused (a batch listed it), or,
+    /// in exodus mode, one no finalized batch consumed. Pays the wallet, or --to.
+    Refund(RefundArgs),
     /// Claims on the L2 the withdrawals of a finalized batch: one withdrawal by its
     /// transaction hash, or with --batch all of a batch's withdrawals to the recipient.
     /// The wallet's key pays the gas; the tokens go to the withdrawal's recipient.
@@ -194,6 +198,23 @@ struct ExitArgs {
     /// id is not anvil's (31337): a test chain, never one holding real money.
     #[arg(long)]
     allow_dev_keys_off_devnet: bool,
+}
+
+#[derive(Debug, Args)]
+struct RefundArgs {
+    /// The deposit's index in the contract's deposit queue (its `Deposited` event says it;
+    /// the node logs a refused deposit's `queue_index`).
+    #[arg(long)]
+    index: u64,
+    /// Who receives the refund (default: the wallet, the deposit's recipient).
+    #[arg(long)]
+    to: Option<Address>,
+    /// The L2's JSON-RPC URL.
+    #[arg(long, env = "STABLELANE_L2_RPC_URL")]
+    l2_rpc: String,
+    /// The settlement contract.
+    #[arg(long, env = "STABLELANE_SETTLEMENT")]
+    settlement: Address,
 }
 
 #[derive(Debug, Args)]
@@ -532,6 +553,9 @@ pub async fn run(args: WalletArgs) -> Result<()> {
     if let WalletCommand::Exit(exit_args) = &args.command {
         return exit(&args.key.signer()?, exit_args).await;
     }
+    if let WalletCommand::Refund(refund_args) = &args.command {
+        return refund(&args.key.signer()?, refund_args).await;
+    }
     let session = Session::connect(&args.rpc).await?;
     match &args.command {
         WalletCommand::Address => {}
@@ -585,7 +609,7 @@ pub async fn run(args: WalletArgs) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&info)?);
         }
         WalletCommand::Claim(c) => claim(&session, &args.key.signer()?, c).await?,
-        WalletCommand::Exit(_) => {}
+        WalletCommand::Exit(_) | WalletCommand::Refund(_) => {}
         WalletCommand::Sign(SignCommand::Transfer(t)) => {
             let signed = session.transfer(&args.key.signer()?, t).await?;
             println!("{}", serde_json::to_string_pretty(&signed)?);
@@ -599,7 +623,7 @@ pub async fn run(args: WalletArgs) -> Result<()> {
 }
 
 /// A provider for the L2 at `url` that signs with `key`, and the L2's chain id.
-async fn connect_l2(
+pub(crate) async fn connect_l2(
     url: &str,
     key: &PrivateKeySigner,
 ) -> Result<(impl alloy::providers::Provider + Clone, u64)> {
@@ -734,6 +758,59 @@ async fn claim(session: &Session, key: &PrivateKeySigner, args: &ClaimArgs) -> R
             w.recipient, w.index, receipt.transaction_hash
         );
     }
+    Ok(())
+}
+
+/// Refunds deposit `args.index` to the wallet (its recipient) or `--to`, after checking on
+/// the contract that it is refundable: refused by a batch, or in exodus not consumed by a
+/// finalized batch.
+async fn refund(key: &PrivateKeySigner, args: &RefundArgs) -> Result<()> {
+    use stablelane_contracts::Settlement;
+    let recipient = key.address();
+    let to = args.to.unwrap_or(recipient);
+    if to.is_zero() {
+        bail!("--to must not be the zero address");
+    }
+    let (provider, _) = connect_l2(&args.l2_rpc, key).await?;
+    let settlement = Settlement::new(args.settlement, &provider);
+    let entry = settlement
+        .depositEntry(args.index)
+        .call()
+        .await
+        .wrap_err_with(|| format!("reading deposit {}", args.index))?;
+    if entry.amount == 0 {
+        bail!("deposit {} was refunded already", args.index);
+    }
+    if !entry.refused {
+        let exodus = settlement.exodus().call().await?;
+        let consumed = settlement.depositsConsumed().call().await?;
+        if !exodus {
+            bail!(
+                "deposit {} is not refundable: no batch refused it, and the contract is not in exodus mode",
+                args.index
+            );
+        }
+        if args.index < consumed {
+            bail!(
+                "deposit {} was credited by a finalized batch: it is part of the ledger (exit with `wallet exit` instead)",
+                args.index
+            );
+        }
+    }
+    let receipt = settlement
+        .refundDeposit(args.index, recipient, to)
+        .send()
+        .await
+        .map_err(|e| eyre!("refundDeposit (is this wallet the deposit's recipient?): {e}"))?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("refund transaction {} reverted", receipt.transaction_hash);
+    }
+    println!(
+        "refunded deposit {} ({} base units of {}) to {to}: {}",
+        args.index, entry.amount, entry.token, receipt.transaction_hash
+    );
     Ok(())
 }
 

@@ -236,7 +236,8 @@ async fn wallet_exits_in_exodus_from_chain_data_and_its_key() -> Result<()> {
 /// The review's drain, replayed with the real node and wallet: the operator key is stolen
 /// and commits a batch paying the whole bridge to the thief, with a root nobody can open.
 /// Inside the batch's window the guardian triggers exodus: the batch is void, the thief's
-/// claim is refused, and alice exits her balance of the last finalized batch.
+/// claim is refused, alice exits her balance of the last finalized batch and bob has his
+/// deposit, which only the void batch consumed, refunded.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drain_by_a_stolen_operator_key_is_voided_by_the_guardian() -> Result<()> {
     use stablelane_contracts::batch_data::{encode_batch_data, Withdrawal};
@@ -248,17 +249,35 @@ async fn a_drain_by_a_stolen_operator_key_is_voided_by_the_guardian() -> Result<
     l2.anvil_increase_time(delay + 1).await?;
     l2.anvil_mine(Some(1), None).await?;
     c.process.stop();
+    // Bob deposits 3 USDC meanwhile (deposit 1).
+    let bob: PrivateKeySigner = d.dev_accounts[1].private_key.parse()?;
+    let bob_provider = wallet_provider(&d.l2_rpc_url, std::slice::from_ref(&bob))?;
+    let bob_amount = U256::from(3_000_000u64);
+    TestStablecoin::new(c.usdc, bob_provider.clone())
+        .approve(d.settlement, bob_amount)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let receipt = Settlement::new(d.settlement, bob_provider)
+        .deposit(c.usdc, bob_amount, bob.address())
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "bob's deposit reverted");
 
-    // The thief, holding the operator key, commits batch 2: every USDC to itself, under a
-    // root that no batch data opens (the body is empty).
+    // The thief, holding the operator key, commits batch 2: it consumes bob's deposit and
+    // pays every USDC of the ledger to itself, under a root that no batch data opens (the
+    // body is empty).
     let thief: PrivateKeySigner = d.operator.private_key.parse()?;
     let as_thief = Settlement::new(
         d.settlement,
         wallet_provider(&d.l2_rpc_url, std::slice::from_ref(&thief))?,
     );
     let thief_before = c.balance_of(thief.address()).await?;
-    let supply = as_thief.ledgerSupply(c.usdc).call().await?;
-    assert_eq!(supply, c.amount);
+    let supply = as_thief.ledgerSupply(c.usdc).call().await? + bob_amount;
+    assert_eq!(supply, c.amount + bob_amount);
     let amount = u128::try_from(supply)?;
     let data = encode_batch_data(
         &[Withdrawal {
@@ -269,7 +288,7 @@ async fn a_drain_by_a_stolen_operator_key_is_voided_by_the_guardian() -> Result<
         &[],
         &[],
     )?;
-    let deposits = as_thief.depositsConsumed().call().await?;
+    let deposits = as_thief.depositsConsumed().call().await? + 1;
     let forced = as_thief.forcedConsumed().call().await?;
     let header = Settlement::BatchHeader {
         batchNumber: c.batch + 1,
@@ -290,23 +309,44 @@ async fn a_drain_by_a_stolen_operator_key_is_voided_by_the_guardian() -> Result<
     ensure!(receipt.status(), "the thief's commit reverted");
     let drained = c.batch + 1;
 
-    // Inside its window: the guardian (and nobody else) triggers exodus at once.
-    let guardian: PrivateKeySigner = d.guardian.private_key.parse()?;
+    // Inside its window: the guardian (and nobody else) triggers exodus at once, with
+    // `stablelane guardian`.
     assert!(
         as_thief.guardianExodus().call().await.is_err(),
         "only the guardian may"
     );
-    let as_guardian = Settlement::new(
-        d.settlement,
-        wallet_provider(&d.l2_rpc_url, std::slice::from_ref(&guardian))?,
+    let settlement = d.settlement.to_string();
+    let guardian_cli = |key: &str, command: &[&str]| {
+        let mut args = vec![
+            "guardian",
+            "--l2-rpc",
+            &d.l2_rpc_url,
+            "--settlement",
+            &settlement,
+        ];
+        args.extend_from_slice(command);
+        common::run_cli(&args, &[("STABLELANE_PRIVATE_KEY", key)])
+    };
+    let guardian_key = d.guardian.private_key.as_str();
+    let (ok, out, err) = guardian_cli(guardian_key, &["status"])?;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("in their window    {drained}..={drained}")),
+        "{out}"
     );
-    let receipt = as_guardian
-        .guardianExodus()
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    ensure!(receipt.status(), "guardianExodus reverted");
+    let (ok, _, err) = guardian_cli(&d.operator.private_key, &["exodus", "--yes"])?;
+    assert!(!ok);
+    assert!(err.contains("is not the contract's guardian"), "{err}");
+    let (ok, _, err) = guardian_cli(guardian_key, &["exodus"])?;
+    assert!(!ok);
+    assert!(err.contains("pass --yes"), "{err}");
+    let (ok, out, err) = guardian_cli(guardian_key, &["exodus", "--yes"])?;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("exodus started at batch {}", c.batch)),
+        "{out}"
+    );
+    let as_guardian = Settlement::new(d.settlement, l2.clone());
     assert_eq!(as_guardian.exodusBatchNumber().call().await?, c.batch);
     assert!(!as_guardian.isFinalized(drained).call().await?);
 
@@ -341,6 +381,42 @@ async fn a_drain_by_a_stolen_operator_key_is_voided_by_the_guardian() -> Result<
         thief_before,
         "the thief got nothing"
     );
+    // Bob's deposit, consumed only by the void batch, is his again: `wallet refund`.
+    let refund = |index: &str| {
+        common::run_cli(
+            &[
+                "wallet",
+                "refund",
+                "--index",
+                index,
+                "--l2-rpc",
+                &d.l2_rpc_url,
+                "--settlement",
+                &settlement,
+            ],
+            &[(
+                "STABLELANE_PRIVATE_KEY",
+                d.dev_accounts[1].private_key.as_str(),
+            )],
+        )
+    };
+    let bob_before = c.balance_of(bob.address()).await?;
+    let (ok, _, err) = refund("0")?;
+    assert!(
+        !ok,
+        "alice's deposit, credited by a finalized batch, refunded"
+    );
+    assert!(err.contains("credited by a finalized batch"), "{err}");
+    let (ok, out, err) = refund("1")?;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("refunded deposit 1 (3000000 base units"),
+        "{out}"
+    );
+    assert_eq!(c.balance_of(bob.address()).await?, bob_before + bob_amount);
+    let (ok, _, err) = refund("1")?;
+    assert!(!ok);
+    assert!(err.contains("refunded already"), "{err}");
     assert_eq!(as_guardian.ledgerSupply(c.usdc).call().await?, U256::ZERO);
     Ok(())
 }
