@@ -13,7 +13,10 @@ pub mod exit;
 pub mod ids;
 pub mod messages;
 pub mod rpc;
+pub mod salt;
 pub mod signing;
+#[cfg(feature = "chain-sync")]
+pub mod sync;
 
 pub use amount::{Amount, AmountError};
 pub use attestation::{

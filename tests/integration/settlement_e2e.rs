@@ -238,10 +238,10 @@ impl Node {
     }
 
     /// The committed state rebuilt from the chain alone.
-    async fn chain_sync(&self) -> Result<stablelane_chain::SyncedState> {
+    async fn chain_sync(&self) -> Result<stablelane::sync::SyncedState> {
         let d = self.devnet.description();
-        Ok(stablelane_chain::chain_sync(
-            &stablelane_chain::ChainSyncConfig {
+        Ok(stablelane::sync::chain_sync(
+            &stablelane::sync::ChainSyncConfig {
                 l2_rpc_url: self.devnet.rpc_url(),
                 settlement: d.settlement,
                 from_block: d.deploy_block,
@@ -475,7 +475,7 @@ async fn deposit_transfer_batch_commit_finalize_claim() -> Result<()> {
         Nonce(nonce),
         node.sequencer.read(|s| s.ledger().nonce(alice, node.usdc))
     );
-    let salt = stablelane_ledger::derive_salt(&vk, alice, node.usdc);
+    let salt = stablelane::salt::derive_salt(&vk, alice, node.usdc);
     let leaf = stablelane_circuits::leaf_hash(
         alice.0 .0,
         node.usdc.0 .0,
@@ -988,7 +988,7 @@ async fn attestation_verifies_on_chain_and_exodus_exit_uses_only_chain_data_and_
     let (balance, nonce) =
         stablelane_contracts::batch_body::open_note(&vk, note.batch, slot.into(), &note.note);
     assert_eq!(balance, balance_now);
-    let salt = stablelane_ledger::derive_salt(&vk, alice, node.usdc);
+    let salt = stablelane::salt::derive_salt(&vk, alice, node.usdc);
     let witness =
         |threshold: u128, context: stablelane_circuits::Fr| -> Result<AttestationWitness> {
             Ok(AttestationWitness {

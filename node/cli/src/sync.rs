@@ -4,7 +4,7 @@
 use alloy::primitives::Address;
 use clap::Args;
 use eyre::{Context as _, Result};
-use stablelane_chain::{chain_sync, ChainSyncConfig};
+use stablelane::sync::{chain_sync, ChainSyncConfig};
 
 /// `stablelane chain-sync …`
 #[derive(Debug, Args)]

@@ -881,8 +881,8 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
 
     // Exits prove against the last batch nobody voided: the one exodus was activated at.
     let exit_batch = settlement.exodusBatchNumber().call().await?;
-    let synced = stablelane_chain::chain_sync(
-        &stablelane_chain::ChainSyncConfig {
+    let synced = stablelane::sync::chain_sync(
+        &stablelane::sync::ChainSyncConfig {
             l2_rpc_url: args.l2_rpc.clone(),
             settlement: args.settlement,
             from_block: args.from_block,
@@ -915,7 +915,7 @@ async fn exit(key: &PrivateKeySigner, args: &ExitArgs) -> Result<()> {
         slot.into(),
         &note.note,
     );
-    let salt = stablelane_ledger::derive_salt(&viewing_key, owner, args.token);
+    let salt = stablelane::salt::derive_salt(&viewing_key, owner, args.token);
     let salt = fr_from_be_bytes(&salt.0).map_err(|e| eyre!("salt: {e}"))?;
     let leaf = leaf_hash(owner.0 .0, args.token.0 .0, balance, nonce, salt);
     if synced.leaf(slot) != Some(B256::from(fr_to_be_bytes(&leaf))) {

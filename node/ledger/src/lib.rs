@@ -22,7 +22,6 @@
 //! and the batch lists it so the contract makes it refundable.
 
 mod rejection;
-mod salt;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -31,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use stablelane::{Amount, Nonce, SlotIndex, Transfer, Withdrawal};
 
 pub use rejection::{DepositRefusal, Rejection};
-pub use salt::{derive_salt, BN254_SCALAR_ORDER};
+pub use stablelane::salt::derive_salt;
 
 /// Largest balance of a slot, in base units: 2^96 − 1, the 12 bytes a batch note gives it.
 /// That is about 79 billion tokens of an 18-decimal token (7.9 · 10^22 of a 6-decimal one)

@@ -1,4 +1,3 @@
 //! The integration tests of `stablelane-chain`: one test binary (linked once), a module per area.
 
-mod sync;
 mod watcher;

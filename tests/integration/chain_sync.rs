@@ -13,7 +13,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use eyre::{ensure, eyre, Result};
-use stablelane_chain::{
+use stablelane::sync::{
     chain_sync, ChainSyncConfig, CommitOrigin, SyncError, SyncProgress, SyncedState,
 };
 use stablelane_circuits::{
