@@ -131,6 +131,7 @@ impl Node {
                 poll_interval: Duration::from_millis(50),
                 max_block_range: 1_000,
                 start_block: d.deploy_block,
+                cross_check_rpc_url: None,
             },
             self.sequencer.clone(),
         )?)
@@ -915,6 +916,7 @@ async fn deposit_reorged_out_before_depth_n_is_never_credited_and_its_reinclusio
             poll_interval: Duration::from_millis(50),
             max_block_range: 1_000,
             start_block: d.deploy_block,
+            cross_check_rpc_url: None,
         },
         node.sequencer.clone(),
     )?;

@@ -69,6 +69,9 @@ pub struct WatcherConfig {
     pub max_block_range: u64,
     /// Where scanning starts when there is no cursor (the contract's deployment block).
     pub start_block: u64,
+    /// A second L2 RPC (another provider or node) that must have the same block at the
+    /// finality head before anything up to it is credited; `None`: no cross-check.
+    pub cross_check_rpc_url: Option<String>,
 }
 
 /// Errors of a step.
@@ -88,6 +91,20 @@ pub enum WatcherError {
         queue: &'static str,
         /// What differs.
         what: &'static str,
+    },
+    /// The second L2 RPC has another block at the finality head than the first (one of them
+    /// follows another chain or lies). Nothing is credited while it lasts; the operator must
+    /// find out which (docs/operator.md, "Crediting stopped: the second RPC disagrees").
+    #[error(
+        "the second L2 RPC has block {secondary} at the finality head {block}, the first {primary}"
+    )]
+    CrossCheckMismatch {
+        /// The finality head.
+        block: u64,
+        /// Its hash on the first RPC.
+        primary: B256,
+        /// Its hash on the second RPC.
+        secondary: B256,
     },
     /// The contract's rolling hash at the count the ledger consumed differs from the
     /// ledger's own: the chain no longer holds the entries the ledger credited (a reorg
@@ -147,6 +164,8 @@ pub struct StepReport {
 pub struct Watcher {
     config: WatcherConfig,
     provider: DynProvider,
+    /// The second RPC of [`WatcherConfig::cross_check_rpc_url`].
+    cross_check: Option<DynProvider>,
     sequencer: Sequencer,
     finality: Finality,
 }
@@ -159,6 +178,15 @@ impl Watcher {
             .parse()
             .map_err(|e| WatcherError::Rpc(format!("bad L2 RPC URL {}: {e}", config.l2_rpc_url)))?;
         let provider = ProviderBuilder::new().connect_http(url).erased();
+        let cross_check = match &config.cross_check_rpc_url {
+            None => None,
+            Some(second) => {
+                let url = second.parse().map_err(|e| {
+                    WatcherError::Rpc(format!("bad cross-check L2 RPC URL {second}: {e}"))
+                })?;
+                Some(ProviderBuilder::new().connect_http(url).erased())
+            }
+        };
         let finality = Finality::new(config.finality, config.confirmations, FinalityUser::Watcher);
         Ok(Self {
             config: WatcherConfig {
@@ -167,6 +195,7 @@ impl Watcher {
                 ..config
             },
             provider,
+            cross_check,
             sequencer,
             finality,
         })
@@ -194,7 +223,11 @@ impl Watcher {
                     backoff =
                         (backoff * 2).clamp(self.config.poll_interval, Duration::from_secs(60));
                     // A mismatch was logged as an error, with its fields, where it was found.
-                    if !matches!(e, WatcherError::QueueMismatch { .. }) {
+                    if !matches!(
+                        e,
+                        WatcherError::QueueMismatch { .. }
+                            | WatcherError::CrossCheckMismatch { .. }
+                    ) {
                         warn!(target: "chain", error = %e, retry_in_ms = backoff.as_millis() as u64, "watcher step failed");
                     }
                     backoff
@@ -227,6 +260,9 @@ impl Watcher {
             .store(head.number, std::sync::atomic::Ordering::Relaxed);
         report.final_block = Some(head.number);
         report.finality = Some(head.mode);
+        if !self.cross_checked(&head).await? {
+            return Ok(report);
+        }
         let (safe, safe_hash) = (head.number, head.hash);
         let ahead = self.check_consumed(&head).await?;
         let store = self.sequencer.store();
@@ -277,6 +313,39 @@ impl Watcher {
             debug!(target: "chain", final_block = safe, finality = %head.mode, "nothing new");
         }
         Ok(report)
+    }
+
+    /// With a second RPC configured: whether it has the finality head's block too (`false`:
+    /// it is behind, nothing is credited this step); an error when it has another block
+    /// there. Sets or clears the `cross_check_mismatch` gauge.
+    async fn cross_checked(&self, head: &FinalityHead) -> Result<bool, WatcherError> {
+        let Some(second) = &self.cross_check else {
+            return Ok(true);
+        };
+        let block = second
+            .get_block_by_number(head.number.into())
+            .await
+            .map_err(|e| rpc(format!("cross-check RPC: {e}")))?;
+        let gauge = &self.sequencer.watcher_metrics().cross_check_mismatch;
+        match block.map(|b| b.header.hash) {
+            None => {
+                debug!(target: "chain::watcher", block = head.number, "the second L2 RPC does not have the finality head yet: waiting");
+                Ok(false)
+            }
+            Some(hash) if hash == head.hash => {
+                gauge.store(0, std::sync::atomic::Ordering::Relaxed);
+                Ok(true)
+            }
+            Some(secondary) => {
+                gauge.store(1, std::sync::atomic::Ordering::Relaxed);
+                error!(target: "chain::watcher", block = head.number, primary = %head.hash, %secondary, "the second L2 RPC has another block at the finality head; crediting stopped");
+                Err(WatcherError::CrossCheckMismatch {
+                    block: head.number,
+                    primary: head.hash,
+                    secondary,
+                })
+            }
+        }
     }
 
     /// Checks, at the finality head, that the contract's rolling hash at the count the ledger

@@ -125,6 +125,9 @@ pub struct ChainSection {
     pub max_block_range: u64,
     /// Where scanning starts the first time (the settlement contract's deployment block).
     pub start_block: u64,
+    /// A second L2 RPC (another provider or your own node) that must have the same block at
+    /// the finality head before anything is credited; empty: no cross-check.
+    pub cross_check_rpc_url: String,
 }
 
 /// `[batch]`
@@ -250,6 +253,7 @@ impl Default for NodeConfig {
                 poll_interval_ms: 1_000,
                 max_block_range: 2_000,
                 start_block: 0,
+                cross_check_rpc_url: String::new(),
             },
             batch: BatchSection {
                 max_changed_slots: 2_048,

@@ -249,6 +249,8 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
                 poll_interval: std::time::Duration::from_millis(config.chain.poll_interval_ms),
                 max_block_range: config.chain.max_block_range,
                 start_block: config.chain.start_block,
+                cross_check_rpc_url: (!config.chain.cross_check_rpc_url.is_empty())
+                    .then(|| config.chain.cross_check_rpc_url.clone()),
             },
             sequencer.clone(),
         )?;

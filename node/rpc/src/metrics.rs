@@ -107,7 +107,7 @@ impl RpcMetrics {
                 "stablelane_transactions_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
             );
         }
-        let scalars: [(&str, &str, &str, String); 36] = [
+        let scalars: [(&str, &str, &str, String); 37] = [
             (
                 "stablelane_intake_queue_depth",
                 "gauge",
@@ -299,6 +299,12 @@ impl RpcMetrics {
                 "gauge",
                 "1 while crediting is stopped: the contract's rolling hash at the ledger's consumed count differs from the ledger's (a reorg past finality); else 0.",
                 seq.watcher_queue_mismatch.to_string(),
+            ),
+            (
+                "stablelane_watcher_cross_check_mismatch",
+                "gauge",
+                "1 while crediting is stopped: the second L2 RPC ([chain] cross_check_rpc_url) has another block at the finality head; else 0.",
+                seq.watcher_cross_check_mismatch.to_string(),
             ),
             (
                 "stablelane_watcher_failures_total",

@@ -203,6 +203,9 @@ pub struct WatcherMetrics {
     /// 1 while crediting is stopped because the contract's rolling hash at the ledger's
     /// consumed count differs from the ledger's own (deposits or forced requests), else 0.
     pub queue_mismatch: std::sync::atomic::AtomicU64,
+    /// 1 while crediting is stopped because the second L2 RPC (`[chain]
+    /// cross_check_rpc_url`) has another block at the finality head, else 0.
+    pub cross_check_mismatch: std::sync::atomic::AtomicU64,
     /// Failed watcher steps (L2 RPC errors, mismatches, refusals).
     pub step_failures: std::sync::atomic::AtomicU64,
 }

@@ -76,6 +76,8 @@ pub struct SequencerMetrics {
     pub watcher_finality_block: u64,
     /// 1 while the watcher stopped crediting on a rolling-hash mismatch.
     pub watcher_queue_mismatch: u64,
+    /// 1 while the watcher stopped crediting because the second L2 RPC disagrees.
+    pub watcher_cross_check_mismatch: u64,
     /// Failed watcher steps.
     pub watcher_failures: u64,
 }
@@ -169,6 +171,7 @@ impl Sequencer {
             watcher_finality_mode: self.watcher.finality_mode.load(Ordering::Relaxed),
             watcher_finality_block: self.watcher.finality_block.load(Ordering::Relaxed),
             watcher_queue_mismatch: self.watcher.queue_mismatch.load(Ordering::Relaxed),
+            watcher_cross_check_mismatch: self.watcher.cross_check_mismatch.load(Ordering::Relaxed),
             watcher_failures: self.watcher.step_failures.load(Ordering::Relaxed),
         }
     }

@@ -9,7 +9,7 @@
 
 use alloy::{
     primitives::{Address, B256, U256},
-    providers::{ext::AnvilApi, DynProvider},
+    providers::{ext::AnvilApi, DynProvider, Provider},
 };
 use eyre::{eyre, Result};
 use stablelane::rpc::BatchStatus;
@@ -80,6 +80,24 @@ impl Setup {
         self.watcher_in(FinalityMode::Confirmations)
     }
 
+    /// A confirmations-mode watcher that cross-checks the finality head with `second`.
+    fn watcher_checked_by(&self, second: String) -> Result<Watcher> {
+        let d = self.devnet.description();
+        Ok(Watcher::new(
+            WatcherConfig {
+                l2_rpc_url: self.devnet.rpc_url(),
+                settlement: d.settlement,
+                finality: FinalityMode::Confirmations,
+                confirmations: CONFIRMATIONS,
+                poll_interval: std::time::Duration::from_millis(50),
+                max_block_range: 1_000,
+                start_block: d.deploy_block,
+                cross_check_rpc_url: Some(second),
+            },
+            self.sequencer.clone(),
+        )?)
+    }
+
     /// A watcher in `finality` mode, with `CONFIRMATIONS` for that mode or the fallback.
     fn watcher_in(&self, finality: FinalityMode) -> Result<Watcher> {
         let d = self.devnet.description();
@@ -92,6 +110,7 @@ impl Setup {
                 poll_interval: std::time::Duration::from_millis(50),
                 max_block_range: 1_000,
                 start_block: d.deploy_block,
+                cross_check_rpc_url: None,
             },
             self.sequencer.clone(),
         )?)
@@ -448,5 +467,42 @@ async fn after_switching_to_the_finalized_tag_the_watcher_waits_for_the_head() -
         .await?;
     assert_eq!(watcher.step().await?.deposits, 1);
     assert_eq!(s.balance(), Amount(6_000_001));
+    Ok(())
+}
+
+/// `[chain] cross_check_rpc_url`: a second RPC that serves another chain (here another
+/// anvil) has another block at the finality head, so nothing is credited and the gauge says
+/// why; a second RPC on the same chain lets the deposit through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_rpc_that_disagrees_stops_crediting() -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let s = Setup::start().await?;
+    let other = Devnet::start(DevnetOptions {
+        port: 0,
+        ..DevnetOptions::default()
+    })
+    .await?;
+    s.deposit(5_000_000).await?;
+    s.provider().anvil_mine(Some(CONFIRMATIONS), None).await?;
+    // The other chain reaches the same height (and beyond), with other blocks.
+    let height = s.provider().get_block_number().await?;
+    other.provider().anvil_mine(Some(height + 1), None).await?;
+
+    let forked = s.watcher_checked_by(other.rpc_url())?;
+    match forked.step().await {
+        Err(WatcherError::CrossCheckMismatch {
+            primary, secondary, ..
+        }) => assert_ne!(primary, secondary),
+        other => return Err(eyre!("expected a cross-check mismatch, got {other:?}")),
+    }
+    let gauge = &s.sequencer.watcher_metrics().cross_check_mismatch;
+    assert_eq!(gauge.load(Ordering::Relaxed), 1);
+    assert_eq!(s.balance(), Amount(0), "credited against a disagreeing RPC");
+
+    // The same chain behind the second URL: credited, and the gauge clears.
+    let agreeing = s.watcher_checked_by(s.devnet.rpc_url())?;
+    assert_eq!(agreeing.step().await?.deposits, 1);
+    assert_eq!(s.balance(), Amount(5_000_000));
+    assert_eq!(gauge.load(Ordering::Relaxed), 0);
     Ok(())
 }
