@@ -82,24 +82,16 @@ impl Setup {
 
     /// A confirmations-mode watcher that cross-checks the finality head with `second`.
     fn watcher_checked_by(&self, second: String) -> Result<Watcher> {
-        let d = self.devnet.description();
-        Ok(Watcher::new(
-            WatcherConfig {
-                l2_rpc_url: self.devnet.rpc_url(),
-                settlement: d.settlement,
-                finality: FinalityMode::Confirmations,
-                confirmations: CONFIRMATIONS,
-                poll_interval: std::time::Duration::from_millis(50),
-                max_block_range: 1_000,
-                start_block: d.deploy_block,
-                cross_check_rpc_url: Some(second),
-            },
-            self.sequencer.clone(),
-        )?)
+        self.watcher_with(FinalityMode::Confirmations, Some(second))
     }
 
     /// A watcher in `finality` mode, with `CONFIRMATIONS` for that mode or the fallback.
     fn watcher_in(&self, finality: FinalityMode) -> Result<Watcher> {
+        self.watcher_with(finality, None)
+    }
+
+    /// [`Self::watcher_in`], cross-checking the finality head with `cross_check` if given.
+    fn watcher_with(&self, finality: FinalityMode, cross_check: Option<String>) -> Result<Watcher> {
         let d = self.devnet.description();
         Ok(Watcher::new(
             WatcherConfig {
@@ -110,7 +102,7 @@ impl Setup {
                 poll_interval: std::time::Duration::from_millis(50),
                 max_block_range: 1_000,
                 start_block: d.deploy_block,
-                cross_check_rpc_url: None,
+                cross_check_rpc_url: cross_check,
             },
             self.sequencer.clone(),
         )?)

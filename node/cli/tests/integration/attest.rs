@@ -144,22 +144,28 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let bob_address = bob.address().to_string();
-    let (ok, _, err) = common::run_cli(
-        &[
-            "wallet",
-            "transfer",
-            "--rpc",
-            &rpc,
-            "--token",
-            &usdc.to_string(),
-            "--to",
-            &bob_address,
-            "--amount",
-            "5",
-        ],
-        &key_env,
-    )?;
-    assert!(ok, "{err}");
+    // Alice pays bob `amount` USDC with the wallet.
+    let pay_bob = |amount: &str| -> Result<()> {
+        let usdc = usdc.to_string();
+        let (ok, _, err) = common::run_cli(
+            &[
+                "wallet",
+                "transfer",
+                "--rpc",
+                &rpc,
+                "--token",
+                &usdc,
+                "--to",
+                &bob_address,
+                "--amount",
+                amount,
+            ],
+            &key_env,
+        )?;
+        ensure!(ok, "{err}");
+        Ok(())
+    };
+    pay_bob("5")?;
     let batch = seal_and_finalize(&admin, &client, &devnet).await?;
     let balance = common::account(
         &client,
@@ -438,22 +444,7 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
     assert!(err.contains("below the threshold"), "{err}");
 
     // A second committed batch (alice pays bob again): its root differs.
-    let (ok, _, err) = common::run_cli(
-        &[
-            "wallet",
-            "transfer",
-            "--rpc",
-            &rpc,
-            "--token",
-            &usdc.to_string(),
-            "--to",
-            &bob_address,
-            "--amount",
-            "1",
-        ],
-        &key_env,
-    )?;
-    assert!(ok, "{err}");
+    pay_bob("1")?;
     let later = seal_and_finalize(&admin, &client, &devnet).await?;
     let later_root = client.get_batch(later).await?.new_root;
     assert_ne!(later_root, attestation.root);
@@ -550,22 +541,7 @@ async fn attestations_from_the_node_verify_in_rust_on_the_cli_and_on_chain() -> 
     // A third batch, committed but still in its challenge window: the node does not prove
     // under it (by default it stays at the latest finalized batch), and an attestation naming
     // it is refused by the CLI and the contract even with a valid proof and root.
-    let (ok, _, err) = common::run_cli(
-        &[
-            "wallet",
-            "transfer",
-            "--rpc",
-            &rpc,
-            "--token",
-            &usdc.to_string(),
-            "--to",
-            &bob_address,
-            "--amount",
-            "1",
-        ],
-        &key_env,
-    )?;
-    assert!(ok, "{err}");
+    pay_bob("1")?;
     let open = seal_and_commit(&admin, &client).await?;
     let refused = client
         .prove_balance(request(&alice, alice.address(), 1, open)?)
