@@ -12,6 +12,7 @@ pub mod error_codes;
 pub mod exit;
 pub mod ids;
 pub mod messages;
+pub mod receipts;
 pub mod rpc;
 pub mod salt;
 pub mod signing;
@@ -27,8 +28,8 @@ pub use error_codes::ErrorCode;
 pub use exit::exit_context;
 pub use ids::{BatchNumber, Nonce, SequenceNumber, SlotIndex, TxHash};
 pub use messages::{
-    domain, Authentication, Message, ProveBalance, Receipt, Signed, Transfer, TypedDomain,
-    Withdrawal,
+    domain, Authentication, Message, ProveBalance, Signed, Transfer, TypedDomain, Withdrawal,
 };
+pub use receipts::{Receipt, ReceiptGroup, ReceiptKind, SignedGroup, SignedReceipt};
 pub use signing::{sign, SignatureError};
 pub use stablelane_contracts as contracts;

@@ -7,9 +7,10 @@
 //! Transfer(address from,address to,address token,uint128 amount,uint128 fee,uint64 nonce,uint64 validUntil)
 //! Withdrawal(address from,address recipient,address token,uint128 amount,uint128 fee,uint64 nonce,uint64 validUntil)
 //! Authentication(address owner,string purpose,uint64 expiry)
-//! Receipt(bytes32 txHash,uint64 sequence,address owner,address token,uint32 slot,uint128 balance,uint64 nonce,bytes32 leaf)
 //! ViewingKey(address owner,string statement)
 //! ```
+//!
+//! Receipts (signed by the node, per group) are in [`crate::receipts`].
 //!
 //! Any wallet that implements `eth_signTypedData_v4` can sign these; the JSON types here
 //! carry amounts as decimal strings and are converted to the `sol!` structs for hashing.
@@ -22,7 +23,7 @@ use alloy::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Amount, Nonce, SequenceNumber, SlotIndex, TxHash};
+use crate::{Amount, Nonce};
 
 /// `name` of the EIP-712 domain.
 pub const DOMAIN_NAME: &str = "Stablelane";
@@ -60,17 +61,6 @@ pub mod sol {
             address owner;
             string purpose;
             uint64 expiry;
-        }
-
-        struct Receipt {
-            bytes32 txHash;
-            uint64 sequence;
-            address owner;
-            address token;
-            uint32 slot;
-            uint128 balance;
-            uint64 nonce;
-            bytes32 leaf;
         }
 
         struct ViewingKey {
@@ -300,55 +290,6 @@ impl Message for ProveBalance {
 
     fn signer(&self) -> Address {
         self.owner
-    }
-}
-
-/// What the operator signs for every accepted transaction: evidence of acceptance and of
-/// the sender's resulting leaf.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Receipt {
-    /// The accepted transaction.
-    pub tx_hash: TxHash,
-    /// Its position in the node's journal.
-    pub sequence: SequenceNumber,
-    /// The sender.
-    pub owner: Address,
-    /// The token of the sender's slot.
-    pub token: Address,
-    /// The sender's slot index.
-    pub slot: SlotIndex,
-    /// The sender's balance after the transaction.
-    pub balance: Amount,
-    /// The sender slot's nonce after the transaction.
-    pub nonce: Nonce,
-    /// The sender's leaf hash after the transaction (a BN254 field element, big-endian).
-    pub leaf: B256,
-}
-
-impl Receipt {
-    /// The `sol!` form.
-    pub fn to_sol(&self) -> sol::Receipt {
-        sol::Receipt {
-            txHash: self.tx_hash.0,
-            sequence: self.sequence.get(),
-            owner: self.owner,
-            token: self.token,
-            slot: self.slot.get(),
-            balance: self.balance.base_units(),
-            nonce: self.nonce.get(),
-            leaf: self.leaf,
-        }
-    }
-
-    /// The EIP-712 signing hash in `domain`.
-    pub fn signing_hash(&self, domain: &Eip712Domain) -> B256 {
-        self.signing_hash_in(&domain.separator())
-    }
-
-    /// The EIP-712 signing hash in the domain whose separator is `separator`.
-    pub fn signing_hash_in(&self, separator: &B256) -> B256 {
-        typed_data_hash(separator, cached_type_hash!(sol::Receipt), &self.to_sol())
     }
 }
 

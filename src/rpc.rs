@@ -6,10 +6,10 @@
 //! these types; it parses parameters itself so that each kind of bad input gets its own
 //! error code (see `docs/rpc.md`).
 
-use alloy::primitives::{Address, Signature, B256};
+use alloy::primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
 
-use crate::{Amount, Nonce, Receipt, TxHash};
+use crate::{Amount, Nonce, TxHash};
 
 /// Method names.
 pub mod method {
@@ -94,15 +94,7 @@ pub const SUBSCRIBE_RECEIPTS: &str = "receipts";
 /// Subscription kind of `lane_subscribe` for batch status changes.
 pub const SUBSCRIBE_BATCHES: &str = "batches";
 
-/// A receipt with the operator's EIP-712 signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedReceipt {
-    /// The receipt.
-    pub receipt: Receipt,
-    /// The operator's EIP-712 signature over it.
-    #[serde(with = "crate::messages::signature_hex")]
-    pub signature: Signature,
-}
+pub use crate::receipts::SignedReceipt;
 
 /// A supported token (`lane_chainInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,8 +118,11 @@ pub struct ChainInfo {
     pub chain_id: u64,
     /// The settlement contract (the EIP-712 verifying contract).
     pub settlement: Address,
-    /// The operator, who signs receipts.
+    /// The operator, whose committer key commits batches.
     pub operator: Address,
+    /// The address whose key signs the receipt groups (check it against the contract's
+    /// `receiptSigner()`).
+    pub receipt_signer: Address,
     /// Supported tokens.
     pub tokens: Vec<TokenInfo>,
 }

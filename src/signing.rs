@@ -7,7 +7,7 @@ use alloy::{
 };
 
 use crate::{
-    messages::{viewing_key_message, Message, Receipt, Signed, TypedDomain},
+    messages::{viewing_key_message, Message, Signed, TypedDomain},
     TxHash,
 };
 
@@ -178,26 +178,8 @@ impl<M: Message> Signed<M> {
     }
 }
 
-/// The operator's signature over a receipt.
-pub fn sign_receipt(
-    operator: &PrivateKeySigner,
-    receipt: &Receipt,
-    domain: &Eip712Domain,
-) -> Result<Signature, SignatureError> {
-    sign_receipt_in(operator, receipt, &domain.separator())
-}
-
-/// [`sign_receipt`] with the domain's separator computed once by the caller.
-pub fn sign_receipt_in(
-    operator: &PrivateKeySigner,
-    receipt: &Receipt,
-    separator: &B256,
-) -> Result<Signature, SignatureError> {
-    sign_hash_fast(operator, &receipt.signing_hash_in(separator))
-}
-
 /// Signs `hash` with libsecp256k1: the same deterministic (RFC 6979), low-`s` signature as
-/// alloy's k256 signer, several times faster. Every acknowledged transaction gets one.
+/// alloy's k256 signer, several times faster. Every group of receipts gets one.
 pub fn sign_hash_fast(key: &PrivateKeySigner, hash: &B256) -> Result<Signature, SignatureError> {
     use secp256k1::{Message, SecretKey, SECP256K1};
     let secret = SecretKey::from_byte_array(key.to_bytes().0)
@@ -210,24 +192,6 @@ pub fn sign_hash_fast(key: &PrivateKeySigner, hash: &B256) -> Result<Signature, 
         U256::from_be_slice(&compact[32..]),
         i32::from(id) == 1,
     ))
-}
-
-/// Checks that `operator` signed `receipt` in `domain`.
-pub fn verify_receipt(
-    operator: Address,
-    receipt: &Receipt,
-    signature: &Signature,
-    domain: &Eip712Domain,
-) -> Result<(), SignatureError> {
-    let recovered = recover(signature, &receipt.signing_hash(domain))?;
-    if recovered == operator {
-        Ok(())
-    } else {
-        Err(SignatureError::WrongSigner {
-            expected: operator,
-            recovered,
-        })
-    }
 }
 
 /// The wallet's viewing key: keccak256 of its (deterministic, RFC 6979) signature over the
@@ -315,20 +279,6 @@ mod tests {
             assert_eq!(
                 prove.signing_hash_in(&sep),
                 prove.to_sol().eip712_signing_hash(&d)
-            );
-            let receipt = Receipt {
-                tx_hash: TxHash(B256::repeat_byte(1)),
-                sequence: crate::SequenceNumber(4),
-                owner: a,
-                token: t.token,
-                slot: crate::SlotIndex(2),
-                balance: Amount(9),
-                nonce: Nonce(1),
-                leaf: B256::repeat_byte(2),
-            };
-            assert_eq!(
-                receipt.signing_hash_in(&sep),
-                receipt.to_sol().eip712_signing_hash(&d)
             );
             // Twice: the cached type hash is the same the second time.
             assert_eq!(t.signing_hash_in(&sep), t.signing_hash(&d));
@@ -483,26 +433,5 @@ mod tests {
             derive_viewing_key(&key, &domain).unwrap(),
             derive_viewing_key(&PrivateKeySigner::random(), &domain).unwrap()
         );
-    }
-
-    #[test]
-    fn receipts_verify_against_the_operator() {
-        let operator = PrivateKeySigner::random();
-        let domain = domain(31337, Address::repeat_byte(0x11));
-        let receipt = Receipt {
-            tx_hash: TxHash(B256::repeat_byte(3)),
-            sequence: crate::SequenceNumber(9),
-            owner: Address::repeat_byte(4),
-            token: Address::repeat_byte(5),
-            slot: crate::SlotIndex(2),
-            balance: Amount(77),
-            nonce: Nonce(1),
-            leaf: B256::repeat_byte(6),
-        };
-        let sig = sign_receipt(&operator, &receipt, &domain).unwrap();
-        verify_receipt(operator.address(), &receipt, &sig, &domain).unwrap();
-        let mut changed = receipt.clone();
-        changed.balance = Amount(78);
-        assert!(verify_receipt(operator.address(), &changed, &sig, &domain).is_err());
     }
 }

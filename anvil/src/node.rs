@@ -295,17 +295,13 @@ pub async fn demo(
     let signed = stablelane::sign(&alice, transfer, &domain)?;
     let started = Instant::now();
     let receipt = client.send_transfer(signed).await?;
-    stablelane::signing::verify_receipt(
-        info.operator,
-        &receipt.receipt,
-        &receipt.signature,
-        &domain,
-    )?;
+    receipt.verify(info.receipt_signer, &domain)?;
     println!(
-        "demo: paid 25 USDC to {bob} off-chain in {} ms: tx {} (journal #{}), receipt signed by the operator",
+        "demo: paid 25 USDC to {bob} off-chain in {} ms: tx {} (journal #{}), receipt in a group of {} signed by the receipt key",
         started.elapsed().as_millis(),
         receipt.receipt.tx_hash,
-        receipt.receipt.sequence.get()
+        receipt.receipt.sequence.get(),
+        receipt.group.count
     );
     let bob_balance = account_of(&client, &bob_key, usdc.address, &domain)
         .await?

@@ -11,6 +11,8 @@
 
 use alloy::primitives::{keccak256, Address, B256};
 
+use crate::merkle::MerkleTree;
+
 /// Version byte of the batch data layout (the contract's `DATA_VERSION`). Version 2 had no
 /// refused-deposit section, version 1 a fixed-width body (4-byte slots, 24-byte notes);
 /// neither is read or written any more.
@@ -80,57 +82,26 @@ pub fn withdrawal_leaf(index: u32, w: &Withdrawal) -> B256 {
     keccak256(buf)
 }
 
-fn hash_pair(left: B256, right: B256) -> B256 {
-    let mut buf = [0u8; 64];
-    buf[..32].copy_from_slice(left.as_slice());
-    buf[32..].copy_from_slice(right.as_slice());
-    keccak256(buf)
+fn tree(withdrawals: &[Withdrawal]) -> MerkleTree {
+    MerkleTree::new(
+        withdrawals
+            .iter()
+            .zip(0u32..)
+            .map(|(w, i)| withdrawal_leaf(i, w))
+            .collect(),
+    )
 }
 
-/// All levels of the withdrawal tree, leaves first; the last level holds the root.
-fn levels(withdrawals: &[Withdrawal]) -> Vec<Vec<B256>> {
-    let leaves: Vec<B256> = withdrawals
-        .iter()
-        .zip(0u32..)
-        .map(|(w, i)| withdrawal_leaf(i, w))
-        .collect();
-    let mut levels = vec![leaves];
-    while levels.last().map_or(0, Vec::len) > 1 {
-        let below = levels.last().map(Vec::as_slice).unwrap_or_default();
-        let above = below
-            .chunks(2)
-            .map(|pair| hash_pair(pair[0], pair.get(1).copied().unwrap_or(B256::ZERO)))
-            .collect();
-        levels.push(above);
-    }
-    levels
-}
-
-/// Root of the withdrawal tree; zero for an empty list (as the contract records it).
+/// Root of the withdrawal tree ([`crate::merkle`]); zero for an empty list (as the contract
+/// records it).
 pub fn withdrawals_root(withdrawals: &[Withdrawal]) -> B256 {
-    if withdrawals.is_empty() {
-        return B256::ZERO;
-    }
-    levels(withdrawals)
-        .last()
-        .and_then(|top| top.first().copied())
-        .unwrap_or(B256::ZERO)
+    tree(withdrawals).root()
 }
 
 /// Sibling path proving withdrawal `index` against [`withdrawals_root`], or `None` when
 /// `index` is out of range.
 pub fn withdrawal_proof(withdrawals: &[Withdrawal], index: usize) -> Option<Vec<B256>> {
-    if index >= withdrawals.len() {
-        return None;
-    }
-    let levels = levels(withdrawals);
-    let mut position = index;
-    let mut proof = Vec::new();
-    for level in levels.iter().take(levels.len().saturating_sub(1)) {
-        proof.push(level.get(position ^ 1).copied().unwrap_or(B256::ZERO));
-        position >>= 1;
-    }
-    Some(proof)
+    tree(withdrawals).path(index)
 }
 
 /// Errors decoding batch data.
@@ -283,17 +254,7 @@ mod tests {
     }
 
     fn verify(root: B256, index: usize, leaf: B256, proof: &[B256]) -> bool {
-        let mut node = leaf;
-        let mut position = index;
-        for sibling in proof {
-            node = if position & 1 == 0 {
-                hash_pair(node, *sibling)
-            } else {
-                hash_pair(*sibling, node)
-            };
-            position >>= 1;
-        }
-        node == root
+        crate::merkle::root_from_path(leaf, index, proof) == root
     }
 
     #[test]

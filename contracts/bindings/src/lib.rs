@@ -11,6 +11,7 @@
 
 pub mod batch_body;
 pub mod batch_data;
+pub mod merkle;
 
 alloy::sol!(
     #[sol(rpc)]

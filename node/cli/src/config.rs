@@ -3,8 +3,10 @@
 //! Every scalar setting can be overridden by an environment variable named after its path:
 //! `STABLELANE_` + the table and key joined by `_`, upper-cased — `rpc.listen` is
 //! `STABLELANE_RPC_LISTEN`, `data_dir` is `STABLELANE_DATA_DIR`. The token list is set in the
-//! file only. Secrets never sit in the file: the operator key comes from
-//! `STABLELANE_OPERATOR_KEY` or `operator_key_file`, the admin token from
+//! file only. Secrets never sit in the file: the operator (committer) key comes from
+//! `STABLELANE_OPERATOR_KEY` or `operator_key_file`, the receipt key from
+//! `STABLELANE_RECEIPT_KEY` or `receipt_key_file`, the salt secret from
+//! `STABLELANE_SALT_SECRET` or `salt_secret_file`, the admin token from
 //! `STABLELANE_ADMIN_TOKEN` or `rpc.admin_token_file`.
 
 use std::{
@@ -12,13 +14,17 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use alloy::primitives::{keccak256, Address};
+use alloy::primitives::{keccak256, Address, B256};
 use eyre::{bail, eyre, Context as _, Result};
 use serde::{Deserialize, Serialize};
 use stablelane::Amount;
 
 /// Environment variable holding the operator's private key (hex).
 pub const OPERATOR_KEY_ENV: &str = "STABLELANE_OPERATOR_KEY";
+/// Environment variable holding the receipt-signing key (hex).
+pub const RECEIPT_KEY_ENV: &str = "STABLELANE_RECEIPT_KEY";
+/// Environment variable holding the salt secret (32 bytes, hex).
+pub const SALT_SECRET_ENV: &str = "STABLELANE_SALT_SECRET";
 /// Environment variable holding the admin bearer token.
 pub const ADMIN_TOKEN_ENV: &str = "STABLELANE_ADMIN_TOKEN";
 /// Prefix of the override variables.
@@ -34,8 +40,15 @@ pub struct NodeConfig {
     pub chain_id: u64,
     /// The settlement contract (EIP-712 verifying contract).
     pub settlement: Address,
-    /// File with the operator's private key (hex); `STABLELANE_OPERATOR_KEY` wins if set.
+    /// File with the operator's (committer's) private key (hex); `STABLELANE_OPERATOR_KEY`
+    /// wins if set.
     pub operator_key_file: Option<PathBuf>,
+    /// File with the receipt-signing private key (hex); `STABLELANE_RECEIPT_KEY` wins if
+    /// set. Required off anvil's chain id 31337.
+    pub receipt_key_file: Option<PathBuf>,
+    /// File with the salt secret (32 bytes, hex); `STABLELANE_SALT_SECRET` wins if set.
+    /// Required off anvil's chain id 31337.
+    pub salt_secret_file: Option<PathBuf>,
     /// Receives transaction fees (default: the operator's address).
     pub fee_recipient: Option<Address>,
     /// Most accounts (slots) the ledger holds.
@@ -224,6 +237,8 @@ impl Default for NodeConfig {
             chain_id: 31337,
             settlement: Address::ZERO,
             operator_key_file: None,
+            receipt_key_file: None,
+            salt_secret_file: None,
             fee_recipient: None,
             slots_max: 10_000_000,
             log: "info".into(),
@@ -385,15 +400,8 @@ impl NodeConfig {
         self.data_dir.join("snapshots")
     }
 
-    /// The ledger settings; the salt secret is derived from the operator key so that the
-    /// node has one secret to keep.
-    pub fn ledger(
-        &self,
-        operator_key: &[u8],
-        operator: Address,
-    ) -> stablelane_ledger::LedgerConfig {
-        let mut preimage = b"stablelane.salt-secret.v1".to_vec();
-        preimage.extend_from_slice(operator_key);
+    /// The ledger settings with the slots' salt secret.
+    pub fn ledger(&self, salt_secret: B256, operator: Address) -> stablelane_ledger::LedgerConfig {
         stablelane_ledger::LedgerConfig {
             tokens: self
                 .tokens
@@ -401,10 +409,18 @@ impl NodeConfig {
                 .map(|t| (t.address, t.minimum_fee))
                 .collect(),
             fee_recipient: self.fee_recipient.unwrap_or(operator),
-            operator_secret: keccak256(&preimage),
+            operator_secret: salt_secret,
             slots_max: self.slots_max,
         }
     }
+}
+
+/// The devnet salt secret when none is configured (chain 31337 only): derived from the
+/// committer key, as before the secrets were separate.
+pub fn devnet_salt_secret(committer_key: &[u8]) -> B256 {
+    let mut preimage = b"stablelane.salt-secret.v1".to_vec();
+    preimage.extend_from_slice(committer_key);
+    keccak256(&preimage)
 }
 
 /// Reads a secret from the environment variable `env_name`, else from `file`.
@@ -438,8 +454,10 @@ fn merge(base: &mut toml::Value, file: toml::Value) {
 /// Applies `STABLELANE_<PATH>` overrides to every scalar leaf of `value`, and to the
 /// optional settings that have no default (which the serialised defaults omit).
 fn apply_env(value: &mut toml::Value, path: &[String], env: &[(String, String)]) -> Result<()> {
-    const OPTIONAL: [&[&str]; 3] = [
+    const OPTIONAL: [&[&str]; 5] = [
         &["operator_key_file"],
+        &["receipt_key_file"],
+        &["salt_secret_file"],
         &["fee_recipient"],
         &["rpc", "admin_token_file"],
     ];

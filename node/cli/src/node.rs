@@ -16,16 +16,74 @@ use stablelane_sequencer::{
 use stablelane_storage::{Journal, JournalConfig};
 use tracing::info;
 
-use crate::config::{secret, NodeConfig, ADMIN_TOKEN_ENV, OPERATOR_KEY_ENV};
+use crate::config::{
+    devnet_salt_secret, secret, NodeConfig, ADMIN_TOKEN_ENV, OPERATOR_KEY_ENV, RECEIPT_KEY_ENV,
+    SALT_SECRET_ENV,
+};
 
 /// Shortest admin token accepted.
 const ADMIN_TOKEN_MIN_LEN: usize = 16;
 
-fn operator_key(config: &NodeConfig, env: &[(String, String)]) -> Result<PrivateKeySigner> {
-    let text = secret(env, OPERATOR_KEY_ENV, config.operator_key_file.as_deref())
-        .wrap_err("the operator key")?;
-    text.parse()
-        .map_err(|_| eyre::eyre!("the operator key is not a 32-byte hex private key"))
+/// The node's three secrets (DESIGN section 9: separate, each rotatable).
+pub struct NodeKeys {
+    /// Commits batches: the contract's `operator`.
+    pub committer: PrivateKeySigner,
+    /// Signs the receipt groups: the contract's `receiptSigner`.
+    pub receipt: PrivateKeySigner,
+    /// Derives every slot's salt.
+    pub salt_secret: alloy::primitives::B256,
+}
+
+fn is_set(env: &[(String, String)], name: &str, file: Option<&std::path::Path>) -> bool {
+    file.is_some() || env.iter().any(|(k, _)| k == name)
+}
+
+/// Loads the committer key, the receipt key and the salt secret. Off anvil's chain id
+/// (31337) all three are required and the two keys must differ; on a devnet a missing
+/// receipt key or salt secret falls back to the committer key (with a warning).
+pub fn node_keys(config: &NodeConfig, env: &[(String, String)]) -> Result<NodeKeys> {
+    let key =
+        |name: &str, what: &str, file: Option<&std::path::Path>| -> Result<PrivateKeySigner> {
+            let text = secret(env, name, file).wrap_err_with(|| format!("the {what}"))?;
+            text.parse()
+                .map_err(|_| eyre::eyre!("the {what} is not a 32-byte hex private key"))
+        };
+    let committer = key(
+        OPERATOR_KEY_ENV,
+        "operator key",
+        config.operator_key_file.as_deref(),
+    )?;
+    let devnet = config.chain_id == 31337;
+    let receipt = if is_set(env, RECEIPT_KEY_ENV, config.receipt_key_file.as_deref()) {
+        key(
+            RECEIPT_KEY_ENV,
+            "receipt key",
+            config.receipt_key_file.as_deref(),
+        )?
+    } else if devnet {
+        tracing::warn!(target: "node", "no receipt key ({RECEIPT_KEY_ENV} or receipt_key_file): the operator key signs receipts too (devnet only)");
+        committer.clone()
+    } else {
+        eyre::bail!("set {RECEIPT_KEY_ENV} or receipt_key_file: off a devnet the receipt key is a secret of its own, separate from the operator key (docs/keys.md)");
+    };
+    if !devnet && receipt.address() == committer.address() {
+        eyre::bail!("the receipt key is the operator key: off a devnet they must differ, so that a stolen one cannot stand in for the other (docs/keys.md)");
+    }
+    let salt_secret = if is_set(env, SALT_SECRET_ENV, config.salt_secret_file.as_deref()) {
+        let text = secret(env, SALT_SECRET_ENV, config.salt_secret_file.as_deref())
+            .wrap_err("the salt secret")?;
+        text.parse::<alloy::primitives::B256>()
+            .map_err(|_| eyre::eyre!("the salt secret is not 32 bytes of hex"))?
+    } else if devnet {
+        devnet_salt_secret(&committer.to_bytes().0)
+    } else {
+        eyre::bail!("set {SALT_SECRET_ENV} or salt_secret_file: off a devnet the salt secret is a secret of its own (docs/keys.md)");
+    };
+    Ok(NodeKeys {
+        committer,
+        receipt,
+        salt_secret,
+    })
 }
 
 fn journal_config(config: &NodeConfig) -> JournalConfig {
@@ -34,14 +92,14 @@ fn journal_config(config: &NodeConfig) -> JournalConfig {
     journal
 }
 
-fn sequencer_config(config: &NodeConfig, operator: &PrivateKeySigner) -> SequencerConfig {
+fn sequencer_config(config: &NodeConfig, keys: &NodeKeys) -> SequencerConfig {
     SequencerConfig {
         journal_dir: config.journal_dir(),
         store_dir: config.store_dir(),
         journal: journal_config(config),
         intake_queue_max: config.sequencer.intake_queue_max,
         group_max: config.sequencer.group_max,
-        ledger: config.ledger(&operator.to_bytes().0, operator.address()),
+        ledger: config.ledger(keys.salt_secret, keys.committer.address()),
         domain: domain(config.chain_id, config.settlement),
         batch: BatchLimits {
             max_changed_slots: config.batch.max_changed_slots,
@@ -172,7 +230,8 @@ async fn deployed_key_hash(
 
 /// Runs the node until SIGINT or SIGTERM, then shuts down cleanly.
 pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
-    let operator = operator_key(&config, env)?;
+    let keys = node_keys(&config, env)?;
+    let operator = keys.committer.clone();
     let admin_token = secret(env, ADMIN_TOKEN_ENV, config.rpc.admin_token_file.as_deref())
         .wrap_err("the admin token")?;
     if admin_token.len() < ADMIN_TOKEN_MIN_LEN {
@@ -186,6 +245,7 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
         chain_id = config.chain_id,
         settlement = %config.settlement,
         operator = %operator.address(),
+        receipt_signer = %keys.receipt.address(),
         "starting"
     );
     if config.dev.deposits {
@@ -199,7 +259,7 @@ pub async fn run(config: NodeConfig, env: &[(String, String)]) -> Result<()> {
     let prover = start_prover(&config)
         .await
         .wrap_err("starting the prover")?;
-    let sequencer = Sequencer::open(sequencer_config(&config, &operator), operator.clone())
+    let sequencer = Sequencer::open(sequencer_config(&config, &keys), keys.receipt.clone())
         .wrap_err("opening the ledger")?;
     let limits = Limits {
         request_body_max_bytes: config.rpc.request_body_max_bytes,
@@ -324,8 +384,8 @@ pub struct Verified {
 /// starting anything: checks every record applies, supply is conserved, and recomputes the
 /// root from scratch. The node must not be running.
 pub fn verify(config: &NodeConfig, env: &[(String, String)]) -> Result<Verified> {
-    let operator = operator_key(config, env)?;
-    let seq_config = sequencer_config(config, &operator);
+    let keys = node_keys(config, env)?;
+    let seq_config = sequencer_config(config, &keys);
     let (journal, report) = Journal::open(&seq_config.journal_dir, seq_config.journal.clone())
         .wrap_err("opening the journal")?;
     if report.torn_tail.is_some() {
@@ -353,4 +413,73 @@ pub fn verify(config: &NodeConfig, env: &[(String, String)]) -> Result<Verified>
         slots: state.ledger().slot_count(),
         state_root,
     })
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    const COMMITTER: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
+    const RECEIPT: &str = "0x2222222222222222222222222222222222222222222222222222222222222222";
+    const SALT: &str = "0x3333333333333333333333333333333333333333333333333333333333333333";
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn off_a_devnet_the_three_secrets_are_required_and_the_keys_differ() {
+        let config = NodeConfig {
+            chain_id: 10,
+            ..NodeConfig::default()
+        };
+        let only_committer = env(&[(OPERATOR_KEY_ENV, COMMITTER)]);
+        let err = node_keys(&config, &only_committer)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(RECEIPT_KEY_ENV), "{err}");
+        let same = env(&[
+            (OPERATOR_KEY_ENV, COMMITTER),
+            (RECEIPT_KEY_ENV, COMMITTER),
+            (SALT_SECRET_ENV, SALT),
+        ]);
+        let err = node_keys(&config, &same).err().unwrap().to_string();
+        assert!(err.contains("must differ"), "{err}");
+        let no_salt = env(&[(OPERATOR_KEY_ENV, COMMITTER), (RECEIPT_KEY_ENV, RECEIPT)]);
+        let err = node_keys(&config, &no_salt).err().unwrap().to_string();
+        assert!(err.contains(SALT_SECRET_ENV), "{err}");
+        let all = env(&[
+            (OPERATOR_KEY_ENV, COMMITTER),
+            (RECEIPT_KEY_ENV, RECEIPT),
+            (SALT_SECRET_ENV, SALT),
+        ]);
+        let keys = node_keys(&config, &all).unwrap();
+        assert_ne!(keys.committer.address(), keys.receipt.address());
+        assert_eq!(
+            keys.salt_secret,
+            SALT.parse::<alloy::primitives::B256>().unwrap()
+        );
+        let bad_salt = env(&[
+            (OPERATOR_KEY_ENV, COMMITTER),
+            (RECEIPT_KEY_ENV, RECEIPT),
+            (SALT_SECRET_ENV, "0x12"),
+        ]);
+        assert!(node_keys(&config, &bad_salt).is_err());
+    }
+
+    #[test]
+    fn a_devnet_falls_back_to_the_committer_key() {
+        let config = NodeConfig::default();
+        assert_eq!(config.chain_id, 31337);
+        let keys = node_keys(&config, &env(&[(OPERATOR_KEY_ENV, COMMITTER)])).unwrap();
+        assert_eq!(keys.committer.address(), keys.receipt.address());
+        assert_eq!(
+            keys.salt_secret,
+            devnet_salt_secret(&keys.committer.to_bytes().0)
+        );
+    }
 }

@@ -25,9 +25,7 @@ use stablelane::{
         authenticate, Account, ChainInfo, LaneApiClient, SignedReceipt, TokenInfo, TransactionInfo,
         AUTHENTICATION_VALIDITY_DEFAULT_S, GET_ACCOUNT_PURPOSE, GET_TRANSACTION_PURPOSE,
     },
-    sign,
-    signing::verify_receipt,
-    Amount, Message, Nonce, Signed, Transfer, TxHash, Withdrawal,
+    sign, Amount, Message, Nonce, Signed, Transfer, TxHash, Withdrawal,
 };
 
 /// Default lifetime of a signed message.
@@ -463,13 +461,11 @@ impl Session {
 
     /// Checks the receipt is the operator's and for `expected`.
     fn check(&self, receipt: &SignedReceipt, expected: B256) -> Result<TxHash> {
-        verify_receipt(
-            self.info.operator,
-            &receipt.receipt,
-            &receipt.signature,
-            &self.domain(),
-        )
-        .map_err(|e| eyre!("the node's receipt is not signed by the operator: {e}"))?;
+        receipt
+            .verify(self.info.receipt_signer, &self.domain())
+            .map_err(|e| {
+                eyre!("the node's receipt does not check against the receipt signer: {e}")
+            })?;
         if receipt.receipt.tx_hash.0 != expected {
             bail!("the node's receipt is for another transaction");
         }

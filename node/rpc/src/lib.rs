@@ -90,7 +90,7 @@ pub struct RpcConfig {
     pub admin_listen: SocketAddr,
     /// Bearer token of the admin API.
     pub admin_token: AdminToken,
-    /// The operator's address, which signs receipts.
+    /// The operator's (committer's) address.
     pub operator: Address,
     /// Metadata of the supported tokens (minimum fees come from the ledger).
     pub tokens: Vec<TokenInfo>,

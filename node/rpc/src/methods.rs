@@ -21,7 +21,7 @@ use stablelane::{
     Withdrawal,
 };
 use stablelane_ledger::Deposit;
-use stablelane_sequencer::{Role, Sequencer};
+use stablelane_sequencer::Sequencer;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info};
 
@@ -165,10 +165,10 @@ pub(crate) fn wallet_module(context: Arc<Context>) -> Result<RpcModule<Context>,
                 .sequencer
                 .batch_of_sequence(receipt.sequence.get())
                 .map_err(internal)?;
-            // The receipt holds the sender's balance, nonce and leaf: for the sender only
-            // (anyone else, the payee included, gets the status without it).
+            // The receipt holds the sender's balance and nonce: for the sender only (anyone
+            // else, the payee included, gets the status without it).
             let receipt = if auth == Some(receipt.owner) {
-                Some(ctx.sequencer.sign(receipt)?)
+                ctx.sequencer.signed_receipt(&hash)?
             } else {
                 None
             };
@@ -339,21 +339,28 @@ async fn subscribe(
                 break;
             }
             event = events.recv() => match event {
-                Ok(event) if event.concerns(address) => {
-                    let Ok(Some((role, own))) = event.receipt_for(address) else { continue };
-                    let Ok(receipt) = ctx.sequencer.sign(own) else { break };
-                    let counterparty = match role {
-                        Role::Sender => event.counterparty,
-                        Role::Recipient => Some(event.receipt.owner),
-                    };
-                    let note = ReceiptNotification { role: role.as_str().into(), receipt, counterparty };
-                    let Ok(raw) = serde_json::value::to_raw_value(&note) else { break };
-                    if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
+                Ok(event) => {
+                    let mut ended = false;
+                    for (receipt, counterparty) in event.receipts_for(address) {
+                        let note = ReceiptNotification {
+                            role: receipt.receipt.kind.as_str().into(),
+                            receipt,
+                            counterparty,
+                        };
+                        let Ok(raw) = serde_json::value::to_raw_value(&note) else {
+                            ended = true;
+                            break;
+                        };
+                        if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
+                            ended = true;
+                            break;
+                        }
+                        ctx.metrics.notified();
+                    }
+                    if ended {
                         break;
                     }
-                    ctx.metrics.notified();
                 }
-                Ok(_) => {}
                 Err(RecvError::Lagged(missed)) => {
                     ctx.metrics.dropped(missed);
                     let note = serde_json::json!({ "lagged": missed });
@@ -516,6 +523,7 @@ fn chain_info(ctx: &Context) -> Result<ChainInfo> {
         chain_id: ctx.chain_id,
         settlement: ctx.settlement,
         operator: ctx.operator,
+        receipt_signer: ctx.sequencer.receipt_signer(),
         tokens,
     })
 }

@@ -3,8 +3,10 @@
 //! Transactions reach it already signature-checked (the RPC layer verifies signatures in
 //! parallel before). The writer task takes them from a bounded intake queue in groups,
 //! applies each to the [`State`] (ledger and state tree), appends the accepted ones to the
-//! journal, waits for the group's `fdatasync`, indexes the receipts in the sled [`Store`],
-//! and only then answers and publishes [`Event`]s: an acknowledged transaction is durable.
+//! journal, signs the group's receipts once (one signature over their Merkle root, see
+//! [`stablelane::receipts`]), waits for the group's `fdatasync`, indexes the receipts in the
+//! sled [`Store`], and only then answers and publishes an [`Event`]: an acknowledged
+//! transaction is durable.
 //!
 //! On start-up [`Sequencer::open`] replays the journal to rebuild the state, catches the
 //! store up with it, checks the store's slots and root checkpoint against the replay
@@ -38,6 +40,7 @@ mod workers;
 mod writer;
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
     sync::{atomic::Ordering, Arc, Mutex, RwLock},
 };
@@ -48,9 +51,7 @@ use alloy::{
     sol_types::Eip712Domain,
 };
 use stablelane::{
-    rpc::BatchNotification,
-    signing::{sign_receipt_in, SignatureError},
-    Receipt, Signed, Transfer, TxHash, Withdrawal,
+    rpc::BatchNotification, Receipt, Signed, SignedGroup, Transfer, TxHash, Withdrawal,
 };
 use stablelane_ledger::{Deposit, ForcedWithdrawal, LedgerConfig};
 use stablelane_storage::{Journal, JournalConfig};
@@ -67,13 +68,16 @@ pub use record::JournalRecord;
 use replay::{replay, ReplayFailure};
 pub use seal::SealHashes;
 pub use snapshot::SnapshotConfig;
-pub use state::{Applied, ApplyError, OpenBatchInfo, RecipientState, State};
-pub use store::{ChainCursor, Checkpoint, Store, StoreError, StoreUpdate};
+pub use state::{Applied, ApplyError, OpenBatchInfo, State};
+pub use store::{
+    ChainCursor, Checkpoint, NumberedGroup, ReceiptPlace, Store, StoreError, StoreUpdate,
+};
 pub use workers::TREE_WORKER_NICE;
 use workers::{spawn_tree_worker, SnapshotWriter};
 use writer::{write_state, writer, Done, Reply, Submission, Writer};
 
-/// Capacity of the event channel; a subscriber further behind loses events (and is told).
+/// Capacity of the event channels (receipt events are one per group commit); a subscriber
+/// further behind loses events (and is told).
 pub const EVENT_CHANNEL_CAPACITY: usize = 4_096;
 
 /// Settings of a sequencer.
@@ -104,61 +108,46 @@ pub struct SequencerConfig {
 
 pub use stablelane::rpc::SignedReceipt;
 
-/// Something the sequencer accepted, published once it is durable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One group commit's receipts, published once the group is durable.
+#[derive(Debug)]
 pub struct Event {
-    /// The transaction's receipt (the sender's resulting account).
-    pub receipt: Receipt,
-    /// The other party it concerns (a transfer's recipient).
-    pub counterparty: Option<Address>,
-    /// A transfer's recipient right after it.
-    pub recipient: Option<RecipientState>,
-}
-
-/// How an address takes part in an [`Event`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// It signed the transaction.
-    Sender,
-    /// It was paid by the transfer.
-    Recipient,
-}
-
-impl Role {
-    /// `"sender"` or `"recipient"`, as notifications say it.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Sender => "sender",
-            Self::Recipient => "recipient",
-        }
-    }
+    /// The group's signed receipts.
+    pub group: Arc<SignedGroup>,
+    /// For each receipt, the other party of its transfer: the payee for the sender, the
+    /// payer for the recipient (none for withdrawals and chain inputs).
+    pub counterparties: Vec<Option<Address>>,
+    /// Each owner's receipts in the group, by index.
+    owners: HashMap<Address, Vec<u32>>,
 }
 
 impl Event {
-    /// Whether the event concerns `address` (as sender or recipient).
-    pub fn concerns(&self, address: Address) -> bool {
-        self.receipt.owner == address || self.counterparty == Some(address)
+    /// The event of `group`, with each receipt's counterparty.
+    pub fn new(group: Arc<SignedGroup>, counterparties: Vec<Option<Address>>) -> Self {
+        let mut owners: HashMap<Address, Vec<u32>> = HashMap::new();
+        for (index, receipt) in (0u32..).zip(&group.receipts) {
+            owners.entry(receipt.owner).or_default().push(index);
+        }
+        Self {
+            group,
+            counterparties,
+            owners,
+        }
     }
 
-    /// What `address` may be told of this transaction: its role and its **own** resulting
-    /// account, never the other party's (the sender's receipt for the sender, the
-    /// recipient's state right after the transfer for the recipient); `None` when the
-    /// event does not concern it.
-    ///
-    /// # Errors
-    ///
-    /// [`ApplyError::Tree`] if the recipient's salt is not a field element.
-    pub fn receipt_for(&self, address: Address) -> Result<Option<(Role, Receipt)>, ApplyError> {
-        if self.receipt.owner == address {
-            return Ok(Some((Role::Sender, self.receipt.clone())));
-        }
-        match &self.recipient {
-            Some(recipient) if recipient.state.owner == address => Ok(Some((
-                Role::Recipient,
-                recipient.receipt(self.receipt.tx_hash, self.receipt.sequence)?,
-            ))),
-            _ => Ok(None),
-        }
+    /// What `address` may be told of this group: its **own** receipts (each with its path
+    /// and the group signature) and their counterparties, never another account's.
+    pub fn receipts_for(
+        &self,
+        address: Address,
+    ) -> impl Iterator<Item = (SignedReceipt, Option<Address>)> + '_ {
+        self.owners
+            .get(&address)
+            .into_iter()
+            .flatten()
+            .filter_map(move |&index| {
+                let counterparty = self.counterparties.get(index as usize).copied().flatten();
+                self.group.receipt(index).map(|r| (r, counterparty))
+            })
     }
 }
 
@@ -168,15 +157,12 @@ pub struct Sequencer {
     intake: mpsc::Sender<(Submission, Reply)>,
     state: Arc<RwLock<State>>,
     store: Arc<Store>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     batch_events: broadcast::Sender<BatchNotification>,
     counters: Arc<Counters>,
     settler: Arc<SettlerMetrics>,
     watcher: Arc<WatcherMetrics>,
-    operator: Arc<PrivateKeySigner>,
-    /// The deployment's EIP-712 domain separator (receipts are signed without the state
-    /// lock).
-    separator: B256,
+    receipt_signer: Address,
     writer: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
     stored: watch::Receiver<Stored>,
     opened: Opened,
@@ -199,7 +185,9 @@ pub struct Opened {
 impl Sequencer {
     /// Opens the journal and the store, replays the journal into a fresh state, checks the
     /// store and supply against it, and starts the writer task on the current tokio runtime.
-    pub fn open(config: SequencerConfig, operator: PrivateKeySigner) -> Result<Self, OpenError> {
+    /// `receipt_key` signs every group's receipts.
+    pub fn open(config: SequencerConfig, receipt_key: PrivateKeySigner) -> Result<Self, OpenError> {
+        let receipt_key = Arc::new(receipt_key);
         // With a snapshot to start from, recovery need not read the records before it (a
         // fallback to an older snapshot or a full replay checks each record it reads).
         let mut journal_config = config.journal.clone();
@@ -224,14 +212,14 @@ impl Sequencer {
             Some(_) => {}
             None => store.set_deployment(configured)?,
         }
-        let (state, opened) = match replay(&journal, &store, &config) {
+        let (state, opened) = match replay(&journal, &store, &config, &receipt_key) {
             Ok(done) => done,
             Err(ReplayFailure::Fatal(e)) => return Err(e),
             Err(ReplayFailure::Inconsistent(reason)) => {
                 warn!(target: "sequencer", %reason, "store disagrees with the journal; rebuilding it from the journal");
                 store.clear()?;
                 store.set_deployment(configured)?;
-                match replay(&journal, &store, &config) {
+                match replay(&journal, &store, &config, &receipt_key) {
                     Ok(done) => done,
                     Err(ReplayFailure::Fatal(e)) => return Err(e),
                     Err(ReplayFailure::Inconsistent(reason)) => {
@@ -277,6 +265,8 @@ impl Sequencer {
             events: events.clone(),
             batch_events: batch_events.clone(),
             counters: counters.clone(),
+            receipt_key: receipt_key.clone(),
+            separator: configured,
             group_max: config.group_max.max(1),
             limits: config.batch.clamped(),
             seal_jobs,
@@ -291,8 +281,7 @@ impl Sequencer {
             counters,
             settler: Arc::new(SettlerMetrics::default()),
             watcher: Arc::new(WatcherMetrics::default()),
-            operator: Arc::new(operator),
-            separator: config.domain.separator(),
+            receipt_signer: receipt_key.address(),
             writer: Arc::new(Mutex::new(Some(handle))),
             stored,
             opened,
@@ -336,29 +325,25 @@ impl Sequencer {
     }
 
     /// Receives every acknowledged transaction from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
     }
 
-    /// The receipt of an accepted transaction, from the store.
+    /// The address whose key signs the receipt groups.
+    pub fn receipt_signer(&self) -> Address {
+        self.receipt_signer
+    }
+
+    /// The sender's receipt of an accepted transaction, from the store.
     pub fn receipt(&self, hash: &TxHash) -> Result<Option<Receipt>, StoreError> {
-        self.store.receipt(hash)
+        Ok(self.store.receipt(hash)?.map(|(receipt, _)| receipt))
     }
 
-    /// The operator's signed receipt for an accepted transaction.
+    /// The sender's signed receipt of an accepted transaction, with its path in its group.
     pub fn signed_receipt(&self, hash: &TxHash) -> Result<Option<SignedReceipt>, SubmitError> {
-        match self.store.receipt(hash) {
-            Ok(Some(receipt)) => self.sign(receipt).map(Some),
-            Ok(None) => Ok(None),
-            Err(e) => Err(SubmitError::Stopped(format!("store: {e}"))),
-        }
-    }
-
-    /// Signs `receipt` with the operator key.
-    pub fn sign(&self, receipt: Receipt) -> Result<SignedReceipt, SubmitError> {
-        let signature = sign_receipt_in(&self.operator, &receipt, &self.separator)
-            .map_err(|e: SignatureError| SubmitError::Stopped(e.to_string()))?;
-        Ok(SignedReceipt { receipt, signature })
+        self.store
+            .signed_receipt(hash)
+            .map_err(|e| SubmitError::Stopped(format!("store: {e}")))
     }
 
     async fn submit(&self, submission: Submission) -> Result<Done, SubmitError> {
@@ -383,12 +368,10 @@ impl Sequencer {
         &self,
         tx: Signed<Transfer>,
     ) -> Result<SignedReceipt, SubmitError> {
-        let receipt = self
-            .submit(Submission::Transfer(tx))
+        self.submit(Submission::Transfer(tx))
             .await?
             .receipt
-            .ok_or_else(|| SubmitError::Stopped("no receipt".into()))?;
-        self.sign(receipt)
+            .ok_or_else(|| SubmitError::Stopped("no receipt".into()))
     }
 
     /// Submits a withdrawal whose signature the caller verified (idempotent like transfers).
@@ -396,12 +379,10 @@ impl Sequencer {
         &self,
         tx: Signed<Withdrawal>,
     ) -> Result<SignedReceipt, SubmitError> {
-        let receipt = self
-            .submit(Submission::Withdrawal(tx))
+        self.submit(Submission::Withdrawal(tx))
             .await?
             .receipt
-            .ok_or_else(|| SubmitError::Stopped("no receipt".into()))?;
-        self.sign(receipt)
+            .ok_or_else(|| SubmitError::Stopped("no receipt".into()))
     }
 
     /// Credits a confirmed deposit.
@@ -510,11 +491,6 @@ impl Sequencer {
     /// The chain watcher's gauges.
     pub fn watcher_metrics(&self) -> &WatcherMetrics {
         &self.watcher
-    }
-
-    /// The operator key's address.
-    pub fn operator_address(&self) -> Address {
-        self.operator.address()
     }
 
     /// Receives every batch status change from now on (sealed, committed, finalized).

@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use stablelane::SequenceNumber;
+use alloy::signers::local::PrivateKeySigner;
+use stablelane::{Receipt, SequenceNumber};
 use stablelane_storage::Journal;
 use tracing::{info, warn};
 
@@ -16,13 +17,14 @@ use crate::{
     state::{ApplyError, State},
     store::{Checkpoint, Store, StoreError, StoreUpdate},
     workers::TREE_WORKER_QUEUE,
+    writer::GroupSigner,
     Opened, SequencerConfig,
 };
 
 /// Records between progress lines while replaying the journal.
 pub(crate) const REPLAY_PROGRESS_EVERY: u64 = 1_000_000;
 
-/// Receipts and slots collected before one store write while catching up.
+/// Receipts collected before one store write (and one receipt group) while catching up.
 pub(crate) const CATCH_UP_WRITE_EVERY: usize = 10_000;
 
 /// A seal job handed out by the replay: its record, whether the store is being caught up
@@ -63,6 +65,7 @@ pub(crate) fn replay(
     journal: &Journal,
     store: &Store,
     config: &SequencerConfig,
+    receipt_key: &std::sync::Arc<PrivateKeySigner>,
 ) -> Result<(State, Opened), ReplayFailure> {
     let started = Instant::now();
     let journal_last = journal.last_seq().map_or(0, |s| s.0);
@@ -101,15 +104,33 @@ pub(crate) fn replay(
     let stored_batches = store.last_batch_number()?;
     let checked_batch = stored_batches.saturating_sub(state.sealed_history() as u64);
     let mut update = StoreUpdate::default();
-    let flush = |update: &mut StoreUpdate, applied_seq: u64| -> Result<(), StoreError> {
+    // Records caught up are signed in groups of their own (one per store write): their
+    // receipts may have gone out before in other groups, with the same contents.
+    let mut receipts: Vec<Receipt> = Vec::new();
+    let mut signer = GroupSigner {
+        key: receipt_key.clone(),
+        separator: config.domain.separator(),
+        next: store.last_group_number()? + 1,
+    };
+    let mut flush = |update: &mut StoreUpdate,
+                     receipts: &mut Vec<Receipt>,
+                     applied_seq: u64|
+     -> Result<(), ReplayFailure> {
+        let group = signer
+            .sign(std::mem::take(receipts))
+            .map_err(|reason| OpenError::Replay {
+                seq: applied_seq,
+                reason,
+            })?;
+        update.groups.extend(group);
         update.applied_seq = applied_seq;
         store.write(update)?;
         *update = StoreUpdate::default();
         Ok(())
     };
     // Seals that rebuild their batch hand their job to a second thread, as the live node's
-    // tree worker does, so the records after a seal are applied (and their receipts' leaves
-    // hashed) while the seal's tree is updated. The store is only written once every job
+    // tree worker does, so the records after a seal are applied (and their receipts built)
+    // while the seal's tree is updated. The store is only written once every job
     // handed out before has finished, so what it covers is as complete as before.
     state.hand_out_seals();
     let tree = state.tree().clone();
@@ -199,10 +220,10 @@ pub(crate) fn replay(
                     in_flight += 1;
                 }
                 if catch_up {
-                    update.receipts.extend(done.receipt);
-                    if update.receipts.len() >= CATCH_UP_WRITE_EVERY {
+                    receipts.extend(done.receipts);
+                    if receipts.len() >= CATCH_UP_WRITE_EVERY {
                         settle(&mut update, &mut in_flight)?;
-                        flush(&mut update, seq)?;
+                        flush(&mut update, &mut receipts, seq)?;
                     }
                 }
             }
@@ -215,7 +236,7 @@ pub(crate) fn replay(
         settle(&mut update, &mut in_flight)
     })?;
     if journal_last > applied || !update.batches.is_empty() {
-        flush(&mut update, journal_last)?;
+        flush(&mut update, &mut receipts, journal_last)?;
     }
     info!(target: "sequencer", records = journal_last - from, took_ms = started.elapsed().as_millis() as u64, "journal records applied");
     let stored_batches = store.last_batch_number()?;

@@ -68,8 +68,7 @@ pub struct TreeSide {
 /// tree's share of the node's CPU, reported on `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SealHashes {
-    /// Changed leaves hashed (5 inputs each). A slot whose last change in its batch was as
-    /// a sender is not among them: its receipt's leaf hash is reused.
+    /// Changed leaves hashed (5 inputs each): every slot the batch changed, once.
     pub leaves: u64,
     /// Inner nodes of the state tree rehashed (2 inputs each).
     pub inner: u64,
@@ -229,8 +228,6 @@ impl SharedTree {
 pub(crate) enum NewLeaf {
     /// The tree has it already (it caught up after the slot's last change).
     InTree,
-    /// Hashed already, for the sender's receipt.
-    Known(Fr),
     /// To hash from the slot's opening.
     ToHash,
 }
@@ -252,7 +249,6 @@ impl ChangedSlot {
     fn tree_change(&self) -> Option<(TreeIndex, Fr)> {
         let leaf = match self.leaf {
             NewLeaf::InTree => return None,
-            NewLeaf::Known(leaf) => leaf,
             NewLeaf::ToHash => leaf_hash(
                 self.owner.0 .0,
                 self.token.0 .0,

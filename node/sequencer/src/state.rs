@@ -2,15 +2,11 @@
 //! deterministic function of the journal's records.
 //!
 //! Leaf hashes are computed lazily: applying a record marks the slots it changed, and the
-//! tree catches up (each changed leaf hashed once, in parallel) when the root is asked for.
-//! Only the live path hashes a leaf at once, for the sender's receipt. Receipts are not kept
-//! here; the sequencer's [`Store`](crate::store::Store) indexes them.
+//! tree catches up (each changed leaf hashed once, in parallel) when the root is asked for;
+//! the writer never hashes a leaf. Receipts are not kept here; the sequencer's
+//! [`Store`](crate::store::Store) indexes them.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::Arc,
-    time::Instant,
-};
+use std::{collections::BTreeSet, sync::Arc, time::Instant};
 
 use alloy::{
     primitives::{Address, B256},
@@ -18,8 +14,8 @@ use alloy::{
 };
 use rayon::prelude::*;
 use stablelane::{
-    rpc::BatchWithdrawal, signing::viewing_key_from_signature, Message, Receipt, SequenceNumber,
-    SlotIndex, TxHash,
+    rpc::BatchWithdrawal, signing::viewing_key_from_signature, Message, Receipt, ReceiptKind,
+    SequenceNumber, SlotIndex, TxHash,
 };
 use stablelane_circuits::{
     field::{fr_from_be_bytes, fr_to_be_bytes},
@@ -63,54 +59,17 @@ pub struct Applied {
     pub effects: Effects,
     /// The transaction hash of a signed transaction (transfer or withdrawal).
     pub tx_hash: Option<TxHash>,
-    /// The receipt of a signed transaction, when asked for.
-    pub receipt: Option<Receipt>,
+    /// The receipts of the slot states it produced, when asked for: a transfer's sender and
+    /// recipient, a withdrawal's sender, a credited deposit's recipient, a served forced
+    /// request's owner (see [`stablelane::receipts`]).
+    pub receipts: Vec<Receipt>,
     /// The other party a transaction concerns: a transfer's recipient.
     pub counterparty: Option<Address>,
-    /// A transfer's recipient right after it, when a receipt was asked for (what the
-    /// recipient's notification carries; see [`RecipientState`]).
-    pub recipient: Option<RecipientState>,
     /// The batch a seal record sealed (seals run at once unless handed out, see
     /// [`State::hand_out_seals`]).
     pub sealed: Option<Box<SealedBatch>>,
     /// The rest of a seal record's work, when seals are handed out.
     pub seal_job: Option<Box<SealJob>>,
-}
-
-/// A transfer's recipient as it stood right after the transfer: what the recipient is told
-/// of it (never the sender's account). Copied on the live path only; its leaf is hashed
-/// when a subscriber asks for it ([`RecipientState::receipt`]), off the writer's path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecipientState {
-    /// The recipient's slot.
-    pub slot: SlotIndex,
-    /// Its owner, token, balance, nonce and salt right after the transfer.
-    pub state: stablelane_ledger::Slot,
-}
-
-impl RecipientState {
-    /// The recipient's receipt of transaction `tx_hash` (journal record `sequence`): its own
-    /// slot, balance, nonce and leaf right after it.
-    ///
-    /// # Errors
-    ///
-    /// [`ApplyError::Tree`] if the salt is not a field element.
-    pub fn receipt(
-        &self,
-        tx_hash: TxHash,
-        sequence: SequenceNumber,
-    ) -> Result<Receipt, ApplyError> {
-        Ok(Receipt {
-            tx_hash,
-            sequence,
-            owner: self.state.owner,
-            token: self.state.token,
-            slot: self.slot,
-            balance: self.state.balance,
-            nonce: self.state.nonce,
-            leaf: B256::from(fr_to_be_bytes(&leaf_of(&self.state)?)),
-        })
-    }
 }
 
 /// The leaf hash of `slot`: Poseidon(owner, token, balance, nonce, salt).
@@ -187,9 +146,8 @@ pub struct State {
     tree: Arc<SharedTree>,
     /// Seal records return a [`SealJob`] for someone else to run instead of running it.
     hand_out_seals: bool,
-    /// Slots changed since the tree was last brought up to date, with their new leaf when
-    /// it was already hashed (for a receipt).
-    pending: BTreeMap<u32, Option<Fr>>,
+    /// Slots changed since the tree was last brought up to date.
+    pending: BTreeSet<u32>,
     last_seq: SequenceNumber,
     open: OpenBatch,
     last_batch: u64,
@@ -219,7 +177,7 @@ impl State {
             domain,
             tree: Arc::new(SharedTree::new(None)),
             hand_out_seals: false,
-            pending: BTreeMap::new(),
+            pending: BTreeSet::new(),
             last_seq: SequenceNumber(0),
             open: OpenBatch::new(1, 0),
             last_batch: 0,
@@ -276,7 +234,7 @@ impl State {
                 snapshot.batch,
             )),
             hand_out_seals: false,
-            pending: BTreeMap::new(),
+            pending: BTreeSet::new(),
             last_seq: SequenceNumber(snapshot.seq),
             open: OpenBatch::new(snapshot.seq + 1, slot_count),
             last_batch: snapshot.batch,
@@ -403,16 +361,13 @@ impl State {
             + self.open.changed.len() * stablelane_contracts::batch_body::LEAF_UPDATE_BYTES
     }
 
-    /// The current leaf hash of a slot (hashed now unless a receipt hashed it already: the
-    /// tree may be behind while a seal job runs).
+    /// The current leaf hash of a slot, hashed now (the tree may be behind while a seal
+    /// job runs).
     pub fn leaf(&self, slot: SlotIndex) -> Option<B256> {
         if slot.get() >= self.ledger.slot_count() {
             return None;
         }
-        let leaf = match self.pending.get(&slot.get()) {
-            Some(Some(leaf)) => *leaf,
-            _ => self.slot_leaf(slot).ok()?,
-        };
+        let leaf = self.slot_leaf(slot).ok()?;
         Some(B256::from(fr_to_be_bytes(&leaf)))
     }
 
@@ -431,10 +386,10 @@ impl State {
         // a few dozen per slice.
         const SLICE: usize = 1 << 16;
         while !self.pending.is_empty() {
-            let pending: Vec<(u32, Option<Fr>)> = if self.pending.len() <= SLICE {
+            let pending: Vec<u32> = if self.pending.len() <= SLICE {
                 std::mem::take(&mut self.pending).into_iter().collect()
             } else {
-                let split = self.pending.keys().nth(SLICE).copied().unwrap_or(u32::MAX);
+                let split = self.pending.iter().nth(SLICE).copied().unwrap_or(u32::MAX);
                 let rest = self.pending.split_off(&split);
                 std::mem::replace(&mut self.pending, rest)
                     .into_iter()
@@ -442,13 +397,7 @@ impl State {
             };
             let changes = pending
                 .into_par_iter()
-                .map(|(i, known)| {
-                    let leaf = match known {
-                        Some(leaf) => leaf,
-                        None => self.slot_leaf(SlotIndex(i))?,
-                    };
-                    Ok((TreeIndex::new(i), leaf))
-                })
+                .map(|i| Ok((TreeIndex::new(i), self.slot_leaf(SlotIndex(i))?)))
                 .collect::<Result<Vec<_>, ApplyError>>()?;
             side.tree
                 .update_batch(&changes)
@@ -458,8 +407,8 @@ impl State {
     }
 
     /// Applies `record`, journaled (or about to be) at `seq`. A refused record changes
-    /// nothing. With `with_receipt`, a signed transaction's receipt is built (hashing the
-    /// sender's new leaf); replay of records whose receipts are already indexed skips it.
+    /// nothing. With `with_receipt`, the receipts of the slot states it produced are built;
+    /// replay of records whose receipts are already indexed skips them.
     pub fn apply(
         &mut self,
         record: &JournalRecord,
@@ -493,9 +442,8 @@ impl State {
                 return Ok(Applied {
                     effects: Effects::default(),
                     tx_hash: None,
-                    receipt: None,
+                    receipts: Vec::new(),
                     counterparty: None,
-                    recipient: None,
                     sealed,
                     seal_job,
                 });
@@ -562,7 +510,7 @@ impl State {
         };
         self.last_seq = seq;
         for slot in &effects.changed {
-            self.pending.insert(slot.get(), None);
+            self.pending.insert(slot.get());
             self.open.changed.insert(slot.get());
         }
         if let Some(pay_out) = &effects.pay_out {
@@ -580,33 +528,77 @@ impl State {
             self.open.transactions += 1;
         }
         self.open.since.get_or_insert_with(Instant::now);
-        let (tx_hash, receipt) = match signed {
-            Some((hash, owner, token)) if with_receipt => {
-                (Some(hash), Some(self.receipt_for(hash, seq, owner, token)?))
-            }
-            Some((hash, _, _)) => (Some(hash), None),
-            None => (None, None),
-        };
-        let recipient = match (counterparty, signed) {
-            (Some(to), Some((_, _, token))) if with_receipt => {
-                self.ledger.slot_index(to, token).and_then(|slot| {
-                    self.ledger.slot(slot).map(|state| RecipientState {
-                        slot,
-                        state: state.clone(),
-                    })
-                })
-            }
-            _ => None,
+        let receipts = if with_receipt {
+            self.receipts_of(record, seq, signed.map(|(hash, _, _)| hash))?
+        } else {
+            Vec::new()
         };
         Ok(Applied {
             effects,
-            tx_hash,
-            receipt,
+            tx_hash: signed.map(|(hash, _, _)| hash),
+            receipts,
             counterparty,
-            recipient,
             sealed: None,
             seal_job: None,
         })
+    }
+
+    /// The receipts of the slot states `record` (just applied at `seq`) produced.
+    fn receipts_of(
+        &self,
+        record: &JournalRecord,
+        seq: SequenceNumber,
+        tx_hash: Option<TxHash>,
+    ) -> Result<Vec<Receipt>, ApplyError> {
+        let tx_hash = tx_hash.unwrap_or_default();
+        let accounts: [Option<(ReceiptKind, Address, Address)>; 2] = match record {
+            JournalRecord::Transfer { tx, .. } => [
+                Some((ReceiptKind::Sender, tx.message.from, tx.message.token)),
+                Some((ReceiptKind::Recipient, tx.message.to, tx.message.token)),
+            ],
+            JournalRecord::Withdrawal { tx, .. } => [
+                Some((ReceiptKind::Sender, tx.message.from, tx.message.token)),
+                None,
+            ],
+            JournalRecord::Deposit { deposit } => [
+                Some((ReceiptKind::Deposit, deposit.recipient, deposit.token)),
+                None,
+            ],
+            JournalRecord::ForcedWithdrawal { request } => [
+                Some((ReceiptKind::Forced, request.owner, request.token)),
+                None,
+            ],
+            // No slot changes (a refused deposit, a viewing key) or none of its own (a seal).
+            _ => [None, None],
+        };
+        let mut receipts = Vec::with_capacity(2);
+        for (kind, owner, token) in accounts.into_iter().flatten() {
+            let Some((slot, state)) = self
+                .ledger
+                .slot_index(owner, token)
+                .and_then(|i| self.ledger.slot(i).map(|s| (i, s)))
+            else {
+                // A forced request for an account the ledger does not hold pays nothing
+                // and changes no slot: no receipt.
+                if kind == ReceiptKind::Forced {
+                    continue;
+                }
+                return Err(ApplyError::Rejected(Rejection::UnknownAccount));
+            };
+            receipts.push(Receipt {
+                sequence: seq,
+                tx_hash,
+                kind,
+                owner,
+                token,
+                slot,
+                balance: state.balance,
+                nonce: state.nonce,
+                deposits_consumed: self.ledger.deposits_consumed(),
+                forced_consumed: self.ledger.forced_consumed(),
+            });
+        }
+        Ok(receipts)
     }
 
     /// Replays the seal of batch `number` (record `seq`) whose batch the store already holds
@@ -692,7 +684,7 @@ impl State {
         // job needs only the batch's own slots.
         if !self
             .pending
-            .keys()
+            .iter()
             .all(|slot| self.open.changed.contains(slot))
         {
             self.root()?;
@@ -724,10 +716,10 @@ impl State {
                     token: s.token,
                     note_key: self.ledger.viewing_key(s.owner).unwrap_or(operator_key),
                     secrets: slot_secrets(s).map_err(ApplyError::Tree)?,
-                    leaf: match self.pending.get(&i) {
-                        None => NewLeaf::InTree,
-                        Some(Some(leaf)) => NewLeaf::Known(*leaf),
-                        Some(None) => NewLeaf::ToHash,
+                    leaf: if self.pending.contains(&i) {
+                        NewLeaf::ToHash
+                    } else {
+                        NewLeaf::InTree
                     },
                 })
             })
@@ -752,35 +744,6 @@ impl State {
         self.last_batch = number;
         self.open = OpenBatch::new(seq.get() + 1, slot_count);
         Ok(job)
-    }
-
-    fn receipt_for(
-        &mut self,
-        hash: TxHash,
-        seq: SequenceNumber,
-        owner: Address,
-        token: Address,
-    ) -> Result<Receipt, ApplyError> {
-        let slot = self
-            .ledger
-            .slot_index(owner, token)
-            .ok_or(ApplyError::Rejected(Rejection::UnknownAccount))?;
-        let leaf = self.slot_leaf(slot)?;
-        self.pending.insert(slot.get(), Some(leaf));
-        let state = self
-            .ledger
-            .slot(slot)
-            .ok_or(ApplyError::Rejected(Rejection::UnknownAccount))?;
-        Ok(Receipt {
-            tx_hash: hash,
-            sequence: seq,
-            owner,
-            token,
-            slot,
-            balance: state.balance,
-            nonce: state.nonce,
-            leaf: B256::from(fr_to_be_bytes(&leaf)),
-        })
     }
 
     /// The leaf hash of ledger slot `slot`: Poseidon(owner, token, balance, nonce, salt).

@@ -2,7 +2,8 @@
 //!
 //! sled is not the record of truth — the journal is. The store holds what the node looks up
 //! without replaying: each accepted transaction's receipt by transaction hash (a fixed
-//! 109-byte binary record), the deployment it belongs to, and a root checkpoint. Slots are
+//! 105-byte binary record naming its receipt group), each receipt group's signed header and
+//! leaves by group number, the deployment it belongs to, and a root checkpoint. Slots are
 //! not here: the ledger lives in memory and restarts from a restart snapshot and the
 //! journal. Each write records the journal sequence number it covers (`applied_seq`); on
 //! start-up the sequencer catches the store up from the journal, checks it against the
@@ -16,21 +17,29 @@
 
 use std::{
     path::Path,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
 };
 
-use alloy::primitives::{Address, B256};
-use stablelane::{Amount, Nonce, Receipt, SequenceNumber, SlotIndex, TxHash};
+use alloy::primitives::{Address, Signature, B256};
+use stablelane::{
+    Amount, Nonce, Receipt, ReceiptGroup, ReceiptKind, SequenceNumber, SignedGroup, SignedReceipt,
+    SlotIndex, TxHash,
+};
 
 use crate::batch::{BatchChainState, SealedBatch};
 
 /// Version of the store's layout; a store of another version is rebuilt.
 ///
+/// 5: per-group receipts: a transaction's sender receipt names its group and index
+///    (`transactions`), each group's signed header and leaves are in `receipt_groups`.
 /// 4: receipts in binary keyed by transaction hash (one tree, `transactions`); no slots;
 ///    batches as a JSON header and raw data.
 /// 3: as 4 with batches in JSON (data as hex).
 /// 2: JSON receipts by sequence number, a hash → sequence index, every slot in JSON.
-pub const STORE_FORMAT: u64 = 4;
+pub const STORE_FORMAT: u64 = 5;
 
 /// Trees of earlier layouts, dropped when the store is rebuilt in this one.
 const OLD_TREES: [&str; 3] = ["receipts", "tx_index", "slots"];
@@ -79,12 +88,21 @@ pub struct ChainCursor {
     pub last_hash: B256,
 }
 
-/// What one write adds: receipts of new transactions and sealed batches, covering the
+/// A signed receipt group and its number (groups are numbered from 1 in store order).
+#[derive(Debug, Clone)]
+pub struct NumberedGroup {
+    /// Its number.
+    pub number: u64,
+    /// The signed receipts.
+    pub signed: Arc<SignedGroup>,
+}
+
+/// What one write adds: receipt groups of new records and sealed batches, covering the
 /// journal up to `applied_seq`.
 #[derive(Debug, Default)]
 pub struct StoreUpdate {
-    /// Receipts of transactions accepted in this range.
-    pub receipts: Vec<Receipt>,
+    /// Receipt groups of the records in this range.
+    pub groups: Vec<NumberedGroup>,
     /// Batches sealed in this range.
     pub batches: Vec<SealedBatch>,
     /// The last journal record the update covers.
@@ -100,6 +118,7 @@ pub struct Store {
     batches: sled::Tree,
     batch_by_seq: sled::Tree,
     batch_chain: sled::Tree,
+    receipt_groups: sled::Tree,
     tx_count: AtomicU64,
 }
 
@@ -175,22 +194,35 @@ fn decode_batch(key: String, bytes: &[u8]) -> Result<SealedBatch, StoreError> {
 }
 
 /// Version byte of a stored receipt.
-const RECEIPT_VERSION: u8 = 1;
-/// Bytes of a stored receipt: version, sequence (8), owner (20), token (20), slot (4),
-/// balance (16), nonce (8), leaf (32), all big-endian; the transaction hash is the key.
-pub const RECEIPT_BYTES: usize = 1 + 8 + 20 + 20 + 4 + 16 + 8 + 32;
+const RECEIPT_VERSION: u8 = 2;
+/// Bytes of a stored sender receipt: version, group (8), index (4), sequence (8), owner
+/// (20), token (20), slot (4), balance (16), nonce (8), deposits consumed (8), forced
+/// consumed (8), all big-endian; the transaction hash is the key, the kind is `sender`.
+pub const RECEIPT_BYTES: usize = 1 + 8 + 4 + 8 + 20 + 20 + 4 + 16 + 8 + 8 + 8;
 
-fn encode_receipt(r: &Receipt) -> [u8; RECEIPT_BYTES] {
+/// Where a stored receipt sits: its group and index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptPlace {
+    /// The group's number.
+    pub group: u64,
+    /// The receipt's leaf index in it.
+    pub index: u32,
+}
+
+fn encode_receipt(r: &Receipt, place: ReceiptPlace) -> [u8; RECEIPT_BYTES] {
     let mut out = [0u8; RECEIPT_BYTES];
-    let parts: [&[u8]; 8] = [
+    let parts: [&[u8]; 11] = [
         &[RECEIPT_VERSION],
+        &place.group.to_be_bytes(),
+        &place.index.to_be_bytes(),
         &r.sequence.get().to_be_bytes(),
         r.owner.as_slice(),
         r.token.as_slice(),
         &r.slot.get().to_be_bytes(),
         &r.balance.base_units().to_be_bytes(),
         &r.nonce.get().to_be_bytes(),
-        r.leaf.as_slice(),
+        &r.deposits_consumed.to_be_bytes(),
+        &r.forced_consumed.to_be_bytes(),
     ];
     let mut at = 0;
     for part in parts {
@@ -201,7 +233,13 @@ fn encode_receipt(r: &Receipt) -> [u8; RECEIPT_BYTES] {
     out
 }
 
-fn decode_receipt(hash: &TxHash, bytes: &[u8]) -> Result<Receipt, StoreError> {
+fn be<const N: usize>(b: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(b);
+    a
+}
+
+fn decode_receipt(hash: &TxHash, bytes: &[u8]) -> Result<(Receipt, ReceiptPlace), StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         key: format!("transactions/{hash}"),
         reason,
@@ -222,21 +260,70 @@ fn decode_receipt(hash: &TxHash, bytes: &[u8]) -> Result<Receipt, StoreError> {
         at += n;
         field
     };
-    fn be<const N: usize>(b: &[u8]) -> [u8; N] {
-        let mut a = [0u8; N];
-        a.copy_from_slice(b);
-        a
-    }
-    Ok(Receipt {
+    let place = ReceiptPlace {
+        group: u64::from_be_bytes(be(take(8))),
+        index: u32::from_be_bytes(be(take(4))),
+    };
+    let receipt = Receipt {
         tx_hash: *hash,
+        kind: ReceiptKind::Sender,
         sequence: SequenceNumber(u64::from_be_bytes(be(take(8)))),
         owner: Address::from_slice(take(20)),
         token: Address::from_slice(take(20)),
         slot: SlotIndex(u32::from_be_bytes(be(take(4)))),
         balance: Amount(u128::from_be_bytes(be(take(16)))),
         nonce: Nonce(u64::from_be_bytes(be(take(8)))),
-        leaf: B256::from_slice(take(32)),
-    })
+        deposits_consumed: u64::from_be_bytes(be(take(8))),
+        forced_consumed: u64::from_be_bytes(be(take(8))),
+    };
+    Ok((receipt, place))
+}
+
+/// Version byte of a stored receipt group.
+const GROUP_VERSION: u8 = 1;
+/// Bytes of a stored group before its leaves: version, root (32), first and last sequence
+/// (8 each), count (4), signature (65).
+const GROUP_HEADER_BYTES: usize = 1 + 32 + 8 + 8 + 4 + 65;
+
+fn encode_group(group: &SignedGroup) -> Vec<u8> {
+    let mut out = Vec::with_capacity(GROUP_HEADER_BYTES + 32 * group.leaves().len());
+    out.push(GROUP_VERSION);
+    out.extend_from_slice(group.group.root.as_slice());
+    out.extend_from_slice(&group.group.first_sequence.get().to_be_bytes());
+    out.extend_from_slice(&group.group.last_sequence.get().to_be_bytes());
+    out.extend_from_slice(&group.group.count.to_be_bytes());
+    out.extend_from_slice(&group.signature.as_bytes());
+    for leaf in group.leaves() {
+        out.extend_from_slice(leaf.as_slice());
+    }
+    out
+}
+
+fn decode_group(number: u64, bytes: &[u8]) -> Result<SignedGroup, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: format!("receipt_groups/{number}"),
+        reason,
+    };
+    if bytes.len() < GROUP_HEADER_BYTES || !(bytes.len() - GROUP_HEADER_BYTES).is_multiple_of(32) {
+        return Err(corrupt(format!("{} bytes", bytes.len())));
+    }
+    if bytes[0] != GROUP_VERSION {
+        return Err(corrupt(format!("group version {}", bytes[0])));
+    }
+    let group = ReceiptGroup {
+        root: B256::from_slice(&bytes[1..33]),
+        first_sequence: SequenceNumber(u64::from_be_bytes(be(&bytes[33..41]))),
+        last_sequence: SequenceNumber(u64::from_be_bytes(be(&bytes[41..49]))),
+        count: u32::from_be_bytes(be(&bytes[49..53])),
+    };
+    let signature =
+        Signature::from_raw(&bytes[53..118]).map_err(|e| corrupt(format!("signature: {e}")))?;
+    let leaves = bytes[GROUP_HEADER_BYTES..]
+        .chunks_exact(32)
+        .map(B256::from_slice)
+        .collect();
+    SignedGroup::from_leaves(group, signature, leaves)
+        .ok_or_else(|| corrupt("leaves do not lead to the signed root".into()))
 }
 
 /// sled's page cache. The store is an index (receipts, slots, batches), read mostly for
@@ -257,6 +344,7 @@ impl Store {
             batches: db.open_tree("batches")?,
             batch_by_seq: db.open_tree("batch_by_seq")?,
             batch_chain: db.open_tree("batch_chain")?,
+            receipt_groups: db.open_tree("receipt_groups")?,
             db,
             tx_count: AtomicU64::new(0),
         };
@@ -280,6 +368,7 @@ impl Store {
         self.batches.clear()?;
         self.batch_by_seq.clear()?;
         self.batch_chain.clear()?;
+        self.receipt_groups.clear()?;
         self.meta.clear()?;
         self.meta
             .insert(META_FORMAT, &STORE_FORMAT.to_be_bytes()[..])?;
@@ -376,11 +465,30 @@ impl Store {
     /// Writes `update`. Entries go first and the covered position last, so a crash in
     /// between leaves entries the next catch-up rewrites with the same values.
     pub fn write(&self, update: &StoreUpdate) -> Result<(), StoreError> {
-        if !update.receipts.is_empty() {
+        let mut transactions = 0u64;
+        if !update.groups.is_empty() {
             let mut receipts = sled::Batch::default();
-            for receipt in &update.receipts {
-                receipts.insert(receipt.tx_hash.0.as_slice(), &encode_receipt(receipt)[..]);
+            let mut groups = sled::Batch::default();
+            for numbered in &update.groups {
+                let group = &numbered.signed;
+                for (index, receipt) in (0u32..).zip(&group.receipts) {
+                    if receipt.kind != ReceiptKind::Sender {
+                        continue;
+                    }
+                    transactions += 1;
+                    let place = ReceiptPlace {
+                        group: numbered.number,
+                        index,
+                    };
+                    receipts.insert(
+                        receipt.tx_hash.0.as_slice(),
+                        &encode_receipt(receipt, place)[..],
+                    );
+                }
+                groups.insert(&numbered.number.to_be_bytes()[..], encode_group(group));
             }
+            // Groups first: a receipt never names a group the store lacks.
+            self.receipt_groups.apply_batch(groups)?;
             self.transactions.apply_batch(receipts)?;
         }
         for batch in &update.batches {
@@ -389,10 +497,7 @@ impl Store {
             self.batch_by_seq
                 .insert(&batch.last_sequence.to_be_bytes()[..], &number[..])?;
         }
-        let count = self
-            .tx_count
-            .fetch_add(update.receipts.len() as u64, Ordering::Relaxed)
-            + update.receipts.len() as u64;
+        let count = self.tx_count.fetch_add(transactions, Ordering::Relaxed) + transactions;
         let mut meta = sled::Batch::default();
         meta.insert(META_TX_COUNT, &count.to_be_bytes()[..]);
         meta.insert(META_APPLIED, &update.applied_seq.to_be_bytes()[..]);
@@ -428,12 +533,49 @@ impl Store {
         Ok(())
     }
 
-    /// The receipt of transaction `hash`, if indexed.
-    pub fn receipt(&self, hash: &TxHash) -> Result<Option<Receipt>, StoreError> {
+    /// The sender's receipt of transaction `hash` and where it sits, if indexed.
+    pub fn receipt(&self, hash: &TxHash) -> Result<Option<(Receipt, ReceiptPlace)>, StoreError> {
         self.transactions
             .get(hash.0.as_slice())?
             .map(|bytes| decode_receipt(hash, &bytes))
             .transpose()
+    }
+
+    /// The sender's signed receipt of transaction `hash` (with its path in its group), if
+    /// indexed.
+    pub fn signed_receipt(&self, hash: &TxHash) -> Result<Option<SignedReceipt>, StoreError> {
+        let Some((receipt, place)) = self.receipt(hash)? else {
+            return Ok(None);
+        };
+        let group = self
+            .receipt_group(place.group)?
+            .ok_or_else(|| StoreError::Corrupt {
+                key: format!("transactions/{hash}"),
+                reason: format!("names receipt group {}, which is missing", place.group),
+            })?;
+        group
+            .signed(receipt, place.index)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: format!("transactions/{hash}"),
+                reason: format!("index {} outside group {}", place.index, place.group),
+            })
+    }
+
+    /// Receipt group `number`, with its leaves (not its receipts).
+    pub fn receipt_group(&self, number: u64) -> Result<Option<SignedGroup>, StoreError> {
+        self.receipt_groups
+            .get(number.to_be_bytes())?
+            .map(|bytes| decode_group(number, &bytes))
+            .transpose()
+    }
+
+    /// The number of the last stored receipt group (0: none).
+    pub fn last_group_number(&self) -> Result<u64, StoreError> {
+        match self.receipt_groups.last()? {
+            None => Ok(0),
+            Some((key, _)) => u64_value("receipt_groups", Some(key)),
+        }
     }
 
     /// Number of indexed transactions.
@@ -505,34 +647,77 @@ mod tests {
     fn receipt() -> Receipt {
         Receipt {
             tx_hash: TxHash(B256::repeat_byte(0xab)),
+            kind: ReceiptKind::Sender,
             sequence: SequenceNumber(0x0102_0304_0506_0708),
             owner: Address::repeat_byte(0x11),
             token: Address::repeat_byte(0x22),
             slot: SlotIndex(0x0a0b_0c0d),
             balance: Amount((1u128 << 96) - 1),
             nonce: Nonce((1u64 << 40) - 1),
-            leaf: B256::repeat_byte(0x33),
+            deposits_consumed: 0x33,
+            forced_consumed: 0x44,
         }
     }
+
+    const PLACE: ReceiptPlace = ReceiptPlace {
+        group: 0x0f0e,
+        index: 7,
+    };
 
     #[test]
     fn receipts_round_trip_in_their_fixed_layout() {
         let r = receipt();
-        let bytes = encode_receipt(&r);
+        let bytes = encode_receipt(&r, PLACE);
         assert_eq!(bytes.len(), RECEIPT_BYTES);
         assert_eq!(bytes[0], RECEIPT_VERSION);
-        assert_eq!(&bytes[1..9], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(&bytes[49..53], &[0x0a, 0x0b, 0x0c, 0x0d]);
-        assert_eq!(&bytes[RECEIPT_BYTES - 32..], &[0x33; 32]);
-        assert_eq!(decode_receipt(&r.tx_hash, &bytes).unwrap(), r);
+        assert_eq!(&bytes[1..9], &[0, 0, 0, 0, 0, 0, 0x0f, 0x0e]);
+        assert_eq!(&bytes[13..21], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&bytes[61..65], &[0x0a, 0x0b, 0x0c, 0x0d]);
+        assert_eq!(bytes[RECEIPT_BYTES - 1], 0x44);
+        assert_eq!(
+            decode_receipt(&r.tx_hash, &bytes).unwrap(),
+            (r.clone(), PLACE)
+        );
         let max = Receipt {
             balance: Amount(u128::MAX),
             nonce: Nonce(u64::MAX),
             ..r.clone()
         };
         assert_eq!(
-            decode_receipt(&r.tx_hash, &encode_receipt(&max)).unwrap(),
+            decode_receipt(&r.tx_hash, &encode_receipt(&max, PLACE))
+                .unwrap()
+                .0,
             max
+        );
+    }
+
+    fn signed_group(receipts: Vec<Receipt>) -> Arc<SignedGroup> {
+        let key =
+            alloy::signers::local::PrivateKeySigner::from_bytes(&B256::repeat_byte(7)).unwrap();
+        Arc::new(SignedGroup::sign(receipts, &key, &B256::repeat_byte(1)).unwrap())
+    }
+
+    #[test]
+    fn groups_round_trip_and_damaged_ones_are_refused() {
+        let recipient = Receipt {
+            kind: ReceiptKind::Recipient,
+            owner: Address::repeat_byte(0x55),
+            ..receipt()
+        };
+        let group = signed_group(vec![receipt(), recipient]);
+        let bytes = encode_group(&group);
+        let back = decode_group(3, &bytes).unwrap();
+        assert_eq!(back.signed(receipt(), 0), group.receipt(0));
+        for cut in [0, 50, bytes.len() - 1] {
+            assert!(decode_group(3, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let err = decode_group(3, &flipped).unwrap_err();
+        assert!(
+            err.to_string().contains("do not lead to the signed root"),
+            "{err}"
         );
     }
 
@@ -572,16 +757,16 @@ mod tests {
     #[test]
     fn damaged_receipts_are_reported_not_misread() {
         let r = receipt();
-        let bytes = encode_receipt(&r);
+        let bytes = encode_receipt(&r, PLACE);
         let short = decode_receipt(&r.tx_hash, &bytes[..RECEIPT_BYTES - 1]).unwrap_err();
         assert!(
-            short.to_string().contains("108 bytes, expected 109"),
+            short.to_string().contains("104 bytes, expected 105"),
             "{short}"
         );
         let mut versioned = bytes;
-        versioned[0] = 2;
+        versioned[0] = 1;
         let err = decode_receipt(&r.tx_hash, &versioned).unwrap_err();
-        assert!(err.to_string().contains("receipt version 2"), "{err}");
+        assert!(err.to_string().contains("receipt version 1"), "{err}");
     }
 
     #[test]
@@ -599,14 +784,29 @@ mod tests {
         assert_eq!(store.applied_seq().unwrap(), 0);
         assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == b"slots"));
         let r = receipt();
+        let recipient = Receipt {
+            kind: ReceiptKind::Recipient,
+            owner: Address::repeat_byte(0x55),
+            ..r.clone()
+        };
+        let group = signed_group(vec![r.clone(), recipient]);
         store
             .write(&StoreUpdate {
-                receipts: vec![r.clone()],
+                groups: vec![NumberedGroup {
+                    number: 1,
+                    signed: group.clone(),
+                }],
                 batches: vec![],
                 applied_seq: 1,
             })
             .unwrap();
-        assert_eq!(store.receipt(&r.tx_hash).unwrap(), Some(r));
+        assert_eq!(
+            store.receipt(&r.tx_hash).unwrap(),
+            Some((r.clone(), ReceiptPlace { group: 1, index: 0 }))
+        );
+        assert_eq!(store.signed_receipt(&r.tx_hash).unwrap(), group.receipt(0));
+        assert_eq!(store.last_group_number().unwrap(), 1);
+        // Only the sender's receipt counts a transaction.
         assert_eq!(store.transaction_count(), 1);
     }
 }

@@ -3,15 +3,18 @@
 //! and publish.
 
 use std::{
-    collections::HashMap,
+    collections::HashSet,
     sync::{atomic::Ordering, Arc, Mutex, RwLock},
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
-use alloy::primitives::{Address, Signature};
+use alloy::{
+    primitives::{Address, Signature, B256},
+    signers::local::PrivateKeySigner,
+};
 use stablelane::{
     rpc::{BatchNotification, BatchStatus},
-    Receipt, SequenceNumber, Signed, Transfer, TxHash, Withdrawal,
+    Receipt, SequenceNumber, Signed, SignedGroup, SignedReceipt, Transfer, TxHash, Withdrawal,
 };
 use stablelane_ledger::{Deposit, DepositRefusal, ForcedWithdrawal, Rejection};
 use stablelane_storage::Journal;
@@ -24,7 +27,7 @@ use crate::{
     metrics::Counters,
     record::JournalRecord,
     state::{Applied, ApplyError, State},
-    store::{Checkpoint, Store, StoreError, StoreUpdate},
+    store::{Checkpoint, NumberedGroup, Store, StoreError, StoreUpdate},
     workers::{SealJobs, SealResult},
     Event, Stored,
 };
@@ -43,7 +46,7 @@ pub(crate) enum Submission {
 /// What the writer did with a submission.
 #[derive(Debug, Default)]
 pub(crate) struct Done {
-    pub(crate) receipt: Option<Receipt>,
+    pub(crate) receipt: Option<SignedReceipt>,
     pub(crate) sealed: Option<u64>,
 }
 
@@ -61,9 +64,13 @@ pub(crate) struct Writer {
     pub(crate) rx: mpsc::Receiver<(Submission, Reply)>,
     pub(crate) state: Arc<RwLock<State>>,
     pub(crate) store: Arc<Store>,
-    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) events: broadcast::Sender<Arc<Event>>,
     pub(crate) batch_events: broadcast::Sender<BatchNotification>,
     pub(crate) counters: Arc<Counters>,
+    /// Signs each group's receipts.
+    pub(crate) receipt_key: Arc<PrivateKeySigner>,
+    /// The deployment's EIP-712 domain separator.
+    pub(crate) separator: B256,
     pub(crate) group_max: usize,
     pub(crate) limits: BatchLimits,
     pub(crate) seal_jobs: SealJobs,
@@ -80,6 +87,8 @@ pub(crate) struct Pending {
     ticket: stablelane_storage::AppendTicket,
     reply: Option<Reply>,
     applied: Applied,
+    /// Where its first receipt (a signed transaction's sender receipt) is in the group.
+    receipt_at: Option<u32>,
     /// A seal's batch, coming from the tree worker.
     seal: Option<SealResult>,
 }
@@ -88,16 +97,19 @@ pub(crate) struct Pending {
 pub(crate) struct Committing {
     pending: Vec<Pending>,
     /// Repeats of transactions still in flight: answered with the original receipt once
-    /// this group (and so every earlier one) is durable.
-    followers: Vec<(Reply, Receipt)>,
-    /// The store update of this group, with slots as they were right after it.
+    /// this group (and so every earlier one) is durable and stored.
+    followers: Vec<(Reply, TxHash)>,
+    /// The group's receipts, in journal order, and each one's counterparty.
+    receipts: Vec<Receipt>,
+    counterparties: Vec<Option<Address>>,
+    /// The store update of this group (its receipt group is added once signed).
     update: StoreUpdate,
 }
 
 /// What the applier and the completer share.
 pub(crate) struct Shared {
-    /// Receipts applied but not yet in the store (for idempotent repeats).
-    pub(crate) in_flight: Mutex<HashMap<TxHash, Receipt>>,
+    /// Transactions applied but not yet in the store (for idempotent repeats).
+    pub(crate) in_flight: Mutex<HashSet<TxHash>>,
     /// Why the sequencer stopped, once it did.
     pub(crate) failed: Mutex<Option<String>>,
     /// The last stored batch and the failure, for [`Sequencer::wait_for_batch`].
@@ -134,11 +146,22 @@ pub(crate) fn write_state(state: &Arc<RwLock<State>>) -> std::sync::RwLockWriteG
 /// publishes: nothing is acknowledged before it is durable.
 pub(crate) async fn writer(mut w: Writer) {
     let shared = Arc::new(Shared {
-        in_flight: Mutex::new(HashMap::new()),
+        in_flight: Mutex::new(HashSet::new()),
         failed: Mutex::new(None),
         stored: w.stored.clone(),
     });
     let (to_completer, from_applier) = mpsc::channel::<Committing>(PIPELINE_DEPTH);
+    let signer = GroupSigner {
+        key: w.receipt_key.clone(),
+        separator: w.separator,
+        next: match w.store.last_group_number() {
+            Ok(last) => last + 1,
+            Err(e) => {
+                shared.fail(format!("store: {e}"));
+                1
+            }
+        },
+    };
     let completer = tokio::spawn(complete(
         from_applier,
         w.store.clone(),
@@ -146,6 +169,7 @@ pub(crate) async fn writer(mut w: Writer) {
         w.batch_events.clone(),
         w.counters.clone(),
         shared.clone(),
+        signer,
     ));
     while let Some(first) = w.rx.recv().await {
         let mut group = vec![first];
@@ -199,14 +223,41 @@ pub(crate) async fn writer(mut w: Writer) {
     }
 }
 
-/// The completer: per group, in order, wait for durability, index, answer, publish.
+/// Signs the completer's receipt groups and numbers them.
+pub(crate) struct GroupSigner {
+    pub(crate) key: Arc<PrivateKeySigner>,
+    pub(crate) separator: B256,
+    /// The next group's number.
+    pub(crate) next: u64,
+}
+
+impl GroupSigner {
+    /// Signs `receipts` as the next group (none: no group).
+    pub(crate) fn sign(&mut self, receipts: Vec<Receipt>) -> Result<Option<NumberedGroup>, String> {
+        if receipts.is_empty() {
+            return Ok(None);
+        }
+        let signed = SignedGroup::sign(receipts, &self.key, &self.separator)
+            .map_err(|e| format!("signing receipts: {e}"))?;
+        let number = self.next;
+        self.next += 1;
+        Ok(Some(NumberedGroup {
+            number,
+            signed: Arc::new(signed),
+        }))
+    }
+}
+
+/// The completer: per group, in order, sign its receipts (while the journal syncs), wait
+/// for durability, index, answer, publish.
 pub(crate) async fn complete(
     mut rx: mpsc::Receiver<Committing>,
     store: Arc<Store>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     batch_events: broadcast::Sender<BatchNotification>,
     counters: Arc<Counters>,
     shared: Arc<Shared>,
+    mut signer: GroupSigner,
 ) {
     let (to_finisher, from_completer) = mpsc::unbounded_channel();
     let finisher = tokio::spawn(finish_seals(
@@ -215,12 +266,21 @@ pub(crate) async fn complete(
         batch_events.clone(),
         shared.clone(),
     ));
-    while let Some(group) = rx.recv().await {
+    while let Some(mut group) = rx.recv().await {
+        // One signature for the whole group, made before its fsync ends (nothing signed is
+        // handed out before it is durable).
+        // A group whose receipts cannot be signed cannot be answered: as if lost.
+        let (signed, mut lost) = match signer.sign(std::mem::take(&mut group.receipts)) {
+            Ok(signed) => (signed, false),
+            Err(reason) => {
+                shared.fail(reason);
+                (None, true)
+            }
+        };
         let mut durable = Vec::with_capacity(group.pending.len());
-        let mut lost = false;
         for p in group.pending {
             match p.ticket.await {
-                Ok(_) => durable.push((p.reply, p.applied, p.seal)),
+                Ok(_) => durable.push((p.reply, p.applied, p.seal, p.receipt_at)),
                 Err(e) => {
                     let reason = format!("journal sync failed: {e}");
                     shared.fail(reason.clone());
@@ -236,7 +296,7 @@ pub(crate) async fn complete(
             // Some records of the group are not durable: the store must not claim them,
             // and repeats cannot be answered. A restart replays the durable journal.
             let reason = shared.failed().unwrap_or_default();
-            for (reply, _, _) in durable {
+            for (reply, _, _, _) in durable {
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(SubmitError::Stopped(reason.clone())));
                 }
@@ -247,28 +307,31 @@ pub(crate) async fn complete(
             continue;
         }
         // Index before answering, so a repeat of an acknowledged transaction finds it.
-        if let Err(e) = store.write(&group.update) {
+        let mut update = group.update;
+        update.groups.extend(signed.clone());
+        if let Err(e) = store.write(&update) {
             // The journal has the group: acknowledge it, but stop; a restart catches the
             // store up from the journal.
             shared.fail(format!("store write failed: {e}"));
         }
         if let Ok(mut in_flight) = shared.in_flight.lock() {
-            for receipt in &group.update.receipts {
-                in_flight.remove(&receipt.tx_hash);
+            for (_, applied, _, _) in &durable {
+                if let Some(hash) = &applied.tx_hash {
+                    in_flight.remove(hash);
+                }
             }
         }
-        for batch in &group.update.batches {
+        for batch in &update.batches {
             announce(batch, &batch_events, None);
         }
-        for (reply, applied, seal) in durable {
-            if let Some(receipt) = &applied.receipt {
-                // No subscriber is fine.
-                let _ = events.send(Event {
-                    receipt: receipt.clone(),
-                    counterparty: applied.counterparty,
-                    recipient: applied.recipient.clone(),
-                });
-            }
+        if let Some(signed) = &signed {
+            // No subscriber is fine.
+            let _ = events.send(Arc::new(Event::new(
+                signed.signed.clone(),
+                group.counterparties,
+            )));
+        }
+        for (reply, applied, seal, receipt_at) in durable {
             if let Some(seal) = seal {
                 // The seal record is durable; its batch is stored, announced and answered
                 // once the tree worker has built it, without holding up later groups.
@@ -278,17 +341,27 @@ pub(crate) async fn complete(
                 continue;
             }
             if let Some(reply) = reply {
+                let receipt = receipt_at
+                    .zip(signed.as_ref())
+                    .and_then(|(index, group)| group.signed.receipt(index));
                 let _ = reply.send(Ok(Done {
                     sealed: applied.sealed.as_ref().map(|b| b.number),
-                    receipt: applied.receipt,
+                    receipt,
                 }));
             }
         }
-        for (reply, receipt) in group.followers {
-            let _ = reply.send(Ok(Done {
-                receipt: Some(receipt),
-                sealed: None,
-            }));
+        for (reply, hash) in group.followers {
+            let answer = match store.signed_receipt(&hash) {
+                Ok(Some(receipt)) => Ok(Done {
+                    receipt: Some(receipt),
+                    sealed: None,
+                }),
+                Ok(None) => Err(SubmitError::Stopped(format!(
+                    "transaction {hash} was accepted but is not in the store"
+                ))),
+                Err(e) => Err(SubmitError::Stopped(format!("store: {e}"))),
+            };
+            let _ = reply.send(answer);
         }
     }
     drop(to_finisher);
@@ -428,10 +501,10 @@ pub(crate) fn apply_group(
                     .tx_hash(st.separator())
                     .map(|h| repeat_of(&h, shared, &w.store))
                 {
-                    Some(Repeat::InFlight(receipt)) => followers.push((reply, receipt)),
+                    Some(Repeat::InFlight(hash)) => followers.push((reply, hash)),
                     Some(Repeat::Stored(receipt)) => {
                         let _ = reply.send(Ok(Done {
-                            receipt: Some(receipt),
+                            receipt: Some(*receipt),
                             sealed: None,
                         }));
                     }
@@ -451,11 +524,9 @@ pub(crate) fn apply_group(
         if !accepted {
             continue;
         }
-        if let Some(p) = pending.last() {
-            if let (Some(hash), Some(receipt)) = (p.applied.tx_hash, &p.applied.receipt) {
-                if let Ok(mut in_flight) = shared.in_flight.lock() {
-                    in_flight.insert(hash, receipt.clone());
-                }
+        if let Some(hash) = pending.last().and_then(|p| p.applied.tx_hash) {
+            if let Ok(mut in_flight) = shared.in_flight.lock() {
+                in_flight.insert(hash);
             }
         }
         if !sealing && st.open_batch_full(&w.limits) {
@@ -477,12 +548,29 @@ pub(crate) fn apply_group(
     if let Some(reason) = failed {
         shared.fail(reason);
     }
+    // The group's receipts in journal order, each with its counterparty (a transfer's
+    // sender receipt names the payee, its recipient receipt the payer).
+    let mut receipts = Vec::with_capacity(pending.len() * 2);
+    let mut counterparties = Vec::with_capacity(pending.len() * 2);
+    for p in &mut pending {
+        let first = std::mem::take(&mut p.applied.receipts);
+        if first.is_empty() {
+            continue;
+        }
+        p.receipt_at = u32::try_from(receipts.len()).ok();
+        let payer = first[0].owner;
+        for (i, receipt) in first.into_iter().enumerate() {
+            counterparties.push(if i == 0 {
+                p.applied.counterparty
+            } else {
+                Some(payer)
+            });
+            receipts.push(receipt);
+        }
+    }
     // The store update as of right after this group.
     let update = StoreUpdate {
-        receipts: pending
-            .iter()
-            .filter_map(|p| p.applied.receipt.clone())
-            .collect(),
+        groups: Vec::new(),
         batches: pending
             .iter()
             .filter_map(|p| p.applied.sealed.as_deref().cloned())
@@ -492,6 +580,8 @@ pub(crate) fn apply_group(
     Committing {
         pending,
         followers,
+        receipts,
+        counterparties,
         update,
     }
 }
@@ -580,6 +670,7 @@ pub(crate) fn journal_record(
                 ticket,
                 reply,
                 applied,
+                receipt_at: None,
                 seal,
             });
             true
@@ -615,9 +706,9 @@ pub(crate) enum Journaled {
 /// Whether a transaction the ledger refused was accepted before.
 pub(crate) enum Repeat {
     /// Accepted in a group not yet durable: answer once it is.
-    InFlight(Receipt),
+    InFlight(TxHash),
     /// Accepted and indexed.
-    Stored(Receipt),
+    Stored(Box<SignedReceipt>),
     /// The store could not be read.
     StoreFailed(StoreError),
     /// Never accepted: the refusal stands.
@@ -629,12 +720,12 @@ pub(crate) fn repeat_of(hash: &TxHash, shared: &Shared, store: &Store) -> Repeat
         .in_flight
         .lock()
         .ok()
-        .and_then(|m| m.get(hash).cloned());
-    if let Some(receipt) = in_flight {
-        return Repeat::InFlight(receipt);
+        .is_some_and(|m| m.contains(hash));
+    if in_flight {
+        return Repeat::InFlight(*hash);
     }
-    match store.receipt(hash) {
-        Ok(Some(receipt)) => Repeat::Stored(receipt),
+    match store.signed_receipt(hash) {
+        Ok(Some(receipt)) => Repeat::Stored(Box::new(receipt)),
         Ok(None) => Repeat::New,
         Err(e) => Repeat::StoreFailed(e),
     }

@@ -103,7 +103,23 @@ async fn dev_keys_are_refused_off_anvil_unless_explicitly_allowed() -> eyre::Res
     assert_eq!(d.chain_id, CHAIN);
     let dir = tempfile::tempdir()?;
     let config = node::write_config(&d, dir.path(), 0, 0)?;
-    let text = std::fs::read_to_string(&config)?;
+    // Off chain 31337 the receipt key and the salt secret are secrets of their own.
+    let receipt_key = dir.path().join("receipt.key");
+    std::fs::write(
+        &receipt_key,
+        format!("{:x}", alloy::primitives::B256::repeat_byte(0x52)),
+    )?;
+    let salt_secret = dir.path().join("salt.secret");
+    std::fs::write(
+        &salt_secret,
+        format!("{:x}", alloy::primitives::B256::repeat_byte(0x53)),
+    )?;
+    let text = format!(
+        "receipt_key_file = {:?}\nsalt_secret_file = {:?}\n{}",
+        receipt_key.to_string_lossy(),
+        salt_secret.to_string_lossy(),
+        std::fs::read_to_string(&config)?
+    );
     let log = dir.path().join("node.log");
     let start = |text: &str| -> eyre::Result<Option<node::NodeProcess>> {
         std::fs::write(&config, text)?;

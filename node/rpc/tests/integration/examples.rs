@@ -145,7 +145,7 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
     doc.example(
         &url,
         "`lane_chainInfo`",
-        "The deployment, the operator that signs receipts, and the tokens with their minimum fee.",
+        "The deployment, the operator (committer), the receipt signer, and the tokens with their minimum fee.",
         "lane_chainInfo",
         json!([]),
         false,
@@ -175,7 +175,7 @@ async fn docs_rpc_examples_match_a_real_node() -> Result<()> {
         &domain,
     )?;
     let sent = doc.example(&url, "`lane_sendTransfer(signedTransfer)`",
-        "Answered once the transfer is durable in the journal, with the operator-signed receipt. `domain` is optional; when present it is checked first.",
+        "Answered once the transfer is durable in the journal, with the sender's receipt: its index and path in its group commit's receipt tree, and the receipt key's one signature over that group. `domain` is optional; when present it is checked first.",
         "lane_sendTransfer", json!([transfer]), false).await?;
     doc.example(
         &url,

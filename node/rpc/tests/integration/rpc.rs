@@ -12,9 +12,7 @@ use alloy::{
 };
 use eyre::{eyre, Result};
 use serde_json::{json, Value};
-use stablelane::{
-    domain, sign, signing::verify_receipt, Amount, Authentication, Nonce, Transfer, TypedDomain,
-};
+use stablelane::{domain, sign, Amount, Authentication, Nonce, Transfer, TypedDomain};
 use stablelane_ledger::{Deposit, LedgerConfig};
 use stablelane_rpc::{AdminToken, Limits, RpcConfig, RpcServer, TokenInfo};
 use stablelane_sequencer::{Sequencer, SequencerConfig, SignedReceipt};
@@ -197,12 +195,7 @@ async fn accepted_transfer_is_signed_and_idempotent() -> Result<()> {
 
     let first = node.call("lane_sendTransfer", json!([signed])).await?;
     let receipt: SignedReceipt = serde_json::from_value(first["result"].clone())?;
-    verify_receipt(
-        node.operator,
-        &receipt.receipt,
-        &receipt.signature,
-        &node.domain,
-    )?;
+    receipt.verify(node.operator, &node.domain)?;
     assert_eq!(receipt.receipt.balance, Amount(890));
     assert_eq!(receipt.receipt.nonce, Nonce(1));
     let after_first = node.alice_state();
@@ -595,7 +588,7 @@ async fn a_payee_is_notified_with_its_own_account_never_the_payers() -> Result<(
             answer["result"].clone(),
         )?);
     }
-    let mut last_leaf = B256::ZERO;
+    let mut last_balance = Amount(0);
     for (payment, bob_balance) in sent.iter().zip([100u128, 130]) {
         let note = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
             .await?
@@ -603,7 +596,8 @@ async fn a_payee_is_notified_with_its_own_account_never_the_payers() -> Result<(
         assert_eq!(note["role"], "recipient", "{note}");
         assert_eq!(note["counterparty"], json!(node.alice.address()), "{note}");
         let own: SignedReceipt = serde_json::from_value(note["receipt"].clone())?;
-        verify_receipt(node.operator, &own.receipt, &own.signature, &node.domain)?;
+        own.verify(node.operator, &node.domain)?;
+        assert_eq!(own.receipt.kind, stablelane::ReceiptKind::Recipient);
         assert_eq!(own.receipt.tx_hash, payment.receipt.tx_hash);
         assert_eq!(own.receipt.sequence, payment.receipt.sequence);
         // The payee's own slot, balance and nonce, never the payer's.
@@ -611,15 +605,13 @@ async fn a_payee_is_notified_with_its_own_account_never_the_payers() -> Result<(
         assert_eq!(own.receipt.balance, Amount(bob_balance));
         assert_eq!(own.receipt.nonce, Nonce(0));
         assert_ne!(own.receipt.slot, payment.receipt.slot);
-        assert_ne!(own.receipt.leaf, payment.receipt.leaf);
-        last_leaf = own.receipt.leaf;
+        last_balance = own.receipt.balance;
         let text = note.to_string();
         assert!(
             !text.contains(&format!("\"{}\"", payment.receipt.balance)),
             "the payer's balance leaked: {text}"
         );
     }
-    // The last notification's leaf is the payee's current leaf.
     let leaf = node.sequencer.read(|s| {
         s.ledger()
             .slot_index(node.bob.address(), TOKEN)
@@ -631,7 +623,8 @@ async fn a_payee_is_notified_with_its_own_account_never_the_payers() -> Result<(
         .await?;
     assert_eq!(account["result"]["balance"], "130", "{account}");
     assert_eq!(account["result"]["leaf"], json!(leaf), "{account}");
-    assert_eq!(Some(last_leaf), leaf);
+    // The last notification's balance is the payee's current balance.
+    assert_eq!(last_balance, Amount(130));
     node.server.stop().await;
     Ok(())
 }
@@ -838,12 +831,7 @@ async fn accepted_withdrawal_returns_a_signed_receipt() -> Result<()> {
     let signed = serde_json::to_value(sign(&node.alice, withdrawal.clone(), &node.domain)?)?;
     let response = node.call("lane_sendWithdrawal", json!([signed])).await?;
     let receipt: SignedReceipt = serde_json::from_value(response["result"].clone())?;
-    verify_receipt(
-        node.operator,
-        &receipt.receipt,
-        &receipt.signature,
-        &node.domain,
-    )?;
+    receipt.verify(node.operator, &node.domain)?;
     assert_eq!(receipt.receipt.balance, Amount(490));
 
     let zero = stablelane::Withdrawal {
@@ -918,14 +906,15 @@ async fn typed_clients_over_http_and_websocket_with_receipt_subscriptions() -> R
         )
     );
     assert_eq!((own.balance, own.nonce), (Amount(40), Nonce(0)));
-    let (bob_slot, bob_leaf) = node.sequencer.read(|s| {
-        let slot = s.ledger().slot_index(node.bob.address(), TOKEN);
-        (slot, slot.and_then(|i| s.leaf(i)))
-    });
+    let bob_slot = node
+        .sequencer
+        .read(|s| s.ledger().slot_index(node.bob.address(), TOKEN));
     assert_eq!(Some(own.slot), bob_slot);
-    assert_eq!(Some(own.leaf), bob_leaf);
     assert_ne!(own.balance, receipt.receipt.balance);
-    verify_receipt(node.operator, own, &note.receipt.signature, &node.domain)?;
+    note.receipt.verify(node.operator, &node.domain)?;
+    // The payer's and the payee's receipts are leaves of one signed group.
+    assert_eq!(note.receipt.group, receipt.group);
+    assert_eq!(note.receipt.signature, receipt.signature);
     let note = tokio::time::timeout(std::time::Duration::from_secs(10), alice_feed.next())
         .await?
         .expect("a notification")?;

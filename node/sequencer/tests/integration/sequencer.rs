@@ -48,17 +48,12 @@ async fn accepts_is_idempotent_refuses_cleanly_and_survives_restart() {
     assert_eq!(first.receipt.balance, Amount(890));
     assert_eq!(first.receipt.nonce, Nonce(1));
     assert_eq!(first.receipt.sequence.get(), 2);
-    stablelane::signing::verify_receipt(
-        operator.address(),
-        &first.receipt,
-        &first.signature,
-        &cfg.domain,
-    )
-    .unwrap();
-    assert_eq!(
-        Some(first.receipt.leaf),
-        seq.read(|s| s.leaf(first.receipt.slot))
-    );
+    // Signed by the receipt key, over the group that holds it.
+    first.verify(operator.address(), &cfg.domain).unwrap();
+    assert_eq!(seq.receipt_signer(), operator.address());
+    assert_eq!(first.receipt.kind, stablelane::ReceiptKind::Sender);
+    assert_eq!(first.receipt.deposits_consumed, 1);
+    assert!(first.verify(alice.address(), &cfg.domain).is_err());
 
     // The same signed transfer again: the original receipt, no second debit.
     let again = seq.submit_transfer(signed).await.unwrap();
@@ -215,14 +210,23 @@ async fn a_store_that_disagrees_with_the_journal_is_rebuilt_from_it() {
         // A receipt the journal never acknowledged: gone after the rebuild.
         let mut stray = receipts[0].receipt.clone();
         stray.tx_hash = stablelane::TxHash(alloy::primitives::B256::repeat_byte(0x5a));
+        let group =
+            stablelane::SignedGroup::sign(vec![stray.clone()], &operator, &cfg.domain.separator())
+                .unwrap();
         store
             .write(&stablelane_sequencer::StoreUpdate {
-                receipts: vec![stray.clone()],
+                groups: vec![stablelane_sequencer::NumberedGroup {
+                    number: store.last_group_number().unwrap() + 1,
+                    signed: std::sync::Arc::new(group),
+                }],
                 batches: vec![],
                 applied_seq: store.applied_seq().unwrap(),
             })
             .unwrap();
-        assert_eq!(store.receipt(&stray.tx_hash).unwrap(), Some(stray));
+        assert_eq!(
+            store.receipt(&stray.tx_hash).unwrap().map(|(r, _)| r),
+            Some(stray)
+        );
         store.flush().unwrap();
     }
     let seq = Sequencer::open(cfg.clone(), operator.clone()).unwrap();
@@ -253,7 +257,7 @@ async fn a_store_that_disagrees_with_the_journal_is_rebuilt_from_it() {
         let store = stablelane_sequencer::Store::open(&cfg.store_dir).unwrap();
         store
             .write(&stablelane_sequencer::StoreUpdate {
-                receipts: vec![],
+                groups: vec![],
                 batches: vec![],
                 applied_seq: 1_000,
             })
@@ -289,16 +293,48 @@ async fn a_data_directory_of_another_deployment_is_refused() {
 async fn subscribers_see_acknowledged_transactions_of_their_address() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
-    let seq = Sequencer::open(cfg.clone(), PrivateKeySigner::random()).unwrap();
+    let receipt_key = PrivateKeySigner::random();
+    let seq = Sequencer::open(cfg.clone(), receipt_key.clone()).unwrap();
     let mut events = seq.subscribe();
     let receipts = some_history(&seq, &cfg, 3).await;
-    for r in &receipts {
+    let bob = Address::repeat_byte(0xb0);
+    let (mut payers, mut paid) = (Vec::new(), Vec::new());
+    // Each payer's deposit and transfer, and bob's three credits, in some groups.
+    while paid.len() < 3 {
         let event = events.recv().await.unwrap();
-        assert_eq!(event.receipt, r.receipt);
-        assert!(event.concerns(r.receipt.owner));
-        assert!(event.concerns(Address::repeat_byte(0xb0)));
-        assert!(!event.concerns(Address::repeat_byte(0x01)));
+        for r in &receipts {
+            payers.extend(event.receipts_for(r.receipt.owner));
+        }
+        paid.extend(event.receipts_for(bob));
+        assert_eq!(event.receipts_for(Address::repeat_byte(0x01)).count(), 0);
     }
+    for (own, counterparty) in payers.iter().chain(&paid) {
+        own.verify(receipt_key.address(), &cfg.domain).unwrap();
+        match own.receipt.kind {
+            stablelane::ReceiptKind::Sender => assert_eq!(*counterparty, Some(bob)),
+            stablelane::ReceiptKind::Recipient => {
+                assert_eq!(own.receipt.owner, bob);
+                assert!(receipts
+                    .iter()
+                    .any(|r| Some(r.receipt.owner) == *counterparty));
+            }
+            stablelane::ReceiptKind::Deposit => assert_eq!(*counterparty, None),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    for r in &receipts {
+        assert!(
+            payers.iter().any(|(own, _)| own == r),
+            "the sender's receipt is published as acknowledged"
+        );
+    }
+    // Bob's balance rises by 100 per transfer; each of his receipts is his own state.
+    let mut balances: Vec<u128> = paid
+        .iter()
+        .map(|(r, _)| r.receipt.balance.base_units())
+        .collect();
+    balances.sort_unstable();
+    assert_eq!(balances, vec![100, 200, 300]);
     let metrics = seq.metrics();
     assert_eq!(metrics.transactions, 3);
     assert_eq!(metrics.last_seq, 6);
@@ -318,9 +354,8 @@ async fn metrics_count_the_poseidon_hashes_of_each_seal() {
     assert_eq!(seq.seal_batch().await.unwrap(), Some(1));
     seq.root().unwrap(); // waits for the seal job
     let hashes = seq.metrics().seal_hashes;
-    // The payers' last change made their receipts' leaves: only bob's and the fee
-    // recipient's are hashed at the seal.
-    assert_eq!(hashes.leaves, 2);
+    // The writer hashes no leaf: every changed slot's leaf is hashed once, at the seal.
+    assert_eq!(hashes.leaves, 5);
     // Slots 0..=4: 3 parents at level 1, 2 at level 2, then one node on each of 30 levels.
     assert_eq!(hashes.inner, 35);
     seq.shutdown().await;
@@ -409,7 +444,7 @@ async fn batches_seal_on_request_and_at_limits_and_replay_byte_for_byte() {
         .iter()
         .find(|l| l.slot == paid.receipt.slot.get())
         .unwrap();
-    assert_eq!(leaf.leaf, paid.receipt.leaf);
+    assert_eq!(Some(leaf.leaf), seq.read(|s| s.leaf(paid.receipt.slot)));
     assert_eq!(open_note(&vk, 1, leaf.slot, &leaf.note), (890, 1));
     // The transaction's batch is found by its sequence number.
     assert_eq!(
