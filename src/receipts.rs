@@ -557,6 +557,78 @@ mod tests {
         }
     }
 
+    /// The vector `contracts/test/ReceiptVector.t.sol` wrote from the Solidity side
+    /// (`Receipts.sol`): the same leaves, root, digest, signature and paths here.
+    #[test]
+    fn the_solidity_receipt_vector_is_reproduced() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/contracts/test/fixtures/receipt_vector.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let b256 = |x: &serde_json::Value| x.as_str().unwrap().parse::<B256>().unwrap();
+        let domain = crate::domain(
+            v["domain"]["chainId"].as_u64().unwrap(),
+            v["domain"]["verifyingContract"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(domain.separator(), b256(&v["domainSeparator"]));
+        let receipts: Vec<Receipt> = v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| Receipt {
+                sequence: SequenceNumber(e["sequence"].as_u64().unwrap()),
+                tx_hash: TxHash(b256(&e["txHash"])),
+                kind: ReceiptKind::from_code(e["kind"].as_u64().unwrap() as u8).unwrap(),
+                owner: e["owner"].as_str().unwrap().parse().unwrap(),
+                token: e["token"].as_str().unwrap().parse().unwrap(),
+                slot: SlotIndex(e["slot"].as_u64().unwrap() as u32),
+                balance: Amount(e["balance"].as_str().unwrap().parse().unwrap()),
+                nonce: Nonce(e["nonce"].as_u64().unwrap()),
+                deposits_consumed: e["depositsConsumed"].as_u64().unwrap(),
+                forced_consumed: e["forcedConsumed"].as_u64().unwrap(),
+            })
+            .collect();
+        let leaves: Vec<B256> = v["leaves"].as_array().unwrap().iter().map(b256).collect();
+        assert_eq!(
+            receipts.iter().map(Receipt::leaf).collect::<Vec<_>>(),
+            leaves
+        );
+        let key: PrivateKeySigner = v["signerPrivateKey"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            key.address(),
+            v["signer"].as_str().unwrap().parse::<Address>().unwrap()
+        );
+        let group = SignedGroup::sign(receipts, &key, &domain.separator()).unwrap();
+        assert_eq!(group.group.root, b256(&v["group"]["root"]));
+        assert_eq!(
+            group.group.count as u64,
+            v["group"]["count"].as_u64().unwrap()
+        );
+        assert_eq!(group.group.signing_hash(&domain), b256(&v["digest"]));
+        assert_eq!(
+            alloy::primitives::hex::encode_prefixed(group.signature.as_bytes()),
+            v["signature"].as_str().unwrap().to_lowercase()
+        );
+        for (i, path) in v["paths"].as_array().unwrap().iter().enumerate() {
+            let signed = group.receipt(i as u32).unwrap();
+            assert_eq!(
+                signed.path,
+                path.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(b256)
+                    .collect::<Vec<_>>()
+            );
+            signed.verify(key.address(), &domain).unwrap();
+        }
+    }
+
     #[test]
     fn groups_refuse_empty_and_unordered_lists() {
         let sep = B256::ZERO;
