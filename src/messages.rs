@@ -15,8 +15,6 @@
 //! Any wallet that implements `eth_signTypedData_v4` can sign these; the JSON types here
 //! carry amounts as decimal strings and are converted to the `sol!` structs for hashing.
 
-use std::sync::OnceLock;
-
 use alloy::{
     primitives::{keccak256, Address, Signature, B256},
     sol_types::{eip712_domain, Eip712Domain, SolStruct},
@@ -111,26 +109,39 @@ pub trait Message {
     fn type_hash() -> B256;
 }
 
-/// `keccak256(0x1901 ‖ separator ‖ keccak256(type_hash ‖ encodeData(message)))`.
-fn typed_data_hash<S: SolStruct>(separator: &B256, type_hash: B256, message: &S) -> B256 {
+/// `keccak256(type_hash ‖ encodeData(value))`: the EIP-712 `hashStruct`.
+pub(crate) fn struct_hash<S: SolStruct>(type_hash: B256, value: &S) -> B256 {
     let mut hasher = alloy::primitives::Keccak256::new();
     hasher.update(type_hash);
-    hasher.update(message.eip712_encode_data());
-    let struct_hash = hasher.finalize();
+    hasher.update(value.eip712_encode_data());
+    hasher.finalize()
+}
+
+/// `keccak256(0x1901 ‖ separator ‖ keccak256(type_hash ‖ encodeData(message)))`.
+pub(crate) fn typed_data_hash<S: SolStruct>(
+    separator: &B256,
+    type_hash: B256,
+    message: &S,
+) -> B256 {
     let mut digest = [0u8; 66];
     digest[..2].copy_from_slice(&[0x19, 0x01]);
     digest[2..34].copy_from_slice(separator.as_slice());
-    digest[34..].copy_from_slice(struct_hash.as_slice());
+    digest[34..].copy_from_slice(struct_hash(type_hash, message).as_slice());
     keccak256(digest)
 }
 
 /// The `typeHash` of `S`, computed once per type.
 macro_rules! cached_type_hash {
     ($sol:ty) => {{
-        static HASH: OnceLock<B256> = OnceLock::new();
-        *HASH.get_or_init(|| keccak256(<$sol as SolStruct>::eip712_encode_type().as_bytes()))
+        static HASH: std::sync::OnceLock<alloy::primitives::B256> = std::sync::OnceLock::new();
+        *HASH.get_or_init(|| {
+            alloy::primitives::keccak256(
+                <$sol as alloy::sol_types::SolStruct>::eip712_encode_type().as_bytes(),
+            )
+        })
     }};
 }
+pub(crate) use cached_type_hash;
 
 /// A payment from one slot to another slot of the same token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

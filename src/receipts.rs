@@ -18,17 +18,16 @@
 //! forced-queue entries the ledger had consumed right after the record: what the contract
 //! needs to place the receipt against its own queues.
 
-use std::sync::OnceLock;
-
 use alloy::{
-    primitives::{keccak256, Address, Signature, B256},
+    primitives::{Address, Signature, B256},
     signers::local::PrivateKeySigner,
-    sol_types::{Eip712Domain, SolStruct},
+    sol_types::Eip712Domain,
 };
 use serde::{Deserialize, Serialize};
 use stablelane_contracts::merkle::{self, MerkleTree};
 
 use crate::{
+    messages::{cached_type_hash, struct_hash, typed_data_hash},
     signing::{recover, sign_hash_fast, SignatureError},
     Amount, Nonce, SequenceNumber, SlotIndex, TxHash,
 };
@@ -132,21 +131,6 @@ pub struct Receipt {
     pub forced_consumed: u64,
 }
 
-/// The `typeHash` of `S`, computed once per type.
-macro_rules! cached_type_hash {
-    ($sol:ty) => {{
-        static HASH: OnceLock<B256> = OnceLock::new();
-        *HASH.get_or_init(|| keccak256(<$sol as SolStruct>::eip712_encode_type().as_bytes()))
-    }};
-}
-
-fn struct_hash<S: SolStruct>(type_hash: B256, value: &S) -> B256 {
-    let mut hasher = alloy::primitives::Keccak256::new();
-    hasher.update(type_hash);
-    hasher.update(value.eip712_encode_data());
-    hasher.finalize()
-}
-
 impl Receipt {
     /// The `sol!` form.
     pub fn to_sol(&self) -> sol::ReceiptEntry {
@@ -197,13 +181,11 @@ impl ReceiptGroup {
 
     /// The EIP-712 digest the receipt key signs, in the domain whose separator is given.
     pub fn signing_hash_in(&self, separator: &B256) -> B256 {
-        let mut digest = [0u8; 66];
-        digest[..2].copy_from_slice(&[0x19, 0x01]);
-        digest[2..34].copy_from_slice(separator.as_slice());
-        digest[34..].copy_from_slice(
-            struct_hash(cached_type_hash!(sol::ReceiptGroup), &self.to_sol()).as_slice(),
-        );
-        keccak256(digest)
+        typed_data_hash(
+            separator,
+            cached_type_hash!(sol::ReceiptGroup),
+            &self.to_sol(),
+        )
     }
 
     /// The EIP-712 digest in `domain`.

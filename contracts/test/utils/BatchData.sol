@@ -34,17 +34,24 @@ library BatchData {
         return keccak256(bytes.concat(left, right));
     }
 
-    /// @notice Every level of the tree, leaves first; the last level has the root alone.
-    function levels(Withdrawal[] memory ws) internal pure returns (bytes32[][] memory out) {
-        uint256 n = ws.length;
+    /// @notice Every level of the withdrawal tree, leaves first; the last level has the root alone.
+    function levels(Withdrawal[] memory ws) internal pure returns (bytes32[][] memory) {
+        bytes32[] memory ls = new bytes32[](ws.length);
+        for (uint256 i = 0; i < ws.length; ++i) {
+            ls[i] = leaf(uint32(i), ws[i]);
+        }
+        return levelsOf(ls);
+    }
+
+    /// @notice Every level of the tree over `ls` (the scheme the withdrawal and receipt trees
+    ///         share), leaves first; the last level has the root alone.
+    function levelsOf(bytes32[] memory ls) internal pure returns (bytes32[][] memory out) {
+        uint256 n = ls.length;
         require(n > 0, "BatchData: empty tree");
         uint256 depth = 0;
         while ((uint256(1) << depth) < n) ++depth;
         out = new bytes32[][](depth + 1);
-        out[0] = new bytes32[](n);
-        for (uint256 i = 0; i < n; ++i) {
-            out[0][i] = leaf(uint32(i), ws[i]);
-        }
+        out[0] = ls;
         for (uint256 level = 1; level <= depth; ++level) {
             bytes32[] memory below = out[level - 1];
             bytes32[] memory above = new bytes32[]((below.length + 1) / 2);
@@ -57,6 +64,18 @@ library BatchData {
         require(out[depth].length == 1, "BatchData: tree did not close");
     }
 
+    /// @notice Sibling path of leaf `index` in the tree whose `levels` are given, leaf level first.
+    function pathOf(bytes32[][] memory lv, uint256 index) internal pure returns (bytes32[] memory path) {
+        require(index < lv[0].length, "BatchData: index out of range");
+        path = new bytes32[](lv.length - 1);
+        uint256 position = index;
+        for (uint256 level = 0; level + 1 < lv.length; ++level) {
+            uint256 sibling = position ^ 1;
+            path[level] = sibling < lv[level].length ? lv[level][sibling] : bytes32(0);
+            position >>= 1;
+        }
+    }
+
     /// @notice The withdrawals root the contract records (zero for no withdrawals).
     function root(Withdrawal[] memory ws) internal pure returns (bytes32) {
         if (ws.length == 0) return bytes32(0);
@@ -65,16 +84,9 @@ library BatchData {
     }
 
     /// @notice Sibling path of withdrawal `index`, leaf level first.
-    function proof(Withdrawal[] memory ws, uint256 index) internal pure returns (bytes32[] memory path) {
+    function proof(Withdrawal[] memory ws, uint256 index) internal pure returns (bytes32[] memory) {
         require(index < ws.length, "BatchData: index out of range");
-        bytes32[][] memory lv = levels(ws);
-        path = new bytes32[](lv.length - 1);
-        uint256 position = index;
-        for (uint256 level = 0; level + 1 < lv.length; ++level) {
-            uint256 sibling = position ^ 1;
-            path[level] = sibling < lv[level].length ? lv[level][sibling] : bytes32(0);
-            position >>= 1;
-        }
+        return pathOf(levels(ws), index);
     }
 
     /// @notice Batch data: version, withdrawal section, no refused deposits, then `rest`.

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Receipts} from "../../src/Receipts.sol";
+import {BatchData} from "./BatchData.sol";
 
 /// @title Receipt groups built independently of the `Receipts` library
 /// @notice What a receipt signer does: hash each entry (EIP-712 hashStruct, written out word
@@ -55,24 +56,10 @@ library ReceiptTree {
         }
     }
 
-    /// @notice Every level of the tree over `ls`, leaves first; the last holds the root.
-    function levels(bytes32[] memory ls) internal pure returns (bytes32[][] memory out) {
-        uint256 n = ls.length;
-        require(n > 0, "ReceiptTree: empty tree");
-        uint256 d = 0;
-        while ((uint256(1) << d) < n) ++d;
-        out = new bytes32[][](d + 1);
-        out[0] = ls;
-        for (uint256 level = 1; level <= d; ++level) {
-            bytes32[] memory below = out[level - 1];
-            bytes32[] memory above = new bytes32[]((below.length + 1) / 2);
-            for (uint256 i = 0; i < above.length; ++i) {
-                bytes32 right = 2 * i + 1 < below.length ? below[2 * i + 1] : bytes32(0);
-                above[i] = keccak256(bytes.concat(below[2 * i], right));
-            }
-            out[level] = above;
-        }
-        require(out[d].length == 1, "ReceiptTree: tree did not close");
+    /// @notice Every level of the tree over `ls` (the withdrawal tree's scheme), leaves first;
+    ///         the last holds the root.
+    function levels(bytes32[] memory ls) internal pure returns (bytes32[][] memory) {
+        return BatchData.levelsOf(ls);
     }
 
     function root(bytes32[] memory ls) internal pure returns (bytes32) {
@@ -81,16 +68,9 @@ library ReceiptTree {
     }
 
     /// @notice Sibling path of leaf `index`, leaf level first.
-    function proof(bytes32[] memory ls, uint256 index) internal pure returns (bytes32[] memory path) {
+    function proof(bytes32[] memory ls, uint256 index) internal pure returns (bytes32[] memory) {
         require(index < ls.length, "ReceiptTree: index out of range");
-        bytes32[][] memory lv = levels(ls);
-        path = new bytes32[](lv.length - 1);
-        uint256 position = index;
-        for (uint256 level = 0; level + 1 < lv.length; ++level) {
-            uint256 sibling = position ^ 1;
-            path[level] = sibling < lv[level].length ? lv[level][sibling] : bytes32(0);
-            position >>= 1;
-        }
+        return BatchData.pathOf(levels(ls), index);
     }
 
     function groupHash(Receipts.ReceiptGroup memory g) internal pure returns (bytes32) {
