@@ -17,9 +17,11 @@ import {IGroth16Verifier} from "./IGroth16Verifier.sol";
 ///         through the withdrawal list of a committed batch (claimable after a finalization
 ///         delay), and, if the operator censors or disappears, through exodus mode: exits by
 ///         Groth16 proof against the last finalized root and refunds of deposits no finalized
-///         batch consumed. A batch is finalized once its finalization delay has passed; exodus
-///         (activated by anyone on an overdue queue entry, or at once by the guardian) voids
-///         every batch still in its window. A deposit the ledger cannot hold is consumed as
+///         batch consumed. A batch is finalized once its finalization delay has passed
+///         (`outflowDelay` more if it took a token's outflow in the current window past the
+///         per-token outflow limit, and never before the previous batch); exodus (activated
+///         by anyone on an overdue queue entry, or at once by the guardian) voids every batch
+///         still in its window. A deposit the ledger cannot hold is consumed as
 ///         refused by a batch and becomes refundable at once. Operator and token-allowlist
 ///         changes wait `timelockDelay` (= the finalization delay).
 /// @dev Batch data layout (version 3), of which the contract reads the withdrawal and
@@ -68,6 +70,11 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         uint32 withdrawalCount;
         /// Deposit-queue prefix consumed after this batch (batch 0: 0).
         uint64 depositsConsumed;
+        /// When the batch is finalized: `max(finalizedAt` of the previous batch,
+        /// `committedAt + finalizationDelay` (`+ outflowDelay` if the batch exceeded a token's
+        /// outflow limit)`)`, so it never decreases with the batch number (batch 0: its
+        /// `committedAt`).
+        uint64 finalizedAt;
     }
 
     /// @notice Per token: cumulative withdrawals committed up to and including `batchNumber`.
@@ -75,6 +82,29 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     struct WithdrawalCheckpoint {
         uint64 batchNumber;
         uint192 cumulative;
+    }
+
+    /// @notice The outflow limit's parameters (constructor argument; immutable).
+    struct OutflowConfig {
+        /// Per token and window: the share of the token's ledger supply at the window's start,
+        /// in basis points (at most `BPS`), that batches may withdraw without delay. 0 = no
+        /// limit, refused unless short periods are allowed (test deployments).
+        uint16 limitBps;
+        /// Length in seconds of an outflow window, in [finalizationDelay, MAX_PERIOD].
+        uint64 period;
+        /// Seconds added to the finalization delay of a batch over a limit, in
+        /// [finalizationDelay, MAX_PERIOD].
+        uint64 delay;
+    }
+
+    /// @notice Per token: the outflow window the contract last counted withdrawals in.
+    struct OutflowWindow {
+        /// `block.timestamp / outflowPeriod + 1` of the window (0 = never opened).
+        uint64 window;
+        /// Withdrawals committed in the window (including those of delayed batches).
+        uint192 outflow;
+        /// `outflowLimitBps` of the token's ledger supply at the window's start.
+        uint256 limit;
     }
 
     /// @notice An entry of the deposit queue.
@@ -122,6 +152,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @notice Largest deposit: the ledger's per-slot balance bound (2^96 - 1 base units,
     ///         the 12 bytes a batch note gives a balance).
     uint256 public constant MAX_DEPOSIT = 2 ** 96 - 1;
+    /// @notice Basis points of one whole (`outflowLimitBps` is at most this).
+    uint16 public constant BPS = 10_000;
     /// @notice Upper bound on the token allowlist (bounds the per-token loop at exodus).
     uint256 public constant MAX_TOKENS = 32;
     /// @notice Bytes of one encoded refused-deposit index.
@@ -151,6 +183,15 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @notice Seconds a proposed operator or token waits before it can be executed; equal to
     ///         `finalizationDelay`, so users see a change coming at least one window ahead.
     uint64 public immutable timelockDelay;
+    /// @notice Per token and outflow window: the basis points of the token's ledger supply at
+    ///         the window's start that batches may withdraw without delay; a batch that takes
+    ///         the window's outflow past it finalizes `outflowDelay` later. 0 = no limit (only
+    ///         where short periods are allowed: test deployments).
+    uint16 public immutable outflowLimitBps;
+    /// @notice Length in seconds of the fixed outflow windows `[k·outflowPeriod, (k+1)·outflowPeriod)`.
+    uint64 public immutable outflowPeriod;
+    /// @notice Seconds added to the finalization delay of a batch over an outflow limit.
+    uint64 public immutable outflowDelay;
 
     // ------------------------------------------------------------------ state
 
@@ -216,6 +257,9 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @notice Per token: checkpoints of cumulative committed withdrawals, by batch number.
     mapping(address token => WithdrawalCheckpoint[]) internal _withdrawalCheckpoints;
 
+    /// @notice Per token: the outflow window withdrawals were last counted in.
+    mapping(address token => OutflowWindow) internal _outflow;
+
     // ----------------------------------------------------------------- events
 
     /// @notice A deposit joined the queue.
@@ -247,6 +291,12 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         uint64 forcedConsumed,
         uint32 withdrawalCount,
         bytes32 withdrawalsRoot
+    );
+    /// @notice Batch `batchNumber` took the outflow of `token` in the current window to
+    ///         `outflow`, past its `limit`: it finalizes at `finalizedAt` (one event per token
+    ///         over its limit).
+    event OutflowDelayed(
+        uint64 indexed batchNumber, address indexed token, uint256 outflow, uint256 limit, uint64 finalizedAt
     );
     /// @notice A committed withdrawal was paid out.
     event WithdrawalClaimed(
@@ -330,6 +380,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     error TimelockNotElapsed(uint64 executableAt);
     error NothingProposed();
     error TooManyTokens(uint256 max);
+    error OutflowLimitTooHigh(uint16 limitBps);
+    error OutflowLimitRequired();
 
     // ------------------------------------------------------------ constructor
 
@@ -342,8 +394,10 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @param finalizationDelay_ seconds before a committed withdrawal can be claimed
     /// @param depositDeadlinePeriod_ seconds the operator has to consume a deposit
     /// @param forcedDeadlinePeriod_ seconds the operator has to serve a forced withdrawal
+    /// @param outflow the per-token outflow limit (see `OutflowConfig`)
     /// @param allowShortPeriods_ waive `MIN_FINALIZATION_DELAY` and `MIN_DEADLINE_PERIOD`
-    ///        (test deployments; also waived on chain id 31337). Zero is refused regardless.
+    ///        and allow `outflowLimitBps_ = 0` (test deployments; also waived on chain id
+    ///        31337). Zero periods are refused regardless.
     constructor(
         address initialOwner,
         address initialOperator,
@@ -354,6 +408,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         uint64 finalizationDelay_,
         uint64 depositDeadlinePeriod_,
         uint64 forcedDeadlinePeriod_,
+        OutflowConfig memory outflow,
         bool allowShortPeriods_
     ) Ownable(initialOwner) {
         if (initialOperator == address(0) || address(verifier_) == address(0)) {
@@ -367,6 +422,10 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         _checkMinimum(finalizationDelay_, short ? 1 : MIN_FINALIZATION_DELAY);
         _checkMinimum(depositDeadlinePeriod_, short ? 1 : MIN_DEADLINE_PERIOD);
         _checkMinimum(forcedDeadlinePeriod_, short ? 1 : MIN_DEADLINE_PERIOD);
+        _checkOutflow(outflow, finalizationDelay_, short);
+        outflowLimitBps = outflow.limitBps;
+        outflowPeriod = outflow.period;
+        outflowDelay = outflow.delay;
         allowShortPeriods = allowShortPeriods_;
         verifier = verifier_;
         finalizationDelay = finalizationDelay_;
@@ -382,7 +441,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
             withdrawalsRoot: bytes32(0),
             committedAt: uint64(block.timestamp),
             withdrawalCount: 0,
-            depositsConsumed: 0
+            depositsConsumed: 0,
+            finalizedAt: uint64(block.timestamp)
         });
         for (uint256 i = 0; i < initialTokens.length; ++i) {
             _addToken(initialTokens[i]);
@@ -391,6 +451,15 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
     function _checkMinimum(uint64 period, uint64 minimum) internal pure {
         if (period < minimum) revert PeriodTooShort(period, minimum);
+    }
+
+    function _checkOutflow(OutflowConfig memory outflow, uint64 finalization, bool short) internal pure {
+        if (outflow.limitBps > BPS) revert OutflowLimitTooHigh(outflow.limitBps);
+        if (outflow.limitBps == 0 && !short) revert OutflowLimitRequired();
+        if (outflow.period > MAX_PERIOD) revert PeriodTooLong(outflow.period);
+        if (outflow.delay > MAX_PERIOD) revert PeriodTooLong(outflow.delay);
+        _checkMinimum(outflow.period, finalization);
+        _checkMinimum(outflow.delay, finalization);
     }
 
     // -------------------------------------------------------------- modifiers
@@ -556,7 +625,10 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
     /// @notice Commits a batch: checks it against the queues and the current root, records
     ///         the new root and the batch's withdrawals, and marks the deposits its data lists
-    ///         as refused (consumed without entering the ledger, refundable at once).
+    ///         as refused (consumed without entering the ledger, refundable at once). The
+    ///         batch finalizes `finalizationDelay` after the commit, `outflowDelay` later if
+    ///         its withdrawals take a token past its outflow limit, and never before the
+    ///         previous batch.
     function commitBatch(BatchHeader calldata header, bytes calldata data) external nonReentrant notExodus {
         if (msg.sender != operator) revert NotOperator(msg.sender);
         uint64 expected = lastBatchNumber + 1;
@@ -568,7 +640,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
         _consumeDeposits(expected, header.depositsConsumed, header.depositsHash, _refusedSection(data));
         _consumeForced(header.forcedConsumed, header.forcedHash);
-        (bytes32 withdrawalsRoot, uint32 withdrawalCount) = _recordWithdrawals(expected, data);
+        (bytes32 withdrawalsRoot, uint32 withdrawalCount, bool delayed) = _recordWithdrawals(expected, data);
 
         lastBatchNumber = expected;
         stateRoot = header.newRoot;
@@ -577,7 +649,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
             withdrawalsRoot: withdrawalsRoot,
             committedAt: uint64(block.timestamp),
             withdrawalCount: withdrawalCount,
-            depositsConsumed: header.depositsConsumed
+            depositsConsumed: header.depositsConsumed,
+            finalizedAt: _finalizedAt(expected, delayed)
         });
         emit BatchCommitted(
             expected,
@@ -643,7 +716,10 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
                     ? type(uint256).max
                     : uint64(bytes8(refused[next * REFUSED_BYTES:(next + 1) * REFUSED_BYTES]));
             } else {
-                ledgerSupply[token] += amount;
+                uint256 supply = ledgerSupply[token];
+                // The window's limit is set by the supply before the window's first change.
+                if (outflowLimitBps != 0) _outflowWindow(token, supply);
+                ledgerSupply[token] = supply + amount;
             }
         }
         depositsConsumed = target;
@@ -659,11 +735,15 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
 
     /// @dev Parses the withdrawal section of `data`, moves the amounts from the ledger's
     ///      supply to the unclaimed pool, appends a cumulative-withdrawal checkpoint for every
-    ///      token the batch pays, and returns the withdrawals' Merkle root.
-    function _recordWithdrawals(uint64 batchNumber, bytes calldata data) internal returns (bytes32 root, uint32 count) {
+    ///      token the batch pays, counts the outflow, and returns the withdrawals' Merkle root
+    ///      and whether the batch took a token past its outflow limit.
+    function _recordWithdrawals(uint64 batchNumber, bytes calldata data)
+        internal
+        returns (bytes32 root, uint32 count, bool delayed)
+    {
         // `_refusedSection` checked the version, the count and that the section fits.
         count = uint32(bytes4(data[1:5]));
-        if (count == 0) return (bytes32(0), 0);
+        if (count == 0) return (bytes32(0), 0, false);
 
         bytes32[] memory leaves = new bytes32[](count);
         // Per token paid by this batch: its total. A paid token has a ledger supply, so it is
@@ -689,7 +769,64 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
             leaves[i] = withdrawalLeaf(uint32(i), recipient, token, amount);
         }
         _appendCheckpoints(batchNumber, paidTokens, paidTotals, paidCount);
+        if (outflowLimitBps != 0) delayed = _countOutflow(batchNumber, paidTokens, paidTotals, paidCount);
         root = _merkleRoot(leaves);
+    }
+
+    /// @dev Adds this batch's per-token withdrawals to the current outflow windows; returns
+    ///      whether any token's window outflow is now past its limit (emitting
+    ///      `OutflowDelayed` for each such token). Runs after the withdrawals left
+    ///      `ledgerSupply`, so the supply before them is `ledgerSupply + total`.
+    function _countOutflow(
+        uint64 batchNumber,
+        address[] memory paidTokens,
+        uint256[] memory paidTotals,
+        uint256 paidCount
+    ) internal returns (bool delayed) {
+        for (uint256 t = 0; t < paidCount; ++t) {
+            if (_countTokenOutflow(batchNumber, paidTokens[t], paidTotals[t])) {
+                delayed = true;
+            }
+        }
+    }
+
+    function _countTokenOutflow(uint64 batchNumber, address token, uint256 total) internal returns (bool over) {
+        OutflowWindow storage w = _outflowWindow(token, ledgerSupply[token] + total);
+        uint256 outflow = w.outflow + total;
+        w.outflow = SafeCast.toUint192(outflow);
+        uint256 limit = w.limit;
+        over = outflow > limit;
+        if (over) emit OutflowDelayed(batchNumber, token, outflow, limit, _finalizedAt(batchNumber, true));
+    }
+
+    /// @dev `token`'s outflow window, opened for the current window if it is an older one,
+    ///      with `supply` (the token's ledger supply before the window's first change) as
+    ///      the base of its limit. Before exodus, `ledgerSupply` changes only through commits,
+    ///      so `supply` is the supply at the window's start: deposits a window consumes raise
+    ///      the limit of the next window only.
+    function _outflowWindow(address token, uint256 supply) internal returns (OutflowWindow storage w) {
+        w = _outflow[token];
+        uint64 window = _currentWindow();
+        if (w.window != window) {
+            w.window = window;
+            w.outflow = 0;
+            w.limit = supply * outflowLimitBps / BPS;
+        }
+    }
+
+    /// @dev Number of the current outflow window, plus 1 (0 marks a window never opened).
+    function _currentWindow() internal view returns (uint64) {
+        // casting to 'uint64' is safe: a timestamp divided by a period of at least 1 fits
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return uint64(block.timestamp / outflowPeriod) + 1;
+    }
+
+    /// @dev When a batch committed now finalizes: `finalizationDelay` (plus `outflowDelay`
+    ///      when `delayed`) from now, but not before the previous batch.
+    function _finalizedAt(uint64 batchNumber, bool delayed) internal view returns (uint64) {
+        uint64 finalAt = uint64(block.timestamp) + finalizationDelay + (delayed ? outflowDelay : 0);
+        uint64 previous = _batches[batchNumber - 1].finalizedAt;
+        return finalAt < previous ? previous : finalAt;
     }
 
     /// @dev Adds `amount` to `token`'s entry of the first `paidCount` (token, total) pairs,
@@ -758,7 +895,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     // ------------------------------------------------------------ withdrawals
 
     /// @notice Pays out withdrawal `index` of batch `batchNumber` to its recipient once the
-    ///         batch is finalized (its finalization delay has passed; in exodus, a batch after
+    ///         batch is finalized (its `finalizedAt` has passed; in exodus, a batch after
     ///         `exodusBatchNumber` is void and reverts `BatchVoided`). Anyone may call it; the
     ///         money goes to `recipient`.
     /// @param proof sibling hashes from the leaf up to the batch's withdrawals root
@@ -784,7 +921,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         if (exodus && batchNumber > exodusBatchNumber) revert BatchVoided(batchNumber);
         Batch storage committed = _batches[batchNumber];
         if (index >= committed.withdrawalCount) revert IndexOutOfRange(index, committed.withdrawalCount);
-        uint64 claimableAt = committed.committedAt + finalizationDelay;
+        uint64 claimableAt = committed.finalizedAt;
         // Delays are hours to days: a few seconds of proposer leeway on timestamps do not matter.
         // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp < claimableAt) revert NotFinalized(claimableAt);
@@ -837,7 +974,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @dev Enters exodus against the last finalized batch `e`. Batches `e+1..=lastBatchNumber`
     ///      are void: for each token, what their withdrawal lists moved from `ledgerSupply` to
     ///      `unclaimedWithdrawals` moves back (none of it can have been claimed: a claim needs a
-    ///      finalized batch, and `committedAt` never decreases), and `depositsConsumed` falls
+    ///      finalized batch, and `finalizedAt` never decreases), and `depositsConsumed` falls
     ///      back to batch `e`'s prefix, so the deposits they consumed are refundable again.
     ///      O(tokens · log batches).
     function _activateExodus(uint64 overdueDeposit, uint64 overdueForced) internal {
@@ -882,18 +1019,17 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     }
 
     /// @notice Whether batch `batchNumber` is finalized: committed, and in exodus at most
-    ///         `exodusBatchNumber` (later ones are void), otherwise past its finalization delay.
+    ///         `exodusBatchNumber` (later ones are void), otherwise past its `finalizedAt`.
     ///         Batch 0 (genesis) is always finalized.
     function isFinalized(uint64 batchNumber) public view returns (bool) {
         if (batchNumber > lastBatchNumber) return false;
         if (exodus) return batchNumber <= exodusBatchNumber;
-        if (batchNumber == 0) return true;
         // forge-lint: disable-next-line(block-timestamp)
-        return _batches[batchNumber].committedAt + finalizationDelay <= block.timestamp;
+        return _batches[batchNumber].finalizedAt <= block.timestamp;
     }
 
     /// @notice The largest finalized batch: `exodusBatchNumber` in exodus, otherwise found by
-    ///         binary search over `committedAt` (which never decreases).
+    ///         binary search over `finalizedAt` (which never decreases).
     function lastFinalizedBatchNumber() public view returns (uint64) {
         if (exodus) return exodusBatchNumber;
         // Invariant: batch `lo` is finalized, batches after `hi` are not.
@@ -902,7 +1038,7 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         while (lo < hi) {
             uint64 mid = lo + (hi - lo + 1) / 2;
             // forge-lint: disable-next-line(block-timestamp)
-            if (_batches[mid].committedAt + finalizationDelay <= block.timestamp) lo = mid;
+            if (_batches[mid].finalizedAt <= block.timestamp) lo = mid;
             else hi = mid - 1;
         }
         return lo;
@@ -1005,8 +1141,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         if (batchNumber < minBatchNumber) revert BatchTooOld(batchNumber, minBatchNumber);
         if (exodus) {
             if (batchNumber > exodusBatchNumber) revert BatchVoided(batchNumber);
-        } else if (batchNumber != 0) {
-            uint64 finalAt = _batches[batchNumber].committedAt + finalizationDelay;
+        } else {
+            uint64 finalAt = _batches[batchNumber].finalizedAt;
             // forge-lint: disable-next-line(block-timestamp)
             if (block.timestamp < finalAt) revert NotFinalized(finalAt);
         }
@@ -1091,6 +1227,19 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @notice The token allowlist.
     function tokens() external view returns (address[] memory) {
         return _tokens;
+    }
+
+    /// @notice What batches may still withdraw of `token` in the current outflow window
+    ///         without being delayed (`type(uint256).max` without a limit). Before the window's
+    ///         first change of the token, its limit is computed from the current ledger supply,
+    ///         as the next commit will. Meaningless in exodus.
+    function outflowAllowance(address token) external view returns (uint256) {
+        if (outflowLimitBps == 0) return type(uint256).max;
+        OutflowWindow storage w = _outflow[token];
+        if (w.window != _currentWindow()) return ledgerSupply[token] * outflowLimitBps / BPS;
+        uint256 outflow = w.outflow;
+        uint256 limit = w.limit;
+        return outflow >= limit ? 0 : limit - outflow;
     }
 
     /// @notice Per token: the checkpoints of cumulative committed withdrawals.

@@ -59,42 +59,70 @@ contract SettlementAdminTest is SettlementFixture {
         emit Settlement.TokenAdded(address(usdc));
         vm.expectEmit(true, false, false, true);
         emit Settlement.TokenAdded(address(dai));
-        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
+        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, _noOutflowLimit(), false);
     }
 
     function test_constructor_acceptsLargestFieldElementAsGenesis() public {
-        Settlement s =
-            new Settlement(owner, operator, guardian, verifier, bytes32(R - 1), new address[](0), 1, 2, 3, false);
+        Settlement s = new Settlement(
+            owner, operator, guardian, verifier, bytes32(R - 1), new address[](0), 1, 2, 3, _noOutflowLimit(), false
+        );
         assertEq(s.stateRoot(), bytes32(R - 1), "genesis r-1");
         assertEq(s.tokens().length, 0, "no tokens");
     }
 
     function test_constructor_revertsOnZeroOperator() public {
         vm.expectRevert(Settlement.ZeroAddress.selector);
-        new Settlement(owner, address(0), guardian, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, false);
+        new Settlement(
+            owner, address(0), guardian, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, _noOutflowLimit(), false
+        );
     }
 
     function test_constructor_revertsOnZeroVerifier() public {
         vm.expectRevert(Settlement.ZeroAddress.selector);
         new Settlement(
-            owner, operator, guardian, IGroth16Verifier(address(0)), GENESIS_ROOT, new address[](0), 1, 2, 3, false
+            owner,
+            operator,
+            guardian,
+            IGroth16Verifier(address(0)),
+            GENESIS_ROOT,
+            new address[](0),
+            1,
+            2,
+            3,
+            _noOutflowLimit(),
+            false
         );
     }
 
     function test_constructor_revertsOnZeroOwner() public {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableInvalidOwner.selector, address(0)));
-        new Settlement(address(0), operator, guardian, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, false);
+        new Settlement(
+            address(0), operator, guardian, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, _noOutflowLimit(), false
+        );
     }
 
     function test_constructor_revertsOnGenesisRootOutsideField() public {
         vm.expectRevert(abi.encodeWithSelector(Settlement.RootNotInField.selector, bytes32(R)));
-        new Settlement(owner, operator, guardian, verifier, bytes32(R), new address[](0), 1, 2, 3, false);
+        new Settlement(
+            owner, operator, guardian, verifier, bytes32(R), new address[](0), 1, 2, 3, _noOutflowLimit(), false
+        );
     }
 
     function test_constructor_acceptsLongestPeriods() public {
         uint64 max = 365 days;
-        Settlement s =
-            new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), max, max, max, false);
+        Settlement s = new Settlement(
+            owner,
+            operator,
+            guardian,
+            verifier,
+            GENESIS_ROOT,
+            new address[](0),
+            max,
+            max,
+            max,
+            Settlement.OutflowConfig(0, max, max),
+            false
+        );
         assertEq(s.finalizationDelay(), max, "finalization");
         assertEq(s.forcedDeadlinePeriod(), max, "forced");
     }
@@ -102,19 +130,33 @@ contract SettlementAdminTest is SettlementFixture {
     function test_constructor_revertsOnTooLongPeriods() public {
         uint64 tooLong = 365 days + 1;
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, tooLong));
-        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), tooLong, 2, 3, false);
+        new Settlement(
+            owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), tooLong, 2, 3, _noOutflowLimit(), false
+        );
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, tooLong));
-        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), 1, tooLong, 3, false);
+        new Settlement(
+            owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), 1, tooLong, 3, _noOutflowLimit(), false
+        );
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, type(uint64).max));
         new Settlement(
-            owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), 1, 2, type(uint64).max, false
+            owner,
+            operator,
+            guardian,
+            verifier,
+            GENESIS_ROOT,
+            new address[](0),
+            1,
+            2,
+            type(uint64).max,
+            _noOutflowLimit(),
+            false
         );
     }
 
     function test_constructor_revertsOnZeroToken() public {
         address[] memory tokens = new address[](1);
         vm.expectRevert(Settlement.ZeroAddress.selector);
-        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
+        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, _noOutflowLimit(), false);
     }
 
     function test_constructor_revertsOnDuplicateToken() public {
@@ -122,7 +164,7 @@ contract SettlementAdminTest is SettlementFixture {
         tokens[0] = address(usdc);
         tokens[1] = address(usdc);
         vm.expectRevert(abi.encodeWithSelector(Settlement.TokenAlreadySupported.selector, address(usdc)));
-        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, false);
+        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, _noOutflowLimit(), false);
     }
 
     // ------------------------------------------------------- token timelock
@@ -225,7 +267,7 @@ contract SettlementAdminTest is SettlementFixture {
             many[i] = address(uint160(0x1000 + i));
         }
         vm.expectRevert(abi.encodeWithSelector(Settlement.TooManyTokens.selector, max));
-        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, many, 1, 2, 3, false);
+        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, many, 1, 2, 3, _noOutflowLimit(), false);
 
         // Filling the list through proposals: the one after the cap is refused at proposal
         // and, if proposed before the list filled, at execution.

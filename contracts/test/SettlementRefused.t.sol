@@ -226,6 +226,7 @@ contract SettlementRefusedTest is SettlementFixture {
             delay,
             depositPeriod,
             forcedPeriod,
+            Settlement.OutflowConfig(1_000, delay, delay),
             allowShort
         );
     }

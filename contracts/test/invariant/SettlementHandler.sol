@@ -53,6 +53,15 @@ contract SettlementHandler is Test {
     string public lastFailure;
     bytes public lastFailureReason;
 
+    /// @notice Commits the outflow model predicted to be delayed (and that were).
+    uint256 public ghostDelayedCommits;
+
+    /// @dev Independent model of the outflow limit, per token: the window last opened
+    ///      (`timestamp / period + 1`), its limit and the outflow counted in it.
+    mapping(address => uint256) internal _modelWindow;
+    mapping(address => uint256) internal _modelLimit;
+    mapping(address => uint256) internal _modelOutflow;
+
     /// @notice Steps that did something (a coverage view for the curious).
     mapping(bytes32 step => uint256) public stepCount;
 
@@ -148,8 +157,20 @@ contract SettlementHandler is Test {
         // The fuzzer may have made anything the operator (it calls `setOperator` as the
         // owner); forge does not let anyone act as its cheatcode address.
         if (operator == address(vm)) return;
+        (bool delayed, uint256[] memory outflows) = _predictOutflow(ws, depositsTo);
+        uint256 expectedFinalizedAt = block.timestamp + settlement.finalizationDelay();
+        if (delayed) expectedFinalizedAt += settlement.outflowDelay();
+        uint256 previousFinalizedAt = settlement.batch(ghostCommits).finalizedAt;
+        if (expectedFinalizedAt < previousFinalizedAt) expectedFinalizedAt = previousFinalizedAt;
         vm.prank(operator);
         try settlement.commitBatch(header, data) {
+            if (settlement.batch(header.batchNumber).finalizedAt != expectedFinalizedAt) {
+                _unexpected("finalizedAt differs from the outflow model", "");
+            }
+            for (uint256 t = 0; t < _tokens.length; ++t) {
+                if (outflows[t] != type(uint256).max) _modelOutflow[_tokens[t]] = outflows[t];
+            }
+            if (delayed) ghostDelayedCommits++;
             ghostCommits = header.batchNumber;
             ghostLastRoot = header.newRoot;
             _roots[header.batchNumber] = header.newRoot;
@@ -224,7 +245,7 @@ contract SettlementHandler is Test {
         uint64 b = _batchesWithWithdrawals[batchSeed % _batchesWithWithdrawals.length];
         Withdrawal[] memory ws = _withdrawals[b];
         uint32 index = uint32(indexSeed % ws.length);
-        uint256 claimableAt = settlement.batch(b).committedAt + settlement.finalizationDelay();
+        uint256 claimableAt = settlement.batch(b).finalizedAt;
         if (block.timestamp < claimableAt) vm.warp(claimableAt + warpSeed % 1 hours);
         bool alreadyClaimed = settlement.isClaimed(b, index);
         bool voided = settlement.exodus() && b > settlement.exodusBatchNumber();
@@ -302,7 +323,7 @@ contract SettlementHandler is Test {
     /// @dev The last finalized batch by a linear scan over the committed batches.
     function _lastFinalizedByScan() internal view returns (uint64 last) {
         for (uint64 b = 1; b <= ghostCommits; ++b) {
-            if (settlement.batch(b).committedAt + settlement.finalizationDelay() <= block.timestamp) last = b;
+            if (settlement.batch(b).finalizedAt <= block.timestamp) last = b;
         }
     }
 
@@ -451,6 +472,49 @@ contract SettlementHandler is Test {
     }
 
     /// @dev Up to 6 withdrawals that the ledger can pay once deposits up to `depositsTo` are in.
+    /// @dev Whether the outflow model says a commit of `ws` consuming deposits up to
+    ///      `depositsTo` now is delayed, and each token's new window outflow (`max` if the
+    ///      batch leaves the token's window alone). Opens the model's windows for the tokens
+    ///      the batch changes (with the ledger supply before the commit: the handler's batches
+    ///      refuse no deposit), which the contract does on success and, on a revert, reports
+    ///      as an unexpected failure anyway.
+    function _predictOutflow(Withdrawal[] memory ws, uint64 depositsTo)
+        internal
+        returns (bool delayed, uint256[] memory outflows)
+    {
+        outflows = new uint256[](_tokens.length);
+        uint256[] memory paid = new uint256[](_tokens.length);
+        bool[] memory touched = new bool[](_tokens.length);
+        for (uint64 i = settlement.depositsConsumed(); i < depositsTo; ++i) {
+            address token = settlement.depositEntry(i).token;
+            for (uint256 t = 0; t < _tokens.length; ++t) {
+                if (_tokens[t] == token) touched[t] = true;
+            }
+        }
+        for (uint256 i = 0; i < ws.length; ++i) {
+            for (uint256 t = 0; t < _tokens.length; ++t) {
+                if (_tokens[t] == ws[i].token) {
+                    touched[t] = true;
+                    paid[t] += ws[i].amount;
+                }
+            }
+        }
+        uint256 limitBps = settlement.outflowLimitBps();
+        uint256 window = block.timestamp / settlement.outflowPeriod() + 1;
+        for (uint256 t = 0; t < _tokens.length; ++t) {
+            address token = _tokens[t];
+            outflows[t] = type(uint256).max;
+            if (!touched[t] || limitBps == 0) continue;
+            if (_modelWindow[token] != window) {
+                _modelWindow[token] = window;
+                _modelLimit[token] = settlement.ledgerSupply(token) * limitBps / 10_000;
+                _modelOutflow[token] = 0;
+            }
+            outflows[t] = _modelOutflow[token] + paid[t];
+            if (paid[t] > 0 && outflows[t] > _modelLimit[token]) delayed = true;
+        }
+    }
+
     function _randomWithdrawals(uint256 seed, uint64 depositsTo) internal view returns (Withdrawal[] memory ws) {
         uint256[] memory available = new uint256[](_tokens.length);
         for (uint256 t = 0; t < _tokens.length; ++t) {

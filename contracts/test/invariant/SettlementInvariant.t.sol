@@ -41,8 +41,19 @@ contract SettlementInvariantTest is InvariantTest {
         tokens[0] = address(usdc);
         tokens[1] = address(dai);
         tokens[2] = address(fee);
-        settlement =
-            new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1 hours, 1 days, 7 days, false);
+        settlement = new Settlement(
+            owner,
+            operator,
+            guardian,
+            verifier,
+            GENESIS_ROOT,
+            tokens,
+            1 hours,
+            1 days,
+            7 days,
+            Settlement.OutflowConfig({limitBps: 1_000, period: 1 days, delay: 2 days}),
+            false
+        );
 
         address[] memory actors = new address[](4);
         actors[0] = makeAddr("alice");
@@ -167,6 +178,21 @@ contract SettlementInvariantTest is InvariantTest {
         assertEq(settlement.exitRoot(), settlement.batch(e).root, "exit root");
         if (e < settlement.lastBatchNumber()) assertFalse(settlement.isFinalized(e + 1), "void batch finalized");
         assertTrue(settlement.isFinalized(e), "exodus batch finalized");
+    }
+
+    /// @notice `finalizedAt` never decreases with the batch number and is never before
+    ///         `committedAt + finalizationDelay` (the handler checks each commit against its
+    ///         own model of the outflow limit).
+    function invariant_finalizationIsMonotone() public view {
+        uint64 last = settlement.lastBatchNumber();
+        uint64 delay = settlement.finalizationDelay();
+        uint64 previous = 0;
+        for (uint64 b = 1; b <= last; ++b) {
+            Settlement.Batch memory batch = settlement.batch(b);
+            assertGe(batch.finalizedAt, previous, "finalizedAt never decreases");
+            assertGe(batch.finalizedAt, batch.committedAt + delay, "not before the finalization delay");
+            previous = batch.finalizedAt;
+        }
     }
 
     function invariant_noDoubleExitOrClaim() public view {

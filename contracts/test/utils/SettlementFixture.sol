@@ -81,8 +81,20 @@ abstract contract SettlementFixture is Test {
             FINALIZATION_DELAY,
             DEPOSIT_DEADLINE,
             FORCED_DEADLINE,
+            _outflowConfig(),
             false
         );
+    }
+
+    /// @notice The outflow limit of the fixture's deployment: none, so that the suites about
+    ///         other features are not delayed by it (`SettlementOutflow.t.sol` overrides it).
+    function _outflowConfig() internal pure virtual returns (Settlement.OutflowConfig memory) {
+        return _noOutflowLimit();
+    }
+
+    /// @notice No outflow limit (allowed on chain id 31337, where the tests run).
+    function _noOutflowLimit() internal pure returns (Settlement.OutflowConfig memory) {
+        return Settlement.OutflowConfig({limitBps: 0, period: 1 days, delay: 1 days});
     }
 
     // ------------------------------------------------------------- hashes
