@@ -84,6 +84,22 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         uint192 cumulative;
     }
 
+    /// @notice The contract's periods (constructor argument; immutable). No period may be 0
+    ///         or longer than `MAX_PERIOD`.
+    struct Periods {
+        /// Seconds before a committed batch finalizes (at least `MIN_FINALIZATION_DELAY`
+        /// unless short periods are allowed); also the timelock of role and token changes.
+        uint64 finalizationDelay;
+        /// Seconds the operator has to consume a deposit (at least `MIN_DEADLINE_PERIOD`
+        /// unless short periods are allowed).
+        uint64 depositDeadlinePeriod;
+        /// Seconds the operator has to serve a forced withdrawal (same minimum).
+        uint64 forcedDeadlinePeriod;
+        /// Waive `MIN_FINALIZATION_DELAY` and `MIN_DEADLINE_PERIOD` and allow an outflow
+        /// limit of 0 (test deployments; also waived on chain id 31337).
+        bool allowShortPeriods;
+    }
+
     /// @notice The outflow limit's parameters (constructor argument; immutable).
     struct OutflowConfig {
         /// Per token and window: the share of the token's ledger supply at the window's start,
@@ -105,6 +121,12 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         uint192 outflow;
         /// `outflowLimitBps` of the token's ledger supply at the window's start.
         uint256 limit;
+    }
+
+    /// @notice A role change the owner proposed, executable from `executableAt` (0 = none).
+    struct Proposal {
+        address account;
+        uint64 executableAt;
     }
 
     /// @notice An entry of the deposit queue.
@@ -207,10 +229,15 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     ///         refunded from `ledgerSupply`. 0 before exodus.
     uint64 public voidedDepositsEnd;
 
-    /// @notice Operator proposed by the owner, executable from `operatorExecutableAt`.
-    address public pendingOperator;
-    /// @notice When `pendingOperator` may be executed (0 = nothing proposed).
-    uint64 public operatorExecutableAt;
+    /// @notice Operator proposed by the owner (`pendingOperator`, `operatorExecutableAt`).
+    Proposal internal _operatorProposal;
+    /// @notice Account whose signature on a receipt group (`Receipts.sol`) binds the
+    ///         operator: separate from the committer, so each key can be kept and rotated
+    ///         apart.
+    address public receiptSigner;
+    /// @notice Receipt signer proposed by the owner (`pendingReceiptSigner`,
+    ///         `receiptSignerExecutableAt`).
+    Proposal internal _receiptSignerProposal;
     /// @notice Per proposed token: when it may be added (0 = not proposed).
     mapping(address token => uint64) public tokenExecutableAt;
 
@@ -328,6 +355,12 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     event OperatorProposed(address indexed operator, uint64 executableAt);
     /// @notice The owner withdrew the operator proposal.
     event OperatorProposalCancelled(address indexed operator);
+    /// @notice The receipt signer changed.
+    event ReceiptSignerChanged(address indexed previous, address indexed current);
+    /// @notice The owner proposed `receiptSigner`, executable from `executableAt`.
+    event ReceiptSignerProposed(address indexed receiptSigner, uint64 executableAt);
+    /// @notice The owner withdrew the receipt signer proposal.
+    event ReceiptSignerProposalCancelled(address indexed receiptSigner);
     /// @notice The owner proposed adding `token`, executable from `executableAt`.
     event TokenProposed(address indexed token, uint64 executableAt);
     /// @notice The owner withdrew the proposal to add `token`.
@@ -388,53 +421,50 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @param initialOwner governance account (token allowlist, operator changes)
     /// @param initialOperator account allowed to commit batches
     /// @param guardian_ account that may activate exodus at once (`address(0)` = none)
+    /// @param initialReceiptSigner account that signs receipt groups (not `address(0)`)
     /// @param verifier_ Groth16 verifier generated from the circuit's verifying key
     /// @param genesisRoot root of the empty state tree (batch 0)
     /// @param initialTokens initial token allowlist
-    /// @param finalizationDelay_ seconds before a committed withdrawal can be claimed
-    /// @param depositDeadlinePeriod_ seconds the operator has to consume a deposit
-    /// @param forcedDeadlinePeriod_ seconds the operator has to serve a forced withdrawal
+    /// @param periods finalization delay and deadline periods (see `Periods`)
     /// @param outflow the per-token outflow limit (see `OutflowConfig`)
-    /// @param allowShortPeriods_ waive `MIN_FINALIZATION_DELAY` and `MIN_DEADLINE_PERIOD`
-    ///        and allow `outflowLimitBps_ = 0` (test deployments; also waived on chain id
-    ///        31337). Zero periods are refused regardless.
     constructor(
         address initialOwner,
         address initialOperator,
         address guardian_,
+        address initialReceiptSigner,
         IGroth16Verifier verifier_,
         bytes32 genesisRoot,
         address[] memory initialTokens,
-        uint64 finalizationDelay_,
-        uint64 depositDeadlinePeriod_,
-        uint64 forcedDeadlinePeriod_,
-        OutflowConfig memory outflow,
-        bool allowShortPeriods_
+        Periods memory periods,
+        OutflowConfig memory outflow
     ) Ownable(initialOwner) {
-        if (initialOperator == address(0) || address(verifier_) == address(0)) {
+        if (initialOperator == address(0) || initialReceiptSigner == address(0) || address(verifier_) == address(0)) {
             revert ZeroAddress();
         }
         if (uint256(genesisRoot) >= SNARK_SCALAR_FIELD) revert RootNotInField(genesisRoot);
-        if (finalizationDelay_ > MAX_PERIOD) revert PeriodTooLong(finalizationDelay_);
-        if (depositDeadlinePeriod_ > MAX_PERIOD) revert PeriodTooLong(depositDeadlinePeriod_);
-        if (forcedDeadlinePeriod_ > MAX_PERIOD) revert PeriodTooLong(forcedDeadlinePeriod_);
-        bool short = allowShortPeriods_ || block.chainid == 31337;
-        _checkMinimum(finalizationDelay_, short ? 1 : MIN_FINALIZATION_DELAY);
-        _checkMinimum(depositDeadlinePeriod_, short ? 1 : MIN_DEADLINE_PERIOD);
-        _checkMinimum(forcedDeadlinePeriod_, short ? 1 : MIN_DEADLINE_PERIOD);
-        _checkOutflow(outflow, finalizationDelay_, short);
+        uint64 finalization = periods.finalizationDelay;
+        if (finalization > MAX_PERIOD) revert PeriodTooLong(finalization);
+        if (periods.depositDeadlinePeriod > MAX_PERIOD) revert PeriodTooLong(periods.depositDeadlinePeriod);
+        if (periods.forcedDeadlinePeriod > MAX_PERIOD) revert PeriodTooLong(periods.forcedDeadlinePeriod);
+        bool short = periods.allowShortPeriods || block.chainid == 31337;
+        _checkMinimum(finalization, short ? 1 : MIN_FINALIZATION_DELAY);
+        _checkMinimum(periods.depositDeadlinePeriod, short ? 1 : MIN_DEADLINE_PERIOD);
+        _checkMinimum(periods.forcedDeadlinePeriod, short ? 1 : MIN_DEADLINE_PERIOD);
+        _checkOutflow(outflow, finalization, short);
         outflowLimitBps = outflow.limitBps;
         outflowPeriod = outflow.period;
         outflowDelay = outflow.delay;
-        allowShortPeriods = allowShortPeriods_;
+        allowShortPeriods = periods.allowShortPeriods;
         verifier = verifier_;
-        finalizationDelay = finalizationDelay_;
-        depositDeadlinePeriod = depositDeadlinePeriod_;
-        forcedDeadlinePeriod = forcedDeadlinePeriod_;
+        finalizationDelay = finalization;
+        depositDeadlinePeriod = periods.depositDeadlinePeriod;
+        forcedDeadlinePeriod = periods.forcedDeadlinePeriod;
         guardian = guardian_;
-        timelockDelay = finalizationDelay_;
+        timelockDelay = finalization;
         operator = initialOperator;
         emit OperatorChanged(address(0), initialOperator);
+        receiptSigner = initialReceiptSigner;
+        emit ReceiptSignerChanged(address(0), initialReceiptSigner);
         stateRoot = genesisRoot;
         _batches[0] = Batch({
             root: genesisRoot,
@@ -479,35 +509,89 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
     /// @notice Proposes `newOperator`; `executeOperator` installs it once `timelockDelay` has
     ///         passed. A new proposal replaces a pending one and restarts its timelock.
     function proposeOperator(address newOperator) external onlyOwner {
-        if (newOperator == address(0)) revert ZeroAddress();
-        uint64 executableAt = uint64(block.timestamp) + timelockDelay;
-        pendingOperator = newOperator;
-        operatorExecutableAt = executableAt;
-        emit OperatorProposed(newOperator, executableAt);
+        emit OperatorProposed(newOperator, _propose(_operatorProposal, newOperator));
     }
 
     /// @notice Installs the proposed operator once its timelock has elapsed. Anyone may call
     ///         it: the owner decided at the proposal; the delay is what protects users.
     function executeOperator() external {
-        uint64 executableAt = operatorExecutableAt;
-        if (executableAt == 0) revert NothingProposed();
-        // Delays are hours to days: a few seconds of proposer leeway on timestamps do not matter.
-        // forge-lint: disable-next-line(block-timestamp)
-        if (block.timestamp < executableAt) revert TimelockNotElapsed(executableAt);
-        address newOperator = pendingOperator;
-        delete pendingOperator;
-        delete operatorExecutableAt;
+        address newOperator = _execute(_operatorProposal);
         emit OperatorChanged(operator, newOperator);
         operator = newOperator;
     }
 
     /// @notice Withdraws the pending operator proposal.
     function cancelOperator() external onlyOwner {
-        if (operatorExecutableAt == 0) revert NothingProposed();
-        address proposed = pendingOperator;
-        delete pendingOperator;
-        delete operatorExecutableAt;
-        emit OperatorProposalCancelled(proposed);
+        emit OperatorProposalCancelled(_cancel(_operatorProposal));
+    }
+
+    /// @notice Proposes `newReceiptSigner`; `executeReceiptSigner` installs it once
+    ///         `timelockDelay` has passed. A new proposal replaces a pending one and restarts
+    ///         its timelock.
+    function proposeReceiptSigner(address newReceiptSigner) external onlyOwner {
+        emit ReceiptSignerProposed(newReceiptSigner, _propose(_receiptSignerProposal, newReceiptSigner));
+    }
+
+    /// @notice Installs the proposed receipt signer once its timelock has elapsed. Anyone may
+    ///         call it.
+    function executeReceiptSigner() external {
+        address newReceiptSigner = _execute(_receiptSignerProposal);
+        emit ReceiptSignerChanged(receiptSigner, newReceiptSigner);
+        receiptSigner = newReceiptSigner;
+    }
+
+    /// @notice Withdraws the pending receipt signer proposal.
+    function cancelReceiptSigner() external onlyOwner {
+        emit ReceiptSignerProposalCancelled(_cancel(_receiptSignerProposal));
+    }
+
+    /// @notice Operator proposed by the owner, executable from `operatorExecutableAt`.
+    function pendingOperator() external view returns (address) {
+        return _operatorProposal.account;
+    }
+
+    /// @notice When `pendingOperator` may be executed (0 = nothing proposed).
+    function operatorExecutableAt() external view returns (uint64) {
+        return _operatorProposal.executableAt;
+    }
+
+    /// @notice Receipt signer proposed by the owner, executable from `receiptSignerExecutableAt`.
+    function pendingReceiptSigner() external view returns (address) {
+        return _receiptSignerProposal.account;
+    }
+
+    /// @notice When `pendingReceiptSigner` may be executed (0 = nothing proposed).
+    function receiptSignerExecutableAt() external view returns (uint64) {
+        return _receiptSignerProposal.executableAt;
+    }
+
+    /// @dev Records the proposal of `account` (not zero), replacing any pending one; returns
+    ///      when it becomes executable.
+    function _propose(Proposal storage proposal, address account) internal returns (uint64 executableAt) {
+        if (account == address(0)) revert ZeroAddress();
+        executableAt = uint64(block.timestamp) + timelockDelay;
+        proposal.account = account;
+        proposal.executableAt = executableAt;
+    }
+
+    /// @dev Clears a proposal whose timelock has elapsed and returns its account.
+    function _execute(Proposal storage proposal) internal returns (address account) {
+        uint64 executableAt = proposal.executableAt;
+        if (executableAt == 0) revert NothingProposed();
+        // Delays are hours to days: a few seconds of proposer leeway on timestamps do not matter.
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp < executableAt) revert TimelockNotElapsed(executableAt);
+        account = proposal.account;
+        delete proposal.account;
+        delete proposal.executableAt;
+    }
+
+    /// @dev Clears a pending proposal and returns its account.
+    function _cancel(Proposal storage proposal) internal returns (address account) {
+        if (proposal.executableAt == 0) revert NothingProposed();
+        account = proposal.account;
+        delete proposal.account;
+        delete proposal.executableAt;
     }
 
     /// @notice Proposes adding `token` to the deposit allowlist; `executeToken` adds it once

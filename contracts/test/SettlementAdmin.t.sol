@@ -59,12 +59,30 @@ contract SettlementAdminTest is SettlementFixture {
         emit Settlement.TokenAdded(address(usdc));
         vm.expectEmit(true, false, false, true);
         emit Settlement.TokenAdded(address(dai));
-        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, _noOutflowLimit(), false);
+        new Settlement(
+            owner,
+            operator,
+            guardian,
+            receiptSigner,
+            verifier,
+            GENESIS_ROOT,
+            tokens,
+            Settlement.Periods(1, 2, 3, false),
+            _noOutflowLimit()
+        );
     }
 
     function test_constructor_acceptsLargestFieldElementAsGenesis() public {
         Settlement s = new Settlement(
-            owner, operator, guardian, verifier, bytes32(R - 1), new address[](0), 1, 2, 3, _noOutflowLimit(), false
+            owner,
+            operator,
+            guardian,
+            receiptSigner,
+            verifier,
+            bytes32(R - 1),
+            new address[](0),
+            Settlement.Periods(1, 2, 3, false),
+            _noOutflowLimit()
         );
         assertEq(s.stateRoot(), bytes32(R - 1), "genesis r-1");
         assertEq(s.tokens().length, 0, "no tokens");
@@ -73,7 +91,15 @@ contract SettlementAdminTest is SettlementFixture {
     function test_constructor_revertsOnZeroOperator() public {
         vm.expectRevert(Settlement.ZeroAddress.selector);
         new Settlement(
-            owner, address(0), guardian, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, _noOutflowLimit(), false
+            owner,
+            address(0),
+            guardian,
+            receiptSigner,
+            verifier,
+            GENESIS_ROOT,
+            new address[](0),
+            Settlement.Periods(1, 2, 3, false),
+            _noOutflowLimit()
         );
     }
 
@@ -83,28 +109,42 @@ contract SettlementAdminTest is SettlementFixture {
             owner,
             operator,
             guardian,
+            receiptSigner,
             IGroth16Verifier(address(0)),
             GENESIS_ROOT,
             new address[](0),
-            1,
-            2,
-            3,
-            _noOutflowLimit(),
-            false
+            Settlement.Periods(1, 2, 3, false),
+            _noOutflowLimit()
         );
     }
 
     function test_constructor_revertsOnZeroOwner() public {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableInvalidOwner.selector, address(0)));
         new Settlement(
-            address(0), operator, guardian, verifier, GENESIS_ROOT, new address[](0), 1, 2, 3, _noOutflowLimit(), false
+            address(0),
+            operator,
+            guardian,
+            receiptSigner,
+            verifier,
+            GENESIS_ROOT,
+            new address[](0),
+            Settlement.Periods(1, 2, 3, false),
+            _noOutflowLimit()
         );
     }
 
     function test_constructor_revertsOnGenesisRootOutsideField() public {
         vm.expectRevert(abi.encodeWithSelector(Settlement.RootNotInField.selector, bytes32(R)));
         new Settlement(
-            owner, operator, guardian, verifier, bytes32(R), new address[](0), 1, 2, 3, _noOutflowLimit(), false
+            owner,
+            operator,
+            guardian,
+            receiptSigner,
+            verifier,
+            bytes32(R),
+            new address[](0),
+            Settlement.Periods(1, 2, 3, false),
+            _noOutflowLimit()
         );
     }
 
@@ -114,14 +154,12 @@ contract SettlementAdminTest is SettlementFixture {
             owner,
             operator,
             guardian,
+            receiptSigner,
             verifier,
             GENESIS_ROOT,
             new address[](0),
-            max,
-            max,
-            max,
-            Settlement.OutflowConfig(0, max, max),
-            false
+            Settlement.Periods(max, max, max, false),
+            Settlement.OutflowConfig(0, max, max)
         );
         assertEq(s.finalizationDelay(), max, "finalization");
         assertEq(s.forcedDeadlinePeriod(), max, "forced");
@@ -131,32 +169,56 @@ contract SettlementAdminTest is SettlementFixture {
         uint64 tooLong = 365 days + 1;
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, tooLong));
         new Settlement(
-            owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), tooLong, 2, 3, _noOutflowLimit(), false
+            owner,
+            operator,
+            guardian,
+            receiptSigner,
+            verifier,
+            GENESIS_ROOT,
+            new address[](0),
+            Settlement.Periods(tooLong, 2, 3, false),
+            _noOutflowLimit()
         );
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, tooLong));
         new Settlement(
-            owner, operator, guardian, verifier, GENESIS_ROOT, new address[](0), 1, tooLong, 3, _noOutflowLimit(), false
+            owner,
+            operator,
+            guardian,
+            receiptSigner,
+            verifier,
+            GENESIS_ROOT,
+            new address[](0),
+            Settlement.Periods(1, tooLong, 3, false),
+            _noOutflowLimit()
         );
         vm.expectRevert(abi.encodeWithSelector(Settlement.PeriodTooLong.selector, type(uint64).max));
         new Settlement(
             owner,
             operator,
             guardian,
+            receiptSigner,
             verifier,
             GENESIS_ROOT,
             new address[](0),
-            1,
-            2,
-            type(uint64).max,
-            _noOutflowLimit(),
-            false
+            Settlement.Periods(1, 2, type(uint64).max, false),
+            _noOutflowLimit()
         );
     }
 
     function test_constructor_revertsOnZeroToken() public {
         address[] memory tokens = new address[](1);
         vm.expectRevert(Settlement.ZeroAddress.selector);
-        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, _noOutflowLimit(), false);
+        new Settlement(
+            owner,
+            operator,
+            guardian,
+            receiptSigner,
+            verifier,
+            GENESIS_ROOT,
+            tokens,
+            Settlement.Periods(1, 2, 3, false),
+            _noOutflowLimit()
+        );
     }
 
     function test_constructor_revertsOnDuplicateToken() public {
@@ -164,7 +226,17 @@ contract SettlementAdminTest is SettlementFixture {
         tokens[0] = address(usdc);
         tokens[1] = address(usdc);
         vm.expectRevert(abi.encodeWithSelector(Settlement.TokenAlreadySupported.selector, address(usdc)));
-        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, tokens, 1, 2, 3, _noOutflowLimit(), false);
+        new Settlement(
+            owner,
+            operator,
+            guardian,
+            receiptSigner,
+            verifier,
+            GENESIS_ROOT,
+            tokens,
+            Settlement.Periods(1, 2, 3, false),
+            _noOutflowLimit()
+        );
     }
 
     // ------------------------------------------------------- token timelock
@@ -267,7 +339,17 @@ contract SettlementAdminTest is SettlementFixture {
             many[i] = address(uint160(0x1000 + i));
         }
         vm.expectRevert(abi.encodeWithSelector(Settlement.TooManyTokens.selector, max));
-        new Settlement(owner, operator, guardian, verifier, GENESIS_ROOT, many, 1, 2, 3, _noOutflowLimit(), false);
+        new Settlement(
+            owner,
+            operator,
+            guardian,
+            receiptSigner,
+            verifier,
+            GENESIS_ROOT,
+            many,
+            Settlement.Periods(1, 2, 3, false),
+            _noOutflowLimit()
+        );
 
         // Filling the list through proposals: the one after the cap is refused at proposal
         // and, if proposed before the list filled, at execution.

@@ -62,14 +62,12 @@ contract SettlementOutflowTest is SettlementFixture {
             owner,
             operator,
             guardian,
+            receiptSigner,
             verifier,
             GENESIS_ROOT,
             new address[](0),
-            FINALIZATION_DELAY,
-            DEPOSIT_DEADLINE,
-            FORCED_DEADLINE,
-            outflow,
-            allowShort
+            Settlement.Periods(FINALIZATION_DELAY, DEPOSIT_DEADLINE, FORCED_DEADLINE, allowShort),
+            outflow
         );
     }
 

@@ -220,14 +220,12 @@ contract SettlementRefusedTest is SettlementFixture {
             owner,
             operator,
             guardian,
+            receiptSigner,
             verifier,
             GENESIS_ROOT,
             new address[](0),
-            delay,
-            depositPeriod,
-            forcedPeriod,
-            Settlement.OutflowConfig(1_000, delay, delay),
-            allowShort
+            Settlement.Periods(delay, depositPeriod, forcedPeriod, allowShort),
+            Settlement.OutflowConfig(1_000, delay, delay)
         );
     }
 

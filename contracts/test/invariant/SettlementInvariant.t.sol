@@ -25,12 +25,14 @@ contract SettlementInvariantTest is InvariantTest {
     address internal owner;
     address internal operator;
     address internal guardian;
+    address internal receiptSigner;
 
     function setUp() public {
         vm.warp(1_700_000_000);
         owner = makeAddr("owner");
         operator = makeAddr("operator");
         guardian = makeAddr("guardian");
+        receiptSigner = makeAddr("receiptSigner");
         verifier = new MockGroth16Verifier();
 
         address[] memory tokens = new address[](3);
@@ -45,14 +47,12 @@ contract SettlementInvariantTest is InvariantTest {
             owner,
             operator,
             guardian,
+            receiptSigner,
             verifier,
             GENESIS_ROOT,
             tokens,
-            1 hours,
-            1 days,
-            7 days,
-            Settlement.OutflowConfig({limitBps: 1_000, period: 1 days, delay: 2 days}),
-            false
+            Settlement.Periods(1 hours, 1 days, 7 days, false),
+            Settlement.OutflowConfig({limitBps: 1_000, period: 1 days, delay: 2 days})
         );
 
         address[] memory actors = new address[](4);
@@ -87,7 +87,7 @@ contract SettlementInvariantTest is InvariantTest {
         targetContract(address(handler));
         targetSelector(FuzzSelector(address(handler), steps));
 
-        bytes4[] memory direct = new bytes4[](18);
+        bytes4[] memory direct = new bytes4[](21);
         direct[0] = Settlement.deposit.selector;
         direct[1] = Settlement.depositWithPermit.selector;
         direct[2] = Settlement.requestForcedWithdrawal.selector;
@@ -106,6 +106,9 @@ contract SettlementInvariantTest is InvariantTest {
         direct[15] = Settlement.executeOperator.selector;
         direct[16] = Settlement.cancelOperator.selector;
         direct[17] = Settlement.guardianExodus.selector;
+        direct[18] = Settlement.proposeReceiptSigner.selector;
+        direct[19] = Settlement.executeReceiptSigner.selector;
+        direct[20] = Settlement.cancelReceiptSigner.selector;
         targetContract(address(settlement));
         targetSelector(FuzzSelector(address(settlement), direct));
 

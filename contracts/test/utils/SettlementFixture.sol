@@ -29,6 +29,7 @@ abstract contract SettlementFixture is Test {
     address internal owner;
     address internal operator;
     address internal guardian;
+    address internal receiptSigner;
     address internal alice;
     uint256 internal aliceKey;
     address internal bob;
@@ -47,6 +48,7 @@ abstract contract SettlementFixture is Test {
         owner = makeAddr("owner");
         operator = makeAddr("operator");
         guardian = makeAddr("guardian");
+        receiptSigner = makeAddr("receiptSigner");
         (alice, aliceKey) = makeAccount("alice");
         bob = makeAddr("bob");
         carol = makeAddr("carol");
@@ -75,14 +77,12 @@ abstract contract SettlementFixture is Test {
             owner,
             operator,
             guardian,
+            receiptSigner,
             verifier_,
             GENESIS_ROOT,
             tokens,
-            FINALIZATION_DELAY,
-            DEPOSIT_DEADLINE,
-            FORCED_DEADLINE,
-            _outflowConfig(),
-            false
+            Settlement.Periods(FINALIZATION_DELAY, DEPOSIT_DEADLINE, FORCED_DEADLINE, false),
+            _outflowConfig()
         );
     }
 
