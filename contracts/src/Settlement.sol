@@ -784,6 +784,8 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
         }
         uint256 next = 0;
         uint256 nextRefused = refusedCount == 0 ? type(uint256).max : uint64(bytes8(refused[0:REFUSED_BYTES]));
+        // The token whose outflow window this batch last checked (runs of one token are common).
+        address windowChecked = address(0);
         for (uint256 i = from; i < target; ++i) {
             DepositEntry storage entry = _deposits[i];
             uint128 amount = entry.amount;
@@ -802,7 +804,10 @@ contract Settlement is Ownable2Step, ReentrancyGuard {
             } else {
                 uint256 supply = ledgerSupply[token];
                 // The window's limit is set by the supply before the window's first change.
-                if (outflowLimitBps != 0) _outflowWindow(token, supply);
+                if (outflowLimitBps != 0 && token != windowChecked) {
+                    _outflowWindow(token, supply);
+                    windowChecked = token;
+                }
                 ledgerSupply[token] = supply + amount;
             }
         }

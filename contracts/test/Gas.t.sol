@@ -41,7 +41,7 @@ contract SettlementGasTest is SettlementFixture {
     bytes32 internal constant ROOT_1 = bytes32(uint256(0x1111));
     Relay internal relay;
 
-    function setUp() public override {
+    function setUp() public virtual override {
         super.setUp();
         relay = new Relay();
         vm.label(address(relay), "Relay");
@@ -252,5 +252,22 @@ contract SettlementGasTest is SettlementFixture {
         log(label);
         log("  calldata bytes", callData.length);
         log("  intrinsic gas (21000 + calldata)", intrinsic);
+    }
+}
+
+/// @title The gas scenarios with the deploy tool's outflow limit (10% per day, 7 days)
+/// @notice The same scenarios (`forge test --match-contract SettlementGasOutflowTest
+///         --gas-report`), measured at the start of a fresh outflow window whose limit none of
+///         them exceeds: every commit pays for counting its withdrawals (and, per consumed
+///         deposit, for checking the window), none is delayed. Each token's first change in
+///         the window opens it (two storage writes), which these figures include.
+contract SettlementGasOutflowTest is SettlementGasTest {
+    function _outflowConfig() internal pure override returns (Settlement.OutflowConfig memory) {
+        return Settlement.OutflowConfig({limitBps: 1_000, period: 1 days, delay: 7 days});
+    }
+
+    function setUp() public override {
+        super.setUp();
+        vm.warp((block.timestamp / 1 days + 1) * 1 days);
     }
 }

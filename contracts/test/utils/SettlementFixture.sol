@@ -216,7 +216,7 @@ abstract contract SettlementFixture is Test {
 
     /// @notice Warps to the first second at which batch `batchNumber` is claimable.
     function _warpToFinal(uint64 batchNumber) internal {
-        vm.warp(settlement.batch(batchNumber).committedAt + FINALIZATION_DELAY);
+        vm.warp(settlement.batch(batchNumber).finalizedAt);
     }
 
     /// @notice Adds `token` through the owner's timelocked proposal (warps `timelockDelay`).
