@@ -149,6 +149,9 @@ impl Devnet {
                 owner,
                 operator,
                 guardian,
+                // For now the operator's account is also the contract's receipt signer; a
+                // devnet account of its own can follow.
+                receipt_signer: operator,
             },
             &wallets,
             &options.deploy,

@@ -40,6 +40,13 @@ async fn devnet_deploys_mints_and_describes_itself() -> Result<()> {
     let contract = Settlement::new(d.settlement, provider.clone());
     assert_eq!(contract.guardian().call().await?, d.guardian.address);
     assert_eq!(contract.operator().call().await?, d.operator.address);
+    // The devnet's receipt signer is the operator for now, and it has no outflow limit.
+    assert_eq!(contract.receiptSigner().call().await?, d.operator.address);
+    assert_eq!(contract.outflowLimitBps().call().await?, 0);
+    assert_eq!(
+        contract.outflowAllowance(d.operator.address).call().await?,
+        U256::MAX
+    );
     assert!(!d
         .dev_accounts
         .iter()
@@ -298,5 +305,113 @@ async fn deposit_commit_claim_matches_the_rust_mirror() -> Result<()> {
         U256::ZERO
     );
     assert_eq!(settlement.pendingDeposits(usdc).call().await?, U256::ZERO);
+    Ok(())
+}
+
+/// With the limit a real deployment uses (10% per day, 7 days): a fresh deployment's first
+/// window starts from an empty ledger, so a batch that credits a deposit and pays out even
+/// one base unit of it is delayed by `outflowDelay`, and its withdrawal is not claimable
+/// after the usual finalization delay.
+#[tokio::test(flavor = "multi_thread")]
+async fn outflow_limit_delays_a_batch_over_it() -> Result<()> {
+    use stablelane_devnet::deploy::{
+        DEFAULT_OUTFLOW_DELAY_S, DEFAULT_OUTFLOW_LIMIT_BPS, DEFAULT_OUTFLOW_PERIOD_S,
+    };
+    let devnet = start_devnet(config().with_default_outflow_limit()).await?;
+    let d = devnet.description().clone();
+    let provider = devnet.provider().clone();
+    let settlement = Settlement::new(d.settlement, provider.clone());
+    assert_eq!(
+        settlement.outflowLimitBps().call().await?,
+        DEFAULT_OUTFLOW_LIMIT_BPS
+    );
+    assert_eq!(
+        settlement.outflowPeriod().call().await?,
+        DEFAULT_OUTFLOW_PERIOD_S
+    );
+    assert_eq!(
+        settlement.outflowDelay().call().await?,
+        DEFAULT_OUTFLOW_DELAY_S
+    );
+
+    let usdc = d.token("USDC").ok_or_else(|| eyre!("no USDC"))?.address;
+    let token = TestStablecoin::new(usdc, provider.clone());
+    let alice = d.dev_accounts[0].address;
+    let bob = d.dev_accounts[1].address;
+    let amount: u128 = 100_000_000;
+    token
+        .approve(d.settlement, U256::from(amount))
+        .from(alice)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let receipt = settlement
+        .deposit(usdc, U256::from(amount), alice)
+        .from(alice)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "deposit reverted");
+
+    let withdrawals = vec![Withdrawal {
+        recipient: bob,
+        token: usdc,
+        amount_base_units: 1,
+    }];
+    let data = batch_data::encode_batch_data(&withdrawals, &[], b"")?;
+    let header = Settlement::BatchHeader {
+        batchNumber: 1,
+        prevRoot: genesis_root(),
+        newRoot: B256::from(U256::from(42u64)),
+        depositsConsumed: 1,
+        depositsHash: batch_data::deposit_hash(B256::ZERO, alice, usdc, amount),
+        forcedConsumed: 0,
+        forcedHash: B256::ZERO,
+        dataHash: alloy::primitives::keccak256(&data),
+    };
+    let receipt = settlement
+        .commitBatch(header, data.into())
+        .from(d.operator.address)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    ensure!(receipt.status(), "commit reverted");
+    let delayed = receipt
+        .decoded_log::<Settlement::OutflowDelayed>()
+        .ok_or_else(|| eyre!("no OutflowDelayed event"))?;
+    let batch = settlement.batch(1).call().await?;
+    assert_eq!(
+        (
+            delayed.batchNumber,
+            delayed.token,
+            delayed.outflow,
+            delayed.limit
+        ),
+        (1, usdc, U256::from(1), U256::ZERO)
+    );
+    assert_eq!(
+        batch.finalizedAt,
+        batch.committedAt + FINALIZATION_DELAY_S + DEFAULT_OUTFLOW_DELAY_S
+    );
+    assert_eq!(delayed.finalizedAt, batch.finalizedAt);
+
+    provider
+        .anvil_increase_time(FINALIZATION_DELAY_S + 1)
+        .await?;
+    provider.anvil_mine(Some(1), None).await?;
+    assert!(!settlement.isFinalized(1).call().await?);
+    let proof = batch_data::withdrawal_proof(&withdrawals, 0).ok_or_else(|| eyre!("proof"))?;
+    let err = settlement
+        .claimWithdrawal(1, 0, bob, usdc, 1, proof)
+        .call()
+        .await
+        .expect_err("a delayed batch is not claimable after the usual delay");
+    assert!(matches!(
+        settlement_error(&err),
+        Some(Settlement::SettlementErrors::NotFinalized(e)) if e.claimableAt == batch.finalizedAt
+    ));
     Ok(())
 }

@@ -388,7 +388,6 @@ impl Settler {
                 on_chain.root, batch.new_root
             )));
         }
-        let delay = contract.finalizationDelay().call().await.map_err(rpc)?;
         // The transaction: one of ours in flight, else the BatchCommitted event.
         let mut found = None;
         if let Some(in_flight) = &state.in_flight {
@@ -426,7 +425,9 @@ impl Settler {
         state.status = BatchStatus::Committed;
         state.l2_tx_hash = Some(hash);
         state.l2_block = Some(block);
-        state.claimable_at = Some(on_chain.committedAt + delay);
+        // The contract's own finality time: later than `committedAt + finalizationDelay` when
+        // the batch (or an earlier one) went over an outflow limit.
+        state.claimable_at = Some(on_chain.finalizedAt);
         state.in_flight = None;
         info!(target: "settler", batch = n, tx = %hash, block, "batch committed");
         Ok(())

@@ -700,9 +700,8 @@ async fn claim(session: &Session, key: &PrivateKeySigner, args: &ClaimArgs) -> R
         bail!("the node's withdrawal list of batch {number} does not match the root the contract recorded");
     }
     let now = now_s();
-    let claimable_at = committed
-        .committedAt
-        .saturating_add(settlement.finalizationDelay().call().await?);
+    // Includes any outflow-limit delay of this batch or an earlier one.
+    let claimable_at = committed.finalizedAt;
     for w in chosen {
         let symbol = session
             .info
