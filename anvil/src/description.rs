@@ -30,12 +30,30 @@ pub struct DevAccount {
 }
 
 impl DevAccount {
-    fn from_signer(signer: &PrivateKeySigner) -> Self {
+    pub(crate) fn from_signer(signer: &PrivateKeySigner) -> Self {
         Self {
             address: signer.address(),
             private_key: format!("0x{}", alloy::hex::encode(signer.to_bytes())),
         }
     }
+
+    /// The account's key.
+    pub fn signer(&self) -> Result<PrivateKeySigner> {
+        self.private_key
+            .parse()
+            .map_err(|_| Error::Anvil(format!("bad dev key for {}", self.address)))
+    }
+}
+
+/// The devnet's receipt key: a key of its own, derived from the operator's, so that the
+/// devnet runs with separate committer and receipt keys as a real deployment must.
+pub fn devnet_receipt_key(operator: &PrivateKeySigner) -> PrivateKeySigner {
+    let mut preimage = b"stablelane.devnet.receipt-key.v1".to_vec();
+    preimage.extend_from_slice(&operator.to_bytes().0);
+    // A keccak output is a valid secp256k1 scalar with overwhelming probability; the
+    // operator keys of anvil's mnemonic all give one.
+    PrivateKeySigner::from_bytes(&alloy::primitives::keccak256(&preimage))
+        .expect("a keccak output is a secp256k1 scalar")
 }
 
 /// The contents of `anvil/devnet.json`.
@@ -62,6 +80,10 @@ pub struct DevnetDescription {
     pub operator: DevAccount,
     /// Guardian account: may activate exodus at once (`guardianExodus`), nothing else.
     pub guardian: DevAccount,
+    /// The contract's receipt signer: the node signs receipt groups with this key
+    /// (`STABLELANE_RECEIPT_KEY`). Derived from the operator's key ([`devnet_receipt_key`]),
+    /// not an anvil account: it never sends a transaction.
+    pub receipt_signer: DevAccount,
     /// The node's wallet API (HTTP and WebSocket), when the devnet runs a node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_rpc_url: Option<String>,
@@ -94,6 +116,7 @@ impl DevnetDescription {
             owner: DevAccount::from_signer(owner),
             operator: DevAccount::from_signer(operator),
             guardian: DevAccount::from_signer(guardian),
+            receipt_signer: DevAccount::from_signer(&devnet_receipt_key(operator)),
             node_rpc_url: None,
             admin_rpc_url: None,
             admin_token: None,

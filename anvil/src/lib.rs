@@ -22,7 +22,7 @@ use alloy::{
 };
 
 pub use deploy::{deploy, DeployConfig, Deployment, Roles, TokenSpec};
-pub use description::{DevAccount, DevnetDescription, TokenInfo};
+pub use description::{devnet_receipt_key, DevAccount, DevnetDescription, TokenInfo};
 
 /// The mnemonic of every Stablelane devnet (anvil's well-known default). Its keys are
 /// public: never send real money to them.
@@ -149,9 +149,7 @@ impl Devnet {
                 owner,
                 operator,
                 guardian,
-                // For now the operator's account is also the contract's receipt signer; a
-                // devnet account of its own can follow.
-                receipt_signer: operator,
+                receipt_signer: description::devnet_receipt_key(&keys[OPERATOR_ACCOUNT]).address(),
             },
             &wallets,
             &options.deploy,

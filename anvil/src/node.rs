@@ -141,6 +141,10 @@ pub fn start(
         .args(["node", "--config"])
         .arg(config)
         .env("STABLELANE_OPERATOR_KEY", &description.operator.private_key)
+        .env(
+            "STABLELANE_RECEIPT_KEY",
+            &description.receipt_signer.private_key,
+        )
         .env("STABLELANE_ADMIN_TOKEN", &admin_token)
         .stdout(Stdio::piped())
         .stderr(log_file)

@@ -40,8 +40,12 @@ async fn devnet_deploys_mints_and_describes_itself() -> Result<()> {
     let contract = Settlement::new(d.settlement, provider.clone());
     assert_eq!(contract.guardian().call().await?, d.guardian.address);
     assert_eq!(contract.operator().call().await?, d.operator.address);
-    // The devnet's receipt signer is the operator for now, and it has no outflow limit.
-    assert_eq!(contract.receiptSigner().call().await?, d.operator.address);
+    // The devnet's receipt signer is a key of its own, and it has no outflow limit.
+    assert_ne!(d.receipt_signer.address, d.operator.address);
+    assert_eq!(
+        contract.receiptSigner().call().await?,
+        d.receipt_signer.address
+    );
     assert_eq!(contract.outflowLimitBps().call().await?, 0);
     assert_eq!(
         contract.outflowAllowance(d.operator.address).call().await?,

@@ -322,7 +322,7 @@ fn open_sequencer(
             sealed_history: stablelane_sequencer::sealed::DEFAULT_HISTORY,
             snapshot: stablelane_sequencer::SnapshotConfig::off(),
         },
-        operator.clone(),
+        d.receipt_signer.signer()?,
     )?)
 }
 

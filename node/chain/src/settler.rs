@@ -242,6 +242,15 @@ impl Settler {
                     self.signer.address()
                 )));
             }
+            // Receipts signed by another key than the contract's receipt signer would not
+            // bind the operator: no user could win a challenge with them.
+            let receipt_signer = contract.receiptSigner().call().await.map_err(rpc)?;
+            if receipt_signer != self.sequencer.receipt_signer() {
+                return Err(SettlerError::Diverged(format!(
+                    "this node's receipt key {} is not the contract's receipt signer {receipt_signer}: its receipts would not bind the operator",
+                    self.sequencer.receipt_signer()
+                )));
+            }
             self.operator_checked
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }

@@ -61,7 +61,7 @@ impl Setup {
                 sealed_history: 0,
                 snapshot: stablelane_sequencer::SnapshotConfig::off(),
             },
-            alloy::signers::local::PrivateKeySigner::random(),
+            d.receipt_signer.signer()?,
         )?;
         Ok(Self {
             alice: d.dev_accounts[0].address,

@@ -105,10 +105,8 @@ async fn dev_keys_are_refused_off_anvil_unless_explicitly_allowed() -> eyre::Res
     let config = node::write_config(&d, dir.path(), 0, 0)?;
     // Off chain 31337 the receipt key and the salt secret are secrets of their own.
     let receipt_key = dir.path().join("receipt.key");
-    std::fs::write(
-        &receipt_key,
-        format!("{:x}", alloy::primitives::B256::repeat_byte(0x52)),
-    )?;
+    // The contract's receipt signer (the node refuses to settle under another one).
+    std::fs::write(&receipt_key, &d.receipt_signer.private_key)?;
     let salt_secret = dir.path().join("salt.secret");
     std::fs::write(
         &salt_secret,

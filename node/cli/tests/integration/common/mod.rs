@@ -45,6 +45,16 @@ pub async fn test_account(
 
 /// anvil's first dev key (public knowledge): the node operator in these tests.
 pub const OPERATOR_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+/// The devnet's receipt key for [`OPERATOR_KEY`] (hex), as the devnet's contract expects it.
+pub fn receipt_key() -> String {
+    let operator: alloy::signers::local::PrivateKeySigner =
+        OPERATOR_KEY.parse().expect("OPERATOR_KEY is a key");
+    format!(
+        "0x{}",
+        alloy::hex::encode(stablelane_devnet::devnet_receipt_key(&operator).to_bytes())
+    )
+}
 /// The admin token of these tests.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// The token the test config lists.
@@ -106,6 +116,7 @@ impl NodeProcess {
             .args(["node", "--config"])
             .arg(config)
             .env("STABLELANE_OPERATOR_KEY", OPERATOR_KEY)
+            .env("STABLELANE_RECEIPT_KEY", receipt_key())
             .env("STABLELANE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
@@ -206,7 +217,10 @@ pub fn journal_verify(config: &Path) -> Result<(u64, String)> {
             "--config",
             config.to_str().unwrap_or_default(),
         ],
-        &[("STABLELANE_OPERATOR_KEY", OPERATOR_KEY)],
+        &[
+            ("STABLELANE_OPERATOR_KEY", OPERATOR_KEY),
+            ("STABLELANE_RECEIPT_KEY", &receipt_key()),
+        ],
     )?;
     eyre::ensure!(ok, "journal verify failed: {err}");
     let value: serde_json::Value = serde_json::from_str(&out)?;
