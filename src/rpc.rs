@@ -330,12 +330,12 @@ pub struct SealResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceiptNotification {
-    /// The subscribed address's role: `"sender"` or `"recipient"`.
+    /// The receipt's kind: `"sender"`, `"recipient"`, `"deposit"` or `"forced"`.
     pub role: String,
-    /// The subscriber's own resulting account, signed by the operator: for the sender the
-    /// transaction's receipt, for a recipient a receipt of the same transaction (`txHash`,
-    /// `sequence`) whose `owner`, `slot`, `balance`, `nonce` and `leaf` are the recipient's
-    /// right after it. Never the other party's.
+    /// The subscriber's own resulting slot state, in its signed receipt group: for the
+    /// sender the transaction's receipt, for a recipient a receipt of the same transaction
+    /// (`txHash`, `sequence`) whose `owner`, `slot`, `balance` and `nonce` are the
+    /// recipient's right after it. Never the other party's.
     pub receipt: SignedReceipt,
     /// The other party of a transfer: the payer for a recipient, the payee for the sender
     /// (absent for withdrawals).

@@ -17,6 +17,7 @@ mod config;
 mod guardian;
 mod keys;
 mod node;
+mod receipt_store;
 mod sync;
 mod wallet;
 

@@ -28,6 +28,8 @@ use stablelane::{
     sign, Amount, Message, Nonce, Signed, Transfer, TxHash, Withdrawal,
 };
 
+use crate::receipt_store::ReceiptStore;
+
 /// Default lifetime of a signed message.
 const DEFAULT_VALID_FOR_S: u64 = 3_600;
 
@@ -97,6 +99,11 @@ pub struct WalletArgs {
         global = true
     )]
     rpc: String,
+    /// Where the wallet keeps every receipt it gets (default
+    /// `$XDG_DATA_HOME/stablelane/receipts`, else `~/.local/share/stablelane/receipts`); one
+    /// directory per deployment and owner inside.
+    #[arg(long, env = "STABLELANE_RECEIPTS_DIR", global = true)]
+    receipts_dir: Option<PathBuf>,
     #[command(flatten)]
     key: KeyArgs,
     #[command(subcommand)]
@@ -147,6 +154,28 @@ enum WalletCommand {
     /// transaction hash, or with --batch all of a batch's withdrawals to the recipient.
     /// The wallet's key pays the gas; the tokens go to the withdrawal's recipient.
     Claim(ClaimArgs),
+    /// Lists the receipts the wallet kept (every receipt of `transfer`, `withdraw` and
+    /// `status`, and with --follow those the node pushes: payments received, deposits
+    /// credited, forced payouts), each checked against the node's receipt signer. They are
+    /// the wallet's evidence should a batch ever show its balance lowered.
+    Receipts(ReceiptsArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReceiptsArgs {
+    /// Only this token's (symbol or address).
+    #[arg(long)]
+    token: Option<String>,
+    /// Print the signed receipts as JSON (one array) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// First subscribe to the node's receipts for this wallet (WebSocket) and keep each one
+    /// as it arrives, until Ctrl-C or --follow-for seconds.
+    #[arg(long)]
+    follow: bool,
+    /// With --follow: stop after this many seconds.
+    #[arg(long, requires = "follow")]
+    follow_for: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -280,10 +309,12 @@ struct WithdrawArgs {
 struct Session {
     client: HttpClient,
     info: ChainInfo,
+    url: String,
+    receipts_base: Option<PathBuf>,
 }
 
 impl Session {
-    async fn connect(url: &str) -> Result<Self> {
+    async fn connect(url: &str, receipts_base: Option<PathBuf>) -> Result<Self> {
         let client = HttpClientBuilder::default()
             .build(url)
             .wrap_err_with(|| format!("bad RPC URL {url}"))?;
@@ -291,7 +322,30 @@ impl Session {
             .chain_info()
             .await
             .wrap_err_with(|| format!("cannot reach the node at {url}"))?;
-        Ok(Self { client, info })
+        Ok(Self {
+            client,
+            info,
+            url: url.to_owned(),
+            receipts_base,
+        })
+    }
+
+    /// `owner`'s receipt store on this deployment.
+    fn receipts(&self, owner: Address) -> Result<ReceiptStore> {
+        let base = match &self.receipts_base {
+            Some(base) => base.clone(),
+            None => crate::receipt_store::default_base()?,
+        };
+        ReceiptStore::open(&base, self.info.chain_id, self.info.settlement, owner)
+    }
+
+    /// Keeps a checked receipt of `owner`'s.
+    fn keep(&self, owner: Address, receipt: &SignedReceipt) -> Result<()> {
+        let store = self.receipts(owner)?;
+        store
+            .save(receipt)
+            .wrap_err_with(|| format!("keeping the receipt in {}", store.dir().display()))?;
+        Ok(())
     }
 
     fn token(&self, wanted: Option<&str>) -> Result<&TokenInfo> {
@@ -473,6 +527,137 @@ impl Session {
     }
 }
 
+/// `wallet receipts`: optionally follows the node's receipts for a while, then lists the
+/// kept ones, each checked again.
+async fn receipts(session: &Session, key: &PrivateKeySigner, args: &ReceiptsArgs) -> Result<()> {
+    let store = session.receipts(key.address())?;
+    if args.follow {
+        follow_receipts(session, key, &store, args.follow_for).await?;
+    }
+    let token = args
+        .token
+        .as_deref()
+        .map(|t| session.token(Some(t)).map(|t| t.clone()))
+        .transpose()?;
+    let kept: Vec<SignedReceipt> = store
+        .list()?
+        .into_iter()
+        .filter(|r| token.as_ref().is_none_or(|t| r.receipt.token == t.address))
+        .collect();
+    for r in &kept {
+        r.verify(session.info.receipt_signer, &session.domain())
+            .map_err(|e| {
+                eyre!(
+                    "the kept receipt of sequence {} does not check against the receipt signer {}: {e}",
+                    r.receipt.sequence,
+                    session.info.receipt_signer
+                )
+            })?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&kept)?);
+        return Ok(());
+    }
+    eprintln!("{} receipts in {}", kept.len(), store.dir().display());
+    println!(
+        "{:>10}  {:<9}  {:>8}  {:>6}  {:>20}  tx",
+        "sequence", "kind", "token", "nonce", "balance"
+    );
+    for r in &kept {
+        let e = &r.receipt;
+        let (symbol, balance) = match session.info.tokens.iter().find(|t| t.address == e.token) {
+            Some(t) => (t.symbol.clone(), e.balance.to_human(t.decimals)),
+            None => (format!("{:#x}", e.token), e.balance.to_string()),
+        };
+        println!(
+            "{:>10}  {:<9}  {:>8}  {:>6}  {:>20}  {}",
+            e.sequence,
+            e.kind.as_str(),
+            symbol,
+            e.nonce.get(),
+            balance,
+            e.tx_hash
+        );
+    }
+    Ok(())
+}
+
+/// Subscribes to `key`'s receipts over WebSocket and keeps each checked one, until Ctrl-C,
+/// `seconds` or the subscription's end (its authentication expires after an hour).
+async fn follow_receipts(
+    session: &Session,
+    key: &PrivateKeySigner,
+    store: &ReceiptStore,
+    seconds: Option<u64>,
+) -> Result<()> {
+    use jsonrpsee::ws_client::WsClientBuilder;
+    use stablelane::rpc::SUBSCRIBE_PURPOSE;
+    let url = session
+        .url
+        .replacen("https://", "wss://", 1)
+        .replacen("http://", "ws://", 1);
+    let client = WsClientBuilder::default()
+        .build(&url)
+        .await
+        .wrap_err_with(|| format!("cannot open a WebSocket to the node at {url}"))?;
+    let auth = authenticate(
+        key,
+        SUBSCRIBE_PURPOSE,
+        AUTHENTICATION_VALIDITY_DEFAULT_S,
+        &session.domain(),
+    )?;
+    let mut subscription = client
+        .subscribe_receipts(
+            stablelane::rpc::SUBSCRIBE_RECEIPTS.to_owned(),
+            key.address(),
+            auth,
+        )
+        .await
+        .map_err(rpc_error)?;
+    eprintln!(
+        "following the receipts of {} (Ctrl-C stops)…",
+        key.address()
+    );
+    let deadline = seconds.map(|s| tokio::time::Instant::now() + std::time::Duration::from_secs(s));
+    loop {
+        let next = async {
+            tokio::select! {
+                item = subscription.next() => Some(item),
+                _ = tokio::signal::ctrl_c() => None,
+            }
+        };
+        let item = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, next).await {
+                Ok(item) => item,
+                Err(_) => None,
+            },
+            None => next.await,
+        };
+        let Some(Some(item)) = item else { break };
+        let notification = item.wrap_err("the node's receipt subscription")?;
+        let receipt = notification.receipt;
+        receipt
+            .verify(session.info.receipt_signer, &session.domain())
+            .map_err(|e| {
+                eyre!("a pushed receipt does not check against the receipt signer: {e}")
+            })?;
+        if receipt.receipt.owner != key.address() {
+            bail!(
+                "the node pushed a receipt of {}, not of this wallet",
+                receipt.receipt.owner
+            );
+        }
+        if store.save(&receipt)? {
+            eprintln!(
+                "kept the {} receipt of sequence {}",
+                receipt.receipt.kind.as_str(),
+                receipt.receipt.sequence
+            );
+        }
+    }
+    Ok(())
+}
+
 fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -552,7 +737,7 @@ pub async fn run(args: WalletArgs) -> Result<()> {
     if let WalletCommand::Refund(refund_args) = &args.command {
         return refund(&args.key.signer()?, refund_args).await;
     }
-    let session = Session::connect(&args.rpc).await?;
+    let session = Session::connect(&args.rpc, args.receipts_dir.clone()).await?;
     match &args.command {
         WalletCommand::Address => {}
         WalletCommand::Balance { token } => {
@@ -585,7 +770,9 @@ pub async fn run(args: WalletArgs) -> Result<()> {
                 .send_transfer(signed)
                 .await
                 .map_err(rpc_error)?;
-            println!("{}", session.check(&receipt, hash)?);
+            let checked = session.check(&receipt, hash)?;
+            session.keep(key.address(), &receipt)?;
+            println!("{checked}");
         }
         WalletCommand::Withdraw(w) => {
             let key = args.key.signer()?;
@@ -597,14 +784,20 @@ pub async fn run(args: WalletArgs) -> Result<()> {
                 .send_withdrawal(signed)
                 .await
                 .map_err(rpc_error)?;
-            println!("{}", session.check(&receipt, hash)?);
+            let checked = session.check(&receipt, hash)?;
+            session.keep(key.address(), &receipt)?;
+            println!("{checked}");
         }
         WalletCommand::Status { tx_hash } => {
             let key = args.key.given().then(|| args.key.signer()).transpose()?;
             let info = session.transaction(key.as_ref(), *tx_hash).await?;
+            if let (Some(key), Some(receipt)) = (&key, &info.receipt) {
+                session.keep(key.address(), receipt)?;
+            }
             println!("{}", serde_json::to_string_pretty(&info)?);
         }
         WalletCommand::Claim(c) => claim(&session, &args.key.signer()?, c).await?,
+        WalletCommand::Receipts(r) => receipts(&session, &args.key.signer()?, r).await?,
         WalletCommand::Exit(_) | WalletCommand::Refund(_) => {}
         WalletCommand::Sign(SignCommand::Transfer(t)) => {
             let signed = session.transfer(&args.key.signer()?, t).await?;

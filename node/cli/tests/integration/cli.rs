@@ -37,7 +37,12 @@ async fn wallet_commands_against_a_node_started_from_config() -> Result<()> {
         .dev_deposit(alice.address(), TOKEN, Amount(10_000_000))
         .await?;
     let rpc = node.rpc_url.as_str();
-    let key_env = [("STABLELANE_PRIVATE_KEY", ALICE_KEY)];
+    let receipts_dir = dir.path().join("receipts");
+    let receipts_dir = receipts_dir.to_str().unwrap_or_default();
+    let key_env = [
+        ("STABLELANE_PRIVATE_KEY", ALICE_KEY),
+        ("STABLELANE_RECEIPTS_DIR", receipts_dir),
+    ];
 
     let (ok, out, _) = run_cli(&["wallet", "address", "--private-key", ALICE_KEY], &[])?;
     assert!(ok);
@@ -89,6 +94,82 @@ async fn wallet_commands_against_a_node_started_from_config() -> Result<()> {
     let status: serde_json::Value = serde_json::from_str(&out)?;
     assert_eq!(status["status"], "accepted");
     assert!(status.get("receipt").is_none(), "{status}");
+
+    // The wallet kept its receipt of the transfer (once, although `status` got it again).
+    let (ok, out, err) = run_cli(&["wallet", "receipts", "--rpc", rpc, "--json"], &key_env)?;
+    assert!(ok, "{err}");
+    let kept: Vec<SignedReceipt> = serde_json::from_str(&out)?;
+    assert_eq!(kept.len(), 1, "{out}");
+    assert_eq!(format!("{}", kept[0].receipt.tx_hash), hash);
+    assert_eq!(kept[0].receipt.kind, stablelane::ReceiptKind::Sender);
+    assert_eq!(
+        kept[0].receipt.balance,
+        test_account(&client, &alice).await?.balance
+    );
+
+    // A recipient keeps the receipts the node pushes while it follows.
+    let mut follower = std::process::Command::new(binary())
+        .args([
+            "wallet",
+            "receipts",
+            "--rpc",
+            rpc,
+            "--follow",
+            "--follow-for",
+            "30",
+        ])
+        .env(
+            "STABLELANE_PRIVATE_KEY",
+            format!("{:x}", bob_key.to_bytes()),
+        )
+        .env("STABLELANE_RECEIPTS_DIR", receipts_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        follower
+            .stderr
+            .take()
+            .ok_or_else(|| eyre::eyre!("no stderr"))?,
+    ));
+    let first = lines.next().transpose()?.unwrap_or_default();
+    assert!(first.contains("following the receipts"), "{first}");
+    let (ok, out, err) = run_cli(
+        &[
+            "wallet",
+            "transfer",
+            "--rpc",
+            rpc,
+            "--to",
+            &bob.to_string(),
+            "--amount",
+            "0.25 USDC",
+        ],
+        &key_env,
+    )?;
+    assert!(ok, "{err}");
+    let second = out.trim().to_owned();
+    let kept_line = lines.next().transpose()?.unwrap_or_default();
+    assert!(
+        kept_line.contains("kept the recipient receipt"),
+        "{kept_line}"
+    );
+    // Ctrl-C (SIGINT) ends the follow; the listing follows.
+    let pid = follower.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()?;
+    let output = follower.wait_with_output()?;
+    assert!(output.status.success());
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("recipient") && table.contains(&second),
+        "{table}"
+    );
+    assert!(
+        table.contains("1.5"),
+        "bob's balance after both payments: {table}"
+    );
 
     // Refusals: non-zero exit with the node's reason and code, nothing sent.
     let (ok, _, err) = run_cli(
@@ -160,9 +241,9 @@ async fn wallet_commands_against_a_node_started_from_config() -> Result<()> {
     assert!(ok, "{err}");
     let signed: Signed<Transfer> = serde_json::from_str(&out)?;
     assert_eq!(signed.message.amount, Amount(2_000_000));
-    assert_eq!(signed.message.nonce, Nonce(1));
+    assert_eq!(signed.message.nonce, Nonce(2));
     signed.verify(&stablelane::domain(CHAIN_ID, SETTLEMENT))?;
-    assert_eq!(test_account(&client, &alice).await?.nonce, Nonce(1));
+    assert_eq!(test_account(&client, &alice).await?.nonce, Nonce(2));
 
     // A keystore written by foundry's cast, unlocked with a password file.
     let cast = stablelane_devnet::tools::cast_binary()?;

@@ -196,7 +196,13 @@ pub fn run_cli_status(
         .args(args)
         .env_remove("STABLELANE_PRIVATE_KEY")
         .env_remove("STABLELANE_RPC_URL")
-        .env_remove("STABLELANE_KEYSTORE");
+        .env_remove("STABLELANE_KEYSTORE")
+        .env_remove("STABLELANE_RECEIPTS_DIR")
+        // Receipts the wallet keeps go to a scratch directory, not the user's home.
+        .env(
+            "XDG_DATA_HOME",
+            std::env::temp_dir().join("stablelane-cli-tests"),
+        );
     for (k, v) in env {
         command.env(k, v);
     }
