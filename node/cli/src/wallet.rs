@@ -537,7 +537,7 @@ async fn receipts(session: &Session, key: &PrivateKeySigner, args: &ReceiptsArgs
     let token = args
         .token
         .as_deref()
-        .map(|t| session.token(Some(t)).map(|t| t.clone()))
+        .map(|t| session.token(Some(t)).cloned())
         .transpose()?;
     let kept: Vec<SignedReceipt> = store
         .list()?
@@ -627,10 +627,8 @@ async fn follow_receipts(
             }
         };
         let item = match deadline {
-            Some(at) => match tokio::time::timeout_at(at, next).await {
-                Ok(item) => item,
-                Err(_) => None,
-            },
+            // Past the deadline: stop as on Ctrl-C.
+            Some(at) => tokio::time::timeout_at(at, next).await.unwrap_or_default(),
             None => next.await,
         };
         let Some(Some(item)) = item else { break };
